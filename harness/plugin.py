@@ -1,0 +1,1 @@
+"""pytest plugin: options, markers and fixtures, thin over the harness library."""
