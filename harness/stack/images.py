@@ -1,0 +1,101 @@
+"""Image builds: the base image without a registry, Toxiproxy from its Go
+module, and one image per folder of compose/images, rebuilt only when the
+folder's inputs change (the tag is a hash of them)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from harness.errors import PgchaosError
+
+BASE_IMAGE = "debian:trixie-slim"
+TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2"
+TOXIPROXY_VERSION = "v2.12.0"
+IMAGE_PREFIX = "pgchaos"
+
+Progress = Callable[[str], None]
+
+
+def images_dir(compose_dir: Path) -> Path:
+    return compose_dir / "images"
+
+
+def inputs_hash(compose_dir: Path) -> str:
+    """Hash of every file that goes into the images (Dockerfiles and their context)."""
+    digest = hashlib.sha256()
+    root = images_dir(compose_dir)
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if path.is_dir() or "bin" in rel.parts:
+            continue
+        digest.update(str(rel).encode())
+        digest.update(path.read_bytes())
+    digest.update(f"{BASE_IMAGE} {TOXIPROXY_VERSION}".encode())
+    return digest.hexdigest()[:12]
+
+
+def image_names(compose_dir: Path) -> list[str]:
+    return sorted(p.name for p in images_dir(compose_dir).iterdir() if (p / "Dockerfile").exists())
+
+
+def _image_exists(ref: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", ref], capture_output=True).returncode == 0
+
+
+def _run(cmd: list[str], what: str, **kwargs) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise PgchaosError(f"{what} failed: {' | '.join(tail)}")
+
+
+def ensure_base_image(compose_dir: Path, progress: Progress) -> None:
+    """Bootstrap debian:trixie-slim with debootstrap when it cannot be pulled."""
+    if _image_exists(BASE_IMAGE):
+        return
+    script = compose_dir / "scripts" / "bootstrap-base-image.sh"
+    progress(f"building base image {BASE_IMAGE} (debootstrap, no registry)")
+    _run(["bash", str(script), BASE_IMAGE], "base image bootstrap")
+
+
+def ensure_toxiproxy_binaries(compose_dir: Path, progress: Progress) -> None:
+    """go install Toxiproxy's server and cli into compose/images/toxiproxy/bin."""
+    bin_dir = images_dir(compose_dir) / "toxiproxy" / "bin"
+    stamp = bin_dir / "VERSION"
+    if stamp.exists() and stamp.read_text().strip() == TOXIPROXY_VERSION:
+        return
+    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
+    if go is None:
+        raise PgchaosError("Go is needed to build Toxiproxy: apt-get install golang-go (Go >= 1.23)")
+    progress(f"building Toxiproxy {TOXIPROXY_VERSION} with go install")
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "GOBIN": str(bin_dir.resolve()), "CGO_ENABLED": "0", "GOFLAGS": "-trimpath"}
+    for cmd in ("server", "cli"):
+        _run([go, "install", f"{TOXIPROXY_MODULE}/cmd/{cmd}@{TOXIPROXY_VERSION}"], "go install", env=env)
+    stamp.write_text(TOXIPROXY_VERSION + "\n")
+
+
+def ensure_images(compose_dir: Path, progress: Progress = print) -> str:
+    """Build what is missing and return the image tag to run."""
+    tag = inputs_hash(compose_dir)
+    missing = [n for n in image_names(compose_dir) if not _image_exists(f"{IMAGE_PREFIX}/{n}:{tag}")]
+    if not missing:
+        return tag
+    ensure_base_image(compose_dir, progress)
+    if "toxiproxy" in missing:
+        ensure_toxiproxy_binaries(compose_dir, progress)
+    for i, name in enumerate(missing, 1):
+        progress(f"building image {i}/{len(missing)}: {IMAGE_PREFIX}/{name}:{tag}")
+        _run(
+            ["docker", "build", "-q", "--force-rm", "--label", "io.pgchaos.owner=pgchaos",
+             "-t", f"{IMAGE_PREFIX}/{name}:{tag}", "-t", f"{IMAGE_PREFIX}/{name}:latest",
+             str(images_dir(compose_dir) / name)],
+            f"docker build {name}",
+            env={**os.environ, "DOCKER_BUILDKIT": "0"},
+        )
+    return tag

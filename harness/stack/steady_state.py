@@ -1,0 +1,202 @@
+"""The steady-state hypothesis: the operations guide's daily health check,
+made executable. Each check has a name, ok and a detail; the stack is healthy
+when every check is ok."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from harness.errors import PgchaosError
+from harness.stack.spec import APP_DB, COORDINATORS, DATA_NODES
+from harness.stack.topology import Topology, discover
+
+if TYPE_CHECKING:
+    from harness.stack.stack import Stack
+
+LAG_WARNING_BYTES = 10 * 1024 * 1024  # the guide's "HIGH LAG" threshold
+LAG_ACTION_BYTES = 100 * 1024 * 1024  # the guide's "if lag > 100MB" action threshold
+DISK_FULL_PCT = 90.0
+SLOW_QUERY_S = 1.0
+IDLE_IN_TX_S = 600.0
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SteadyState:
+    checks: list[Check]
+    topology: Topology
+
+    @property
+    def healthy(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def failing(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    def summary(self) -> str:
+        bad = self.failing()
+        return "healthy" if not bad else "; ".join(f"{c.name}: {c.detail}" for c in bad)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.topology.as_dict(), "healthy": self.healthy,
+                "checks": [asdict(c) for c in self.checks]}
+
+
+def _guard(name: str, fn: Callable[[], Check]) -> Check:
+    try:
+        return fn()
+    except Exception as exc:  # a check that cannot run is a failing check
+        return Check(name, False, f"could not run: {type(exc).__name__}: {str(exc).strip()[:200]}")
+
+
+def check_services(stack: Stack) -> Check:
+    bad = {}
+    containers = stack.containers()
+    for name, c in containers.items():
+        health = (c.attrs.get("State", {}).get("Health") or {}).get("Status")
+        if c.status != "running" or health not in (None, "healthy"):
+            bad[name] = health or c.status
+    expected = set(stack.compose.get_config().get("services", {}))
+    missing = sorted(expected - set(containers))
+    ok = not bad and not missing
+    detail = "all services running" if ok else f"not running/healthy: {bad} missing: {missing}"
+    return Check("services", ok, detail, {"services": sorted(containers)})
+
+
+def check_leader(topo: Topology) -> Check:
+    leaders = topo.leaders
+    return Check("patroni_leader", len(leaders) == 1,
+                 f"leaders: {leaders or 'none'}", {"leaders": leaders})
+
+
+def check_replicas(topo: Topology) -> Check:
+    replicas = topo.replicas
+    streaming = [m.name for m in replicas if m.state == "streaming"]
+    want = len(COORDINATORS) - 1
+    ok = len(streaming) == want
+    return Check("replicas_streaming", ok,
+                 f"{len(streaming)}/{want} streaming: {[(m.name, m.role, m.state) for m in replicas]}",
+                 {"streaming": streaming})
+
+
+def check_replication_lag(stack: Stack, topo: Topology) -> Check:
+    import psycopg
+
+    if topo.leader is None:
+        return Check("replication_lag", False, "no single leader to ask")
+    with psycopg.connect(stack.dsn(topo.leader), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT application_name, state, "
+            "coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::bigint "
+            "FROM pg_stat_replication").fetchall()
+    lags = {r[0]: int(r[2]) for r in rows}
+    worst = max(lags.values(), default=0)
+    level = ("action" if worst > LAG_ACTION_BYTES else
+             "warning" if worst > LAG_WARNING_BYTES else "normal")
+    return Check("replication_lag", worst <= LAG_WARNING_BYTES,
+                 f"worst {worst} bytes ({level}); per replica {lags}",
+                 {"lag_bytes": lags, "level": level})
+
+
+def check_pools(stack: Stack) -> Check:
+    import psycopg
+
+    with psycopg.connect(stack.dsn(dbname="pgbouncer"), autocommit=True) as conn:
+        cur = conn.execute("SHOW POOLS")
+        cols = [d.name for d in cur.description]
+        pools = [dict(zip(cols, row, strict=False)) for row in cur.fetchall()]
+    app = [p for p in pools if p.get("database") == APP_DB]
+    waiting = sum(int(p.get("cl_waiting", 0)) for p in app)
+    return Check("pgbouncer_pools", bool(app) or pools is not None,
+                 f"{len(pools)} pools, {waiting} clients waiting",
+                 {"cl_waiting": waiting, "pools": len(pools)})
+
+
+def check_disk(stack: Stack) -> Check:
+    usage = {}
+    for node in DATA_NODES:
+        st = os.statvfs(stack.data_mount(node))
+        usage[node] = round(100.0 * (1 - st.f_bavail / st.f_blocks), 1) if st.f_blocks else 100.0
+    worst = max(usage.values())
+    return Check("disk_space", worst < DISK_FULL_PCT, f"data volumes use% {usage}", {"use_pct": usage})
+
+
+def check_activity(stack: Stack, topo: Topology) -> list[Check]:
+    import psycopg
+
+    if topo.leader is None:
+        return [Check("slow_queries", False, "no single leader to ask"),
+                Check("idle_in_transaction", False, "no single leader to ask")]
+    with psycopg.connect(stack.dsn(topo.leader), autocommit=True) as conn:
+        slow = conn.execute(
+            "SELECT pid, (extract(epoch FROM now() - query_start))::float, left(query, 80) "
+            "FROM pg_stat_activity WHERE state = 'active' AND backend_type = 'client backend' "
+            "AND pid <> pg_backend_pid() AND now() - query_start > make_interval(secs => %s)",
+            (SLOW_QUERY_S,)).fetchall()
+        idle = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' "
+            "AND now() - state_change > make_interval(secs => %s)", (IDLE_IN_TX_S,)).fetchone()[0]
+    return [
+        Check("slow_queries", not slow, f"{len(slow)} active queries > {SLOW_QUERY_S:.0f} s",
+              {"queries": [list(r) for r in slow]}),
+        Check("idle_in_transaction", idle == 0, f"{idle} idle in transaction > 10 min"),
+    ]
+
+
+def check_workers(topo: Topology) -> Check:
+    down = [w for w, up in topo.workers.items() if not up]
+    return Check("workers", not down, f"down: {down}" if down else "all workers accept connections")
+
+
+def check_router(stack: Stack) -> Check:
+    url = f"http://127.0.0.1:{stack.spec.ports.health}/health"
+    resp = requests.get(url, timeout=2)
+    return Check("router_health", resp.status_code == 200, f"GET /health -> {resp.status_code}")
+
+
+def steady_state(stack: Stack) -> SteadyState:
+    """Run every check of the daily health check once."""
+    topo = discover(stack)
+    checks = [
+        _guard("services", lambda: check_services(stack)),
+        check_leader(topo),
+        check_replicas(topo),
+        _guard("replication_lag", lambda: check_replication_lag(stack, topo)),
+        _guard("router_health", lambda: check_router(stack)),
+        _guard("pgbouncer_pools", lambda: check_pools(stack)),
+        check_workers(topo),
+        _guard("disk_space", lambda: check_disk(stack)),
+    ]
+    try:
+        checks += check_activity(stack, topo)
+    except Exception as exc:
+        checks.append(Check("activity", False, f"could not run: {type(exc).__name__}: {exc}"))
+    return SteadyState(checks, topo)
+
+
+def wait_for_steady_state(stack: Stack, timeout: float = 120.0, interval: float = 1.0) -> SteadyState:
+    """Poll until healthy or timeout; returns the last observation."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            state = steady_state(stack)
+        except PgchaosError:
+            state = None
+        if state is not None and (state.healthy or time.monotonic() >= deadline):
+            return state
+        if time.monotonic() >= deadline:
+            raise PgchaosError("steady state could not be observed")
+        time.sleep(interval)

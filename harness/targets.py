@@ -1,0 +1,186 @@
+"""The RTO/RPO targets table (``scenarios/targets.toml``) and its waivers."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+DEFAULT_PATH: Final = Path(__file__).resolve().parent.parent / "scenarios" / "targets.toml"
+SOURCES: Final = ("operations-guide", "pgchaos")
+METRICS: Final = ("rto_s",)
+ROW_KEYS: Final = ("source", "guide_row", "rto_s", "rpo_s", "notes")
+WAIVER_KEYS: Final = ("row", "faults", "metric", "bound", "reason")
+
+
+class TargetsError(ValueError):
+    """A malformed targets file, or an unknown row."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One row: recovery time and loss targets, in seconds.
+
+    ``rpo_s == 0``: no acknowledged write may be lost; ``rpo_s > 0``: the loss
+    window (or backup age) must not exceed it.
+    """
+
+    row: str
+    rto_s: float
+    rpo_s: float
+    source: str
+    guide_row: str | None = None
+    notes: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Waiver:
+    """Accepts a measured ``metric`` over a row's target, up to ``bound``, for some faults."""
+
+    row: str
+    faults: tuple[str, ...]
+    metric: str
+    bound: float
+    reason: str
+
+    def covers(self, row: str, fault: str, metric: str, measured: float) -> bool:
+        return (
+            self.row == row
+            and fault in self.faults
+            and self.metric == metric
+            and measured <= self.bound
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["faults"] = list(self.faults)
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """All rows by id, and the waivers."""
+
+    rows: dict[str, Target]
+    waivers: tuple[Waiver, ...] = ()
+    path: Path | None = None
+
+    def row(self, name: str) -> Target:
+        """The row ``name``; TargetsError listing the valid rows otherwise."""
+        try:
+            return self.rows[name]
+        except KeyError:
+            valid = ", ".join(sorted(self.rows))
+            raise TargetsError(f"unknown target row {name!r}; valid rows: {valid}") from None
+
+    def waivers_for(self, row: str) -> list[Waiver]:
+        return [w for w in self.waivers if w.row == row]
+
+
+def _number(where: str, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TargetsError(f"{where}: {key!r} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise TargetsError(f"{where}: {key!r} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _text(where: str, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise TargetsError(f"{where}: {key!r} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _optional_text(where: str, key: str, value: Any) -> str | None:
+    return None if value is None else _text(where, key, value)
+
+
+def _unknown_keys(where: str, table: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    extra = sorted(set(table) - set(allowed))
+    if extra:
+        raise TargetsError(
+            f"{where}: unknown key(s) {', '.join(map(repr, extra))}; allowed: {', '.join(allowed)}"
+        )
+
+
+def _target(where: str, row: str, table: Any) -> Target:
+    if not isinstance(table, dict):
+        raise TargetsError(f"{where}: expected a table [{row}], got {table!r}")
+    _unknown_keys(where, table, ROW_KEYS)
+    for key in ("rto_s", "rpo_s", "source"):
+        if key not in table:
+            raise TargetsError(f"{where}: missing required key {key!r}")
+    source = table["source"]
+    if source not in SOURCES:
+        raise TargetsError(f"{where}: 'source' must be one of {', '.join(SOURCES)}; got {source!r}")
+    guide_row = _optional_text(where, "guide_row", table.get("guide_row"))
+    if source == "operations-guide" and guide_row is None:
+        raise TargetsError(f"{where}: a row from the operations guide needs 'guide_row'")
+    return Target(
+        row=row,
+        rto_s=_number(where, "rto_s", table["rto_s"]),
+        rpo_s=_number(where, "rpo_s", table["rpo_s"]),
+        source=source,
+        guide_row=guide_row,
+        notes=_optional_text(where, "notes", table.get("notes")),
+    )
+
+
+def _waiver(where: str, table: Any, rows: dict[str, Target]) -> Waiver:
+    if not isinstance(table, dict):
+        raise TargetsError(f"{where}: expected a [[waivers]] table, got {table!r}")
+    _unknown_keys(where, table, WAIVER_KEYS)
+    missing = [k for k in WAIVER_KEYS if k not in table]
+    if missing:
+        raise TargetsError(f"{where}: missing required key(s) {', '.join(map(repr, missing))}")
+    row = table["row"]
+    if row not in rows:
+        raise TargetsError(
+            f"{where}: waiver names unknown row {row!r}; valid rows: {', '.join(sorted(rows))}"
+        )
+    faults = table["faults"]
+    if (
+        not isinstance(faults, list)
+        or not faults
+        or not all(isinstance(x, str) and x for x in faults)
+    ):
+        raise TargetsError(f"{where}: 'faults' must be a non-empty list of fault names")
+    metric = table["metric"]
+    if metric not in METRICS:
+        raise TargetsError(f"{where}: 'metric' must be one of {', '.join(METRICS)}; got {metric!r}")
+    reason = _text(where, "reason", table["reason"])
+    return Waiver(row, tuple(faults), metric, _number(where, "bound", table["bound"]), reason)
+
+
+def parse_targets(data: dict[str, Any], path: Path | None = None) -> Targets:
+    """Validate a decoded targets document."""
+    name = str(path) if path else "targets"
+    rows: dict[str, Target] = {}
+    for key, table in data.items():
+        if key != "waivers":
+            rows[key] = _target(f"{name}: row {key!r}", key, table)
+    if not rows:
+        raise TargetsError(f"{name}: no target rows")
+    raw_waivers = data.get("waivers", [])
+    if not isinstance(raw_waivers, list):
+        raise TargetsError(f"{name}: 'waivers' must be an array of tables ([[waivers]])")
+    waivers = tuple(_waiver(f"{name}: waiver #{i}", w, rows) for i, w in enumerate(raw_waivers, 1))
+    return Targets(rows, waivers, path)
+
+
+def load_targets(path: str | Path | None = None) -> Targets:
+    """Load and validate the targets table (default: the repository's scenarios/targets.toml)."""
+    p = DEFAULT_PATH if path is None else Path(path)
+    try:
+        with open(p, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as e:
+        raise TargetsError(f"{p}: cannot read targets file: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise TargetsError(f"{p}: invalid TOML: {e}") from None
+    return parse_targets(data, p)

@@ -1,0 +1,210 @@
+"""The verdict of a run: every checker over one history, judged against a target row.
+
+:func:`check_file` produces the ``pgchaos check`` JSON document;
+:func:`exit_code` maps it to the command's exit status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from harness.checkers import UNKNOWN, availability, check_safe, rpo, rto
+from harness.checkers.rto import DEFAULT_STABLE_S
+from harness.history import Op, read_history
+from harness.targets import Target, Waiver, load_targets
+
+VERDICTS: Final = ("pass", "fail", "waived", "unknown")
+KINDS: Final = ("write", "read")
+_SHOWN_KEYS: Final = 10
+
+
+def _fmt_s(x: float) -> str:
+    return f"{x:.3f} s"
+
+
+def _keys(keys: Sequence[Any]) -> str:
+    shown = ", ".join(map(str, keys[:_SHOWN_KEYS]))
+    return shown + (f", ... ({len(keys)} in all)" if len(keys) > _SHOWN_KEYS else "")
+
+
+@dataclass
+class _Judgement:
+    failures: list[str] = field(default_factory=list)
+    waived: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    applied: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def waive(self, waiver: Waiver, pos: int, cover: dict[str, Any]) -> None:
+        entry = self.applied.setdefault(pos, {**waiver.to_dict(), "covers": []})
+        entry["covers"].append(cover)
+
+    @property
+    def verdict(self) -> str:
+        if self.failures:
+            return "fail"
+        if self.unknown:
+            return "unknown"
+        return "waived" if self.waived else "pass"
+
+
+def _judge_rto(
+    res: dict[str, Any], target: Target | None, waivers: Sequence[Waiver], j: _Judgement
+) -> None:
+    if res["valid"] == UNKNOWN:
+        j.unknown.append(f"RTO could not be judged: {res.get('error', 'no result')}")
+        return
+    for fault in res["faults"]:
+        name = f"fault #{fault['index']} {fault['f']!r} on {fault['target'] or '?'}"
+        for kind in KINDS:
+            value = fault["rto_s"].get(kind)
+            if kind in fault.get("unobserved", ()):
+                j.notes.append(f"{name}: no {kind} completed after it; {kind} RTO not measured")
+            elif value is None:
+                j.failures.append(f"{name}: {kind}s never recovered")
+            elif target is not None and value > target.rto_s:
+                _judge_over_target(name, fault, kind, value, target, waivers, j)
+
+
+def _judge_over_target(
+    name: str,
+    fault: dict[str, Any],
+    kind: str,
+    value: float,
+    target: Target,
+    waivers: Sequence[Waiver],
+    j: _Judgement,
+) -> None:
+    text = f"{name}: {kind} RTO {_fmt_s(value)} > target {_fmt_s(target.rto_s)} ({target.row})"
+    for pos, w in enumerate(waivers):
+        if w.covers(target.row, fault["f"], "rto_s", value):
+            j.waived.append(f"{text}; waived up to {_fmt_s(w.bound)}: {w.reason}")
+            cover = {"fault": fault["index"], "f": fault["f"], "kind": kind, "measured": value}
+            j.waive(w, pos, cover)
+            return
+    past = [
+        w for w in waivers if w.row == target.row and fault["f"] in w.faults and w.metric == "rto_s"
+    ]
+    if past:
+        text += f"; past the waiver bound {_fmt_s(max(w.bound for w in past))}"
+    j.failures.append(text)
+
+
+def _judge_rpo(
+    res: dict[str, Any], target: Target | None, backup_age_s: float | None, j: _Judgement
+) -> None:
+    if res["valid"] == UNKNOWN:
+        j.unknown.append(f"RPO could not be judged: {res.get('error', 'no result')}")
+        return
+    lost, window = res["lost"], res["window_s"]
+    loss_allowed = target is not None and target.rpo_s > 0
+    if lost and not loss_allowed:
+        j.failures.append(f"{lost} acknowledged write(s) lost: keys {_keys(res['lost_keys'])}")
+    if res["unexpected"]:
+        j.failures.append(
+            f"{res['unexpected']} unexpected key(s) read (never written, or write failed): "
+            f"keys {_keys(res['unexpected_keys'])}"
+        )
+    if target is not None and target.rpo_s > 0:
+        if window > target.rpo_s:
+            j.failures.append(
+                f"loss window {_fmt_s(window)} > target RPO {_fmt_s(target.rpo_s)} ({target.row})"
+            )
+        if backup_age_s is not None and backup_age_s > target.rpo_s:
+            j.failures.append(
+                f"backup age {_fmt_s(backup_age_s)} > target RPO {_fmt_s(target.rpo_s)} "
+                f"({target.row})"
+            )
+    if res.get("late"):
+        j.notes.append(
+            f"{res['late']} write(s) acknowledged while the final read ran and absent from it; "
+            "not counted lost"
+        )
+
+
+def check_history(
+    ops: Sequence[Op],
+    target: Target | None = None,
+    waivers: Sequence[Waiver] = (),
+    *,
+    stable_s: float = DEFAULT_STABLE_S,
+    backup_age_s: float | None = None,
+) -> dict[str, Any]:
+    """Run every checker over ``ops`` and judge them (against ``target`` when given).
+
+    ``valid`` is strict: True only for a clean pass. ``verdict`` is "waived"
+    when the only failures are RTO figures over target that a waiver for the
+    row and fault covers within its bound; lost writes are never waived.
+    """
+    r_rto = check_safe(rto, ops, stable_s=stable_s)
+    r_rpo = check_safe(rpo, ops)
+    r_av = check_safe(availability, ops)
+    usable = [w for w in waivers if target is not None and w.row == target.row]
+
+    j = _Judgement()
+    _judge_rto(r_rto, target, usable, j)
+    _judge_rpo(r_rpo, target, backup_age_s, j)
+    if r_av["valid"] == UNKNOWN:
+        j.unknown.append(f"availability could not be judged: {r_av.get('error')}")
+
+    rpo_out = {k: r_rpo.get(k) for k in ("lost", "lost_keys", "window_s", "unknown", "unexpected")}
+    for extra in ("unexpected_keys", "late", "late_keys", "duplicates", "acknowledged"):
+        if extra in r_rpo:
+            rpo_out[extra] = r_rpo[extra]
+    if backup_age_s is not None:
+        rpo_out["backup_age_s"] = backup_age_s
+
+    verdict = j.verdict
+    checkers = {
+        name: {k: v for k, v in res.items() if k in ("valid", "error")}
+        for name, res in (("rto", r_rto), ("rpo", r_rpo), ("availability", r_av))
+    }
+    return {
+        "valid": verdict == "pass",
+        "verdict": verdict,
+        "rto_s": r_rto.get("rto_s", {k: None for k in KINDS}),
+        "rpo": rpo_out,
+        "faults": r_rto.get("faults", []),
+        "target": None if target is None else target.to_dict(),
+        "waivers": list(j.applied.values()),
+        "reasons": j.failures + j.waived + j.unknown,
+        "notes": j.notes,
+        "counts": r_av.get("counts", {}),
+        "availability": {k: r_av[k] for k in ("windows", "longest") if k in r_av},
+        "checkers": checkers,
+        "ops": len(ops),
+        "stable_s": stable_s,
+    }
+
+
+def check_file(
+    path: str | Path,
+    target_row: str | None = None,
+    targets_path: Path | None = None,
+    *,
+    stable_s: float = DEFAULT_STABLE_S,
+    backup_age_s: float | None = None,
+) -> dict[str, Any]:
+    """Check the history at ``path``, judged against ``target_row`` of the targets table.
+
+    Raises HistoryFormatError for a malformed history, TargetsError for a
+    malformed table or an unknown row (checked before the history is read).
+    """
+    target: Target | None = None
+    waivers: Sequence[Waiver] = ()
+    if target_row is not None:
+        targets = load_targets(targets_path)
+        target = targets.row(target_row)
+        waivers = targets.waivers_for(target_row)
+    ops = read_history(path)
+    result = check_history(ops, target, waivers, stable_s=stable_s, backup_age_s=backup_age_s)
+    result["history"] = str(path)
+    return result
+
+
+def exit_code(result: dict[str, Any]) -> int:
+    """0 for a pass or a waived run; 1 for a fail or an unknown verdict."""
+    return 0 if result.get("verdict") in ("pass", "waived") else 1
