@@ -83,6 +83,7 @@ class Stack:
         self.progress = progress
         self.image_tag = "latest"
         self._docker: docker.DockerClient | None = None
+        self._services: list[str] | None = None
         self.compose = DockerCompose(
             context=str(self.spec.compose_dir),
             compose_file_name=list(self.spec.compose_files),
@@ -127,8 +128,8 @@ class Stack:
         from harness.stack.steady_state import wait_for_steady_state
 
         self.spec.validate()
+        check_ports_free(dict(self.spec.ports.__dict__))
         self.docker  # noqa: B018 - fails early with one line when no engine answers
-        check_ports_free({k: v for k, v in self.spec.ports.__dict__.items()})
         self.image_tag = images.ensure_images(self.spec.compose_dir, self.progress)
         self._write_state()
         self.progress(f"creating {len(DATA_NODES)} loop-mounted data volumes")
@@ -203,6 +204,14 @@ class Stack:
             all=all_, filters={"label": [f"{PROJECT_LABEL}={self.project}", f"{OWNER_LABEL}=pgchaos"]}
         )
         return {c.labels.get(SERVICE_LABEL, c.name): c for c in found}
+
+    def services(self) -> list[str]:
+        """Service names declared by the compose files (cached)."""
+        if self._services is None:
+            out = self.compose._run_command(cmd=[*self.compose.compose_command_property,
+                                                 "config", "--services"]).stdout
+            self._services = out.decode().split()
+        return self._services
 
     def container(self, service: str) -> Any:
         found = self.containers()

@@ -69,7 +69,7 @@ def check_services(stack: Stack) -> Check:
         health = (c.attrs.get("State", {}).get("Health") or {}).get("Status")
         if c.status != "running" or health not in (None, "healthy"):
             bad[name] = health or c.status
-    expected = set(stack.compose.get_config().get("services", {}))
+    expected = set(stack.services())
     missing = sorted(expected - set(containers))
     ok = not bad and not missing
     detail = "all services running" if ok else f"not running/healthy: {bad} missing: {missing}"
