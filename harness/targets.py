@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from harness.errors import PgchaosError
+
 DEFAULT_PATH: Final = Path(__file__).resolve().parent.parent / "scenarios" / "targets.toml"
 SOURCES: Final = ("operations-guide", "pgchaos")
 METRICS: Final = ("rto_s",)
@@ -15,7 +17,7 @@ ROW_KEYS: Final = ("source", "guide_row", "rto_s", "rpo_s", "notes")
 WAIVER_KEYS: Final = ("row", "faults", "metric", "bound", "reason")
 
 
-class TargetsError(ValueError):
+class TargetsError(PgchaosError, ValueError):
     """A malformed targets file, or an unknown row."""
 
 

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from harness.checkers import UNKNOWN, availability, check_safe, rpo, rto
 from harness.checkers.rto import DEFAULT_STABLE_S
-from harness.history import Op, read_history
+from harness.history import Op, gc_paused, read_history
 from harness.targets import Target, Waiver, load_targets
 
 VERDICTS: Final = ("pass", "fail", "waived", "unknown")
@@ -81,7 +81,7 @@ def _judge_over_target(
     text = f"{name}: {kind} RTO {_fmt_s(value)} > target {_fmt_s(target.rto_s)} ({target.row})"
     for pos, w in enumerate(waivers):
         if w.covers(target.row, fault["f"], "rto_s", value):
-            j.waived.append(f"{text}; waived up to {_fmt_s(w.bound)}: {w.reason}")
+            j.waived.append(f"{text}; waived (bound {_fmt_s(w.bound)}, see 'waivers')")
             cover = {"fault": fault["index"], "f": fault["f"], "kind": kind, "measured": value}
             j.waive(w, pos, cover)
             return
@@ -100,7 +100,7 @@ def _judge_rpo(
         j.unknown.append(f"RPO could not be judged: {res.get('error', 'no result')}")
         return
     lost, window = res["lost"], res["window_s"]
-    loss_allowed = target is not None and target.rpo_s > 0
+    loss_allowed = target is not None
     if lost and not loss_allowed:
         j.failures.append(f"{lost} acknowledged write(s) lost: keys {_keys(res['lost_keys'])}")
     if res["unexpected"]:
@@ -139,9 +139,10 @@ def check_history(
     when the only failures are RTO figures over target that a waiver for the
     row and fault covers within its bound; lost writes are never waived.
     """
-    r_rto = check_safe(rto, ops, stable_s=stable_s)
-    r_rpo = check_safe(rpo, ops)
-    r_av = check_safe(availability, ops)
+    with gc_paused():
+        r_rto = check_safe(rto, ops, stable_s=stable_s)
+        r_rpo = check_safe(rpo, ops)
+        r_av = check_safe(availability, ops)
     usable = [w for w in waivers if target is not None and w.row == target.row]
 
     j = _Judgement()

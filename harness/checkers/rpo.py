@@ -93,10 +93,7 @@ def rpo(
     window = 0.0
     if lost:
         ack_times = [acked[k] for k in lost]
-        if first_fault is None:
-            window = max(ack_times) - min(ack_times)
-        else:
-            window = max(0.0, first_fault - min(ack_times))
+        window = max(ack_times) - min(ack_times) if first_fault is None else max(0.0, first_fault - min(ack_times))
     return {
         "valid": not lost and not unexpected,
         "lost": len(lost),

@@ -1,0 +1,1 @@
+"""Client and load: operations against the cluster, each recorded as an op."""

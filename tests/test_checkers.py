@@ -1,0 +1,387 @@
+"""Checkers over synthetic histories: RTO, RPO, availability, faults, composition."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from harness.checkers import (
+    UNKNOWN,
+    availability,
+    check_safe,
+    compose,
+    counts,
+    faults,
+    merge_valid,
+    rpo,
+    rto,
+)
+from harness.history import Op
+
+
+class H:
+    """Builds a history; ops are sorted by time and numbered on ``ops()``."""
+
+    def __init__(self) -> None:
+        self._ops: list[tuple[float, int, Op]] = []
+        self._process = 0
+
+    def _add(self, t: float, op: Op) -> None:
+        self._ops.append((t, len(self._ops), op))
+
+    def op(
+        self, f: str, outcome: str, start: float, end: float, value: Any = None, done: Any = None
+    ) -> H:
+        """One client op on a fresh process: invoke at ``start``, completion at ``end``."""
+        self._process += 1
+        p = self._process
+        self._add(start, Op(0, start, p, "invoke", f, value))
+        self._add(end, Op(0, end, p, outcome, f, value if done is None else done))  # type: ignore[arg-type]
+        return self
+
+    def write(self, key: int, outcome: str, end: float, start: float | None = None) -> H:
+        return self.op("write", outcome, end - 0.01 if start is None else start, end, key)
+
+    def read(self, outcome: str, end: float) -> H:
+        return self.op("read", outcome, end - 0.01, end)
+
+    def read_all(self, keys: list[int], end: float, start: float | None = None) -> H:
+        return self.op("read-all", "ok", end - 0.5 if start is None else start, end, None, keys)
+
+    def fault(self, f: str, t: float, target: str = "pg1") -> H:
+        self._add(t, Op(0, t, "nemesis", "info", f, {"target": target}))
+        return self
+
+    def heal(self, t: float, target: str | None = "pg1", fault: int | None = None) -> H:
+        value: dict[str, Any] = {} if target is None else {"target": target}
+        if fault is not None:
+            value["fault"] = fault
+        self._add(t, Op(0, t, "nemesis", "info", "heal", value))
+        return self
+
+    def ops(self) -> list[Op]:
+        out = [op for _, _, op in sorted(self._ops, key=lambda x: (x[0], x[1]))]
+        for i, op in enumerate(out):
+            op.index = i
+        return out
+
+
+grid = st.integers(min_value=0, max_value=4000).map(lambda n: n / 100)
+
+
+@st.composite
+def outages(draw: st.DrawFn) -> tuple[float, float, list[float]]:
+    """A fault at t0, writes failing in (t0, t1], ok otherwise; at least one ok after t1."""
+    t0 = draw(st.integers(min_value=100, max_value=5000)) / 100
+    t1 = t0 + draw(st.integers(min_value=1, max_value=3000)) / 100
+    times = draw(st.lists(grid.map(lambda x: x * 3), min_size=1, max_size=60, unique=True))
+    after = t1 + draw(st.integers(min_value=1, max_value=500)) / 100
+    return t0, t1, sorted({*times, after})
+
+
+def _outage_history(t0: float, t1: float, times: list[float], f: str = "write") -> H:
+    h = H().fault("kill", t0)
+    for k, t in enumerate(times):
+        outcome = "fail" if t0 < t <= t1 else "ok"
+        if f == "write":
+            h.write(k, outcome, t)
+        else:
+            h.read(outcome, t)
+    return h
+
+
+@given(outages(), st.sampled_from(["write", "read"]))
+def test_known_outage_gives_rto(case: tuple[float, float, list[float]], f: str) -> None:
+    t0, t1, times = case
+    result = rto(_outage_history(t0, t1, times, f).ops())
+    expected = min(t for t in times if t > t1) - t0
+    assert result["valid"] is True
+    assert result["rto_s"][f] == pytest.approx(expected, abs=1e-9)
+    assert result["faults"][0]["rto_s"][f] == pytest.approx(expected, abs=1e-9)
+
+
+@given(outages(), st.randoms(use_true_random=False), st.integers(min_value=0, max_value=40))
+def test_unrelated_ops_change_nothing(
+    case: tuple[float, float, list[float]], rnd: random.Random, n_noise: int
+) -> None:
+    t0, t1, times = case
+    base = _outage_history(t0, t1, times)
+    noisy = _outage_history(t0, t1, times)
+    for _ in range(n_noise):
+        end = rnd.uniform(0, times[-1] + 5)
+        outcome = rnd.choice(["ok", "fail", "info"])
+        noisy.op(rnd.choice(["vector-search", "health"]), outcome, end - 0.2, end, None)
+    for h in (base, noisy):
+        h.read_all(list(range(len(times))), times[-1] + 10)
+    a, b = base.ops(), noisy.ops()
+    assert rto(a)["rto_s"] == rto(b)["rto_s"]
+    assert [x["rto_s"] for x in rto(a)["faults"]] == [x["rto_s"] for x in rto(b)["faults"]]
+    ra, rb = rpo(a), rpo(b)
+    assert {k: ra[k] for k in ("valid", "lost", "window_s", "unknown", "unexpected")} == {
+        k: rb[k] for k in ("valid", "lost", "window_s", "unknown", "unexpected")
+    }
+    assert availability(a)["windows"] == availability(b)["windows"]
+
+
+def test_flapping_ok_does_not_end_the_outage() -> None:
+    h = H().fault("kill", 10.0)
+    h.write(1, "fail", 11.0).write(2, "ok", 12.0).write(3, "info", 12.5)
+    h.write(4, "ok", 14.0).write(5, "ok", 14.2)
+    assert rto(h.ops())["rto_s"]["write"] == pytest.approx(4.0)
+
+
+def test_stable_window_is_a_parameter() -> None:
+    h = H().fault("kill", 10.0)
+    h.write(1, "fail", 11.0).write(2, "ok", 12.0).write(3, "fail", 12.5).write(4, "ok", 14.0)
+    ops = h.ops()
+    assert rto(ops, stable_s=0.4)["rto_s"]["write"] == pytest.approx(2.0)
+    assert rto(ops, stable_s=0.5)["rto_s"]["write"] == pytest.approx(4.0)
+    assert rto(ops)["rto_s"]["write"] == pytest.approx(4.0)
+
+
+def test_ops_before_or_at_the_fault_do_not_count() -> None:
+    h = H().write(1, "ok", 5.0).fault("kill", 5.0).write(2, "fail", 6.0).write(3, "ok", 9.0)
+    assert rto(h.ops())["rto_s"]["write"] == pytest.approx(4.0)
+
+
+def test_unrecovered_fault_is_invalid_and_null() -> None:
+    h = H().read("ok", 1.0).write(1, "ok", 1.0).fault("kill", 2.0)
+    h.write(2, "fail", 3.0).read("ok", 3.0)
+    result = rto(h.ops())
+    assert result["valid"] is False
+    assert result["rto_s"] == {"write": None, "read": pytest.approx(1.0)}
+    assert result["unrecovered"] == [{"fault": result["faults"][0]["index"], "f": "write"}]
+
+
+def test_no_ops_after_fault_is_unobserved_not_unrecovered() -> None:
+    h = H().read("ok", 1.0).fault("kill", 2.0).write(1, "fail", 3.0).write(2, "ok", 4.0)
+    result = rto(h.ops())
+    assert result["valid"] is True
+    assert result["faults"][0]["rto_s"]["read"] is None
+    assert result["faults"][0]["unobserved"] == ["read"]
+    assert result["rto_s"]["read"] is None
+
+
+def test_worst_rto_over_faults() -> None:
+    h = H().fault("kill", 10.0).write(1, "fail", 11.0).write(2, "ok", 13.0)
+    h.fault("pause", 20.0).write(3, "fail", 21.0).write(4, "ok", 27.0)
+    result = rto(h.ops())
+    assert [x["rto_s"]["write"] for x in result["faults"]] == [
+        pytest.approx(3.0),
+        pytest.approx(7.0),
+    ]
+    assert result["rto_s"]["write"] == pytest.approx(7.0)
+
+
+def test_faults_and_heals() -> None:
+    h = H().fault("kill", 1.0, "pg1").fault("partition", 2.0, "pg2").fault("pause", 3.0, "pg1")
+    h.heal(4.0, "pg1").heal(5.0, "pg2")
+    found = faults(h.ops())
+    assert [(x.f, x.target, x.healed_at) for x in found] == [
+        ("kill", "pg1", 4.0),
+        ("partition", "pg2", 5.0),
+        ("pause", "pg1", None),
+    ]
+
+
+def test_heal_by_fault_reference_and_heal_all() -> None:
+    h = H().fault("kill", 1.0, "pg1").fault("pause", 2.0, "pg1").fault("latency", 3.0, "pg3")
+    ops = h.ops()
+    pause = ops[1].index
+    h.heal(4.0, "pg1", fault=pause).heal(5.0, None)
+    found = faults(h.ops())
+    assert [(x.f, x.healed_at) for x in found] == [("kill", 5.0), ("pause", 4.0), ("latency", 5.0)]
+
+
+def test_nemesis_ops_other_than_info_are_not_faults() -> None:
+    ops = [
+        Op(0, 1.0, "nemesis", "invoke", "kill", {"target": "pg1"}),
+        Op(1, 1.1, "nemesis", "info", "kill", {"target": "pg1"}),
+        Op(2, 1.2, "nemesis", "fail", "pause", {"target": "pg1"}),
+    ]
+    assert [x.index for x in faults(ops)] == [1]
+
+
+# --- RPO ---------------------------------------------------------------------------------------
+
+outcomes = st.sampled_from(["ok", "fail", "info"])
+
+
+@given(
+    st.lists(st.tuples(outcomes, st.booleans()), min_size=1, max_size=60),
+    st.integers(min_value=0, max_value=10**6),
+)
+def test_rpo_classifies_every_key(plan: list[tuple[str, bool]], seed: int) -> None:
+    """ok+missing -> lost; info -> unknown, never lost; fail+present -> unexpected."""
+    rnd = random.Random(seed)
+    h = H().fault("kill", 30.0)
+    present: list[int] = []
+    for key, (outcome, in_read) in enumerate(plan):
+        h.write(key, outcome, rnd.uniform(1.0, 60.0))
+        if in_read:
+            present.append(key)
+    stranger = len(plan) + 7
+    h.read_all([*present, stranger], 100.0)
+    result = rpo(h.ops())
+
+    lost = [k for k, (o, r) in enumerate(plan) if o == "ok" and not r]
+    unexpected = [k for k, (o, r) in enumerate(plan) if o == "fail" and r] + [stranger]
+    infos = [k for k, (o, _) in enumerate(plan) if o == "info"]
+    assert result["lost_keys"] == lost
+    assert result["lost"] == len(lost)
+    assert not set(result["lost_keys"]) & set(infos)
+    assert result["unknown"] == len(infos)
+    assert result["unexpected_keys"] == sorted(unexpected)
+    assert result["valid"] is False  # the stranger is always unexpected
+
+
+@given(
+    st.lists(st.integers(min_value=1, max_value=10_000).map(lambda n: n / 100), min_size=1),
+    st.integers(min_value=1, max_value=10_000).map(lambda n: n / 100),
+)
+def test_lost_window(lost_acks: list[float], fault_t: float) -> None:
+    h = H().fault("kill", fault_t).fault("pause", fault_t + 5)
+    for key, t in enumerate(lost_acks):
+        h.write(key, "ok", t)
+    h.write(10**6, "ok", 0.5)
+    h.read_all([10**6], 200.0)
+    result = rpo(h.ops())
+    assert result["lost"] == len(lost_acks)
+    assert result["window_s"] == pytest.approx(max(0.0, fault_t - min(lost_acks)))
+    assert result["valid"] is False
+
+
+def test_lost_window_without_fault_is_the_lost_span() -> None:
+    h = H().write(1, "ok", 2.0).write(2, "ok", 5.0).write(3, "ok", 9.5).read_all([2], 20.0)
+    result = rpo(h.ops())
+    assert result["lost_keys"] == [1, 3]
+    assert result["window_s"] == pytest.approx(7.5)
+
+
+def test_nothing_lost_is_valid_with_zero_window() -> None:
+    h = H().write(1, "ok", 1.0).fault("kill", 2.0).write(2, "info", 3.0).read_all([1], 9.0)
+    result = rpo(h.ops())
+    assert result["valid"] is True
+    assert (result["lost"], result["window_s"], result["unknown"]) == (0, 0.0, 1)
+
+
+def test_no_read_all_is_unknown() -> None:
+    h = H().write(1, "ok", 1.0)
+    h.op("read-all", "fail", 2.0, 3.0)
+    result = rpo(h.ops())
+    assert result["valid"] == UNKNOWN
+    assert result["lost"] is None
+    assert "read-all" in result["error"]
+
+
+def test_last_ok_read_all_is_the_final_read() -> None:
+    h = H().write(1, "ok", 1.0).read_all([], 2.0).write(2, "ok", 3.0).read_all([1, 2], 9.0)
+    assert rpo(h.ops())["lost"] == 0
+
+
+def test_write_acked_during_the_final_read_is_late_not_lost() -> None:
+    h = H().write(1, "ok", 1.0).read_all([1], 10.0, start=5.0).write(2, "ok", 7.0)
+    result = rpo(h.ops())
+    assert (result["lost"], result["late_keys"]) == (0, [2])
+
+
+def test_pending_write_is_unknown_and_may_be_present() -> None:
+    ops = [
+        Op(0, 1.0, 1, "invoke", "write", 5),
+        Op(1, 2.0, 2, "invoke", "read-all", None),
+        Op(2, 3.0, 2, "ok", "read-all", [5]),
+    ]
+    result = rpo(ops)
+    assert (result["valid"], result["unknown"], result["unexpected"]) == (True, 1, 0)
+
+
+def test_completion_without_value_takes_the_invoked_key() -> None:
+    ops = [
+        Op(0, 1.0, 1, "invoke", "write", 5),
+        Op(1, 1.5, 1, "ok", "write", None),
+        Op(2, 3.0, 2, "ok", "read-all", []),  # no invoke: tolerated
+    ]
+    assert rpo(ops)["lost_keys"] == [5]
+
+
+# --- availability ------------------------------------------------------------------------------
+
+
+def test_counts_and_windows() -> None:
+    h = H().write(1, "ok", 1.0).write(2, "fail", 2.0).write(3, "info", 3.0).write(4, "ok", 5.0)
+    h.write(5, "fail", 7.0).read("ok", 7.5).op("vector-search", "ok", 7.0, 8.0)
+    h.fault("kill", 1.5)
+    result = availability(h.ops())
+    assert result["valid"] is True
+    assert result["counts"] == {
+        "write": {"ok": 2, "fail": 2, "info": 1},
+        "read": {"ok": 1, "fail": 0, "info": 0},
+        "vector-search": {"ok": 1, "fail": 0, "info": 0},
+    }
+    assert result["windows"]["write"] == [
+        {"start": 2.0, "end": 5.0, "duration_s": pytest.approx(3.0)},
+        {"start": 7.0, "end": None, "duration_s": pytest.approx(1.0), "open": True},
+    ]
+    assert result["longest"]["write"]["start"] == 2.0
+    assert result["windows"]["read"] == [] and result["longest"]["read"] is None
+    assert counts(h.ops()) == result["counts"]
+
+
+@given(outages())
+def test_outage_is_one_window(case: tuple[float, float, list[float]]) -> None:
+    t0, t1, times = case
+    failing = [t for t in times if t0 < t <= t1]
+    assume(failing)
+    windows = availability(_outage_history(t0, t1, times).ops())["windows"]["write"]
+    assert windows == [
+        {
+            "start": min(failing),
+            "end": min(t for t in times if t > t1),
+            "duration_s": pytest.approx(min(t for t in times if t > t1) - min(failing)),
+        }
+    ]
+
+
+# --- composition -------------------------------------------------------------------------------
+
+validities = st.sampled_from([True, False, UNKNOWN])
+
+
+@given(st.lists(validities))
+def test_merge_valid(vs: list[Any]) -> None:
+    expected = False if False in vs else (UNKNOWN if UNKNOWN in vs else True)
+    assert merge_valid(vs) == expected
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=5), validities, max_size=5))
+def test_compose(vs: dict[str, Any]) -> None:
+    checkers = {name: (lambda ops, v=v: {"valid": v}) for name, v in vs.items()}
+    result = compose(checkers, [])
+    assert result["valid"] == merge_valid(vs.values())
+    assert {k: result[k]["valid"] for k in vs} == vs
+
+
+@given(st.sampled_from([ValueError, KeyError, ZeroDivisionError, RuntimeError]), st.text())
+def test_check_safe_turns_a_crash_into_unknown(exc: type[Exception], msg: str) -> None:
+    def broken(ops: Any) -> dict[str, Any]:
+        raise exc(msg)
+
+    result = check_safe(broken, [])
+    assert result["valid"] == UNKNOWN
+    assert result["error"].startswith(exc.__name__)
+    assert compose({"ok": lambda ops: {"valid": True}, "broken": broken}, [])["valid"] == UNKNOWN
+
+
+def test_check_safe_rejects_a_result_without_validity() -> None:
+    assert check_safe(lambda ops: {"figures": 1}, [])["valid"] == UNKNOWN
+    assert check_safe(lambda ops: {"valid": "yes"}, [])["valid"] == UNKNOWN
+
+
+def test_check_safe_passes_options_and_results_through() -> None:
+    h = H().fault("kill", 1.0).write(1, "fail", 2.0).write(2, "ok", 2.5).write(3, "fail", 3.0)
+    h.write(4, "ok", 6.0)
+    assert check_safe(rto, h.ops(), stable_s=0.1)["rto_s"]["write"] == pytest.approx(1.5)

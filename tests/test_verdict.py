@@ -1,0 +1,249 @@
+"""The `pgchaos check` verdict: validity, target rows, waivers, exit codes, the JSON contract."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.errors import PgchaosError
+from harness.history import HistoryFormatError, Op, write_history
+from harness.targets import TargetsError, load_targets
+from harness.verdict import check_file, check_history, exit_code
+
+ROW = "coordinator-failure"  # rto_s 10, rpo_s 0; waiver: kill up to 25 s
+
+
+def run(
+    fault: str = "kill",
+    outage_s: float = 5.0,
+    *,
+    lost: bool = False,
+    read_all: bool = True,
+    read_outage_s: float | None = None,
+) -> list[Op]:
+    """Writes and reads every 0.5 s for 60 s; a fault at 10 s; both fail for ``outage_s``."""
+    ops: list[Op] = []
+
+    def add(t: float, process: int | str, typ: str, f: str, value: Any) -> None:
+        ops.append(Op(len(ops), t, process, typ, f, value))  # type: ignore[arg-type]
+
+    fault_t, acked = 10.0, []
+    for step in range(1, 121):
+        t = step * 0.5
+        if abs(t - fault_t) < 1e-9:
+            add(t, "nemesis", "info", fault, {"target": "pg1"})
+        down_w = fault_t < t <= fault_t + outage_s
+        down_r = fault_t < t <= fault_t + (outage_s if read_outage_s is None else read_outage_s)
+        add(t, 1, "invoke", "write", step)
+        add(t + 0.01, 1, "fail" if down_w else "ok", "write", step)
+        if not down_w:
+            acked.append(step)
+        add(t + 0.02, 2, "invoke", "read", None)
+        add(t + 0.03, 2, "fail" if down_r else "ok", "read", None if down_r else step)
+    add(61.0, "nemesis", "info", "heal", {"target": "pg1", "fault": 0})
+    if read_all:
+        keys = acked[1:] if lost else acked
+        add(62.0, 3, "invoke", "read-all", None)
+        add(62.5, 3, "ok", "read-all", keys)
+    return ops
+
+
+def judge(ops: list[Op], row: str | None = ROW, **kw: Any) -> dict[str, Any]:
+    targets = load_targets()
+    if row is None:
+        return check_history(ops, **kw)
+    return check_history(ops, targets.row(row), targets.waivers_for(row), **kw)
+
+
+def test_clean_run_passes() -> None:
+    result = judge(run(outage_s=3.0))
+    assert (result["valid"], result["verdict"], exit_code(result)) == (True, "pass", 0)
+    assert result["rto_s"]["write"] == pytest.approx(3.51)
+    assert result["rto_s"]["read"] == pytest.approx(3.53)
+    assert result["reasons"] == [] and result["waivers"] == []
+
+
+def test_contract_keys() -> None:
+    result = judge(run(outage_s=3.0))
+    assert {"valid", "rto_s", "rpo", "faults", "verdict", "target", "waivers", "reasons"} <= set(
+        result
+    )
+    assert {"counts", "availability", "checkers"} <= set(result)
+    assert set(result["rto_s"]) == {"write", "read"}
+    assert {"lost", "lost_keys", "window_s", "unknown", "unexpected"} <= set(result["rpo"])
+    (fault,) = result["faults"]
+    assert {"index", "time", "f", "target", "healed_at", "rto_s"} <= set(fault)
+    assert (fault["f"], fault["target"], fault["healed_at"]) == ("kill", "pg1", 61.0)
+    assert result["target"]["rto_s"] == 10 and result["target"]["row"] == ROW
+    assert result["counts"]["write"] == {"ok": 114, "fail": 6, "info": 0}
+    assert set(result["checkers"]) == {"rto", "rpo", "availability"}
+    json.dumps(result, allow_nan=False)
+
+
+def test_without_target_only_safety_and_recovery_count() -> None:
+    result = judge(run(fault="pause", outage_s=40.0), row=None)
+    assert result["verdict"] == "pass" and result["target"] is None
+
+
+def test_rto_over_target_fails() -> None:
+    result = judge(run(fault="pause", outage_s=12.0))
+    assert (result["valid"], result["verdict"], exit_code(result)) == (False, "fail", 1)
+    assert any("write RTO 12.510 s > target 10.000 s" in r for r in result["reasons"])
+    assert result["waivers"] == []
+
+
+def test_kill_within_waiver_bound_is_waived() -> None:
+    result = judge(run(fault="kill", outage_s=21.0))
+    assert result["valid"] is False  # strict: never valid past a target
+    assert (result["verdict"], exit_code(result)) == ("waived", 0)
+    (waiver,) = result["waivers"]
+    assert waiver["bound"] == 25 and waiver["reason"]
+    assert [c["kind"] for c in waiver["covers"]] == ["write", "read"]
+    assert all("waived" in r for r in result["reasons"])
+    assert result["target"]["rto_s"] == 10  # the target itself is unchanged
+
+
+def test_kill_past_waiver_bound_fails() -> None:
+    result = judge(run(fault="kill", outage_s=26.0))
+    assert (result["verdict"], exit_code(result)) == ("fail", 1)
+    assert any("past the waiver bound 25.000 s" in r for r in result["reasons"])
+
+
+def test_waiver_covers_only_its_faults() -> None:
+    result = judge(run(fault="pause", outage_s=21.0))
+    assert result["verdict"] == "fail"
+
+
+def test_waiver_needs_every_figure_covered() -> None:
+    # writes within the waiver bound, reads past it
+    result = judge(run(fault="kill", outage_s=21.0, read_outage_s=30.0))
+    assert result["verdict"] == "fail"
+    assert len(result["waivers"]) == 1
+
+
+def test_lost_writes_are_never_waived() -> None:
+    result = judge(run(fault="kill", outage_s=21.0, lost=True))
+    assert (result["verdict"], exit_code(result)) == ("fail", 1)
+    assert result["rpo"]["lost"] == 1 and result["rpo"]["lost_keys"] == [1]
+    assert any("1 acknowledged write(s) lost" in r for r in result["reasons"])
+
+
+def test_lost_writes_fail_without_target() -> None:
+    assert judge(run(lost=True), row=None)["verdict"] == "fail"
+
+
+def test_unrecovered_fault_fails_and_top_level_rto_is_null() -> None:
+    result = judge(run(outage_s=100.0), row=None)
+    assert result["verdict"] == "fail"
+    assert result["rto_s"] == {"write": None, "read": None}
+    assert any("writes never recovered" in r for r in result["reasons"])
+
+
+def test_no_ops_after_fault_is_noted_not_failed() -> None:
+    ops = [
+        Op(0, 1.0, 1, "ok", "write", 1),
+        Op(1, 1.1, 2, "ok", "read", 1),
+        Op(2, 2.0, "nemesis", "info", "kill", {"target": "pg1"}),
+        Op(3, 5.0, 1, "ok", "write", 2),
+        Op(4, 6.0, 3, "ok", "read-all", [1, 2]),
+    ]
+    result = judge(ops)
+    assert result["verdict"] == "pass"
+    assert result["faults"][0]["rto_s"] == {"write": pytest.approx(3.0), "read": None}
+    assert any("no read completed after it" in n for n in result["notes"])
+
+
+def test_no_read_all_is_unknown() -> None:
+    result = judge(run(outage_s=3.0, read_all=False))
+    assert (result["valid"], result["verdict"], exit_code(result)) == (False, "unknown", 1)
+    assert result["checkers"]["rpo"]["valid"] == "unknown"
+    assert result["rpo"]["lost"] is None
+
+
+def test_a_crashing_checker_is_unknown_never_a_pass() -> None:
+    ops = run(outage_s=3.0)
+    ops[-1].value = {"not": "a list"}
+    result = judge(ops)
+    assert result["verdict"] == "unknown"
+    assert "TypeError" in result["checkers"]["rpo"]["error"]
+
+
+def test_fail_wins_over_unknown() -> None:
+    result = judge(run(fault="pause", outage_s=12.0, read_all=False))
+    assert result["verdict"] == "fail"
+
+
+def test_unexpected_key_fails() -> None:
+    ops = run(outage_s=3.0)
+    ops[-1].value = [*ops[-1].value, 22]  # key 22 failed during the outage
+    result = judge(ops, row=None)
+    assert result["verdict"] == "fail"
+    assert result["rpo"]["unexpected"] == 1
+
+
+def test_loss_allowed_within_a_positive_rpo() -> None:
+    ops = run(outage_s=3.0, lost=True)  # key 1 acked at 0.51, fault at 10: window 9.49 s
+    result = judge(ops, row="complete-cluster-loss")
+    assert result["verdict"] == "pass"
+    assert result["rpo"]["window_s"] == pytest.approx(9.49)
+    assert judge(ops, row="complete-cluster-loss", backup_age_s=90000)["verdict"] == "fail"
+    assert judge(ops, row="complete-cluster-loss", backup_age_s=3600)["verdict"] == "pass"
+
+
+@given(st.floats(min_value=0.5, max_value=40.0), st.sampled_from(["kill", "pause", "stop"]))
+def test_verdict_follows_the_worst_rto(outage_s: float, fault: str) -> None:
+    result = judge(run(fault=fault, outage_s=outage_s))
+    worst = max(result["rto_s"].values())
+    if worst <= 10:
+        expected = "pass"
+    elif fault == "kill" and worst <= 25:
+        expected = "waived"
+    else:
+        expected = "fail"
+    assert result["verdict"] == expected
+    assert result["valid"] is (expected == "pass")
+
+
+def test_check_file(tmp_path: Path) -> None:
+    path = tmp_path / "history.jsonl"
+    write_history(path, run(fault="kill", outage_s=21.0))
+    assert check_file(path)["verdict"] == "pass"
+    assert check_file(str(path), target_row=ROW)["verdict"] == "waived"
+
+
+def test_check_file_with_own_targets(tmp_path: Path) -> None:
+    path, targets = tmp_path / "history.jsonl", tmp_path / "targets.toml"
+    write_history(path, run(fault="kill", outage_s=21.0))
+    targets.write_text('[strict]\nsource = "pgchaos"\nrto_s = 5\nrpo_s = 0\n')
+    result = check_file(path, "strict", targets_path=targets)
+    assert result["verdict"] == "fail" and result["target"]["row"] == "strict"
+
+
+def test_check_file_unknown_row_lists_rows(tmp_path: Path) -> None:
+    with pytest.raises(TargetsError, match="valid rows: .*coordinator-failure"):
+        check_file(tmp_path / "not-even-read.jsonl", "nope")
+
+
+def test_check_file_malformed_history(tmp_path: Path) -> None:
+    path = tmp_path / "history.jsonl"
+    write_history(path, run(outage_s=3.0))
+    lines = path.read_text().splitlines()
+    lines[41] = lines[41].replace('"type":"ok"', '"type":"done"')
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(HistoryFormatError) as err:
+        check_file(path, ROW)
+    assert err.value.line == 42
+    assert isinstance(err.value, PgchaosError)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("verdict", "code"), [("pass", 0), ("waived", 0), ("fail", 1), ("unknown", 1)]
+)
+def test_exit_code(verdict: str, code: int) -> None:
+    assert exit_code({"verdict": verdict}) == code
