@@ -118,13 +118,13 @@ def op_from_dict(d: Any, line: int = 0, prev_index: int | None = None) -> Op:
     tt = type(t)
     if tt is not float and tt is not int:
         raise HistoryFormatError(line, f"'time' must be a number, got {_type_name(t)}")
-    if tt is float and not math.isfinite(t):
-        raise HistoryFormatError(line, f"'time' must be finite, got {t}")
+    if not math.isfinite(t) if tt is float else abs(t) > 2**53:
+        raise HistoryFormatError(line, f"'time' must be a finite number of seconds, got {t}")
     if type(process) is not int and process != NEMESIS:
         raise HistoryFormatError(
             line, f"'process' must be an integer or \"nemesis\", got {process!r}"
         )
-    if typ not in OP_TYPES:
+    if type(typ) is not str or typ not in OP_TYPES:
         raise HistoryFormatError(line, f"'type' must be one of invoke, ok, fail, info; got {typ!r}")
     if type(f) is not str:
         raise HistoryFormatError(line, f"'f' must be a string, got {_type_name(f)}")
@@ -187,6 +187,7 @@ def _read_history(path: str | Path) -> list[Op]:
                     and type(t) is float
                     and t - t == 0.0
                     and (type(process) is int or process == NEMESIS)
+                    and type(typ) is str
                     and typ in types
                     and type(f) is str
                     and "value" in d

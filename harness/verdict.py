@@ -100,7 +100,7 @@ def _judge_rpo(
         j.unknown.append(f"RPO could not be judged: {res.get('error', 'no result')}")
         return
     lost, window = res["lost"], res["window_s"]
-    loss_allowed = target is not None
+    loss_allowed = target is not None and target.rpo_s > 0
     if lost and not loss_allowed:
         j.failures.append(f"{lost} acknowledged write(s) lost: keys {_keys(res['lost_keys'])}")
     if res["unexpected"]:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from harness import history
 from harness.history import (
     HistoryFormatError,
     HistoryWriter,
@@ -84,7 +85,7 @@ def test_writer_is_thread_safe(tmp_path: Path) -> None:
     assert all(a.time <= b.time for a, b in zip(ops, ops[1:], strict=False))
 
 
-def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
+def test_round_trip_keeps_every_field(tmp_path: Path, parser: str) -> None:
     ops = [
         Op(0, 0.5, 1, "invoke", "write", 1),
         Op(1, 0.75, 1, "info", "write", 1, node="pg2", error={"sqlstate": "08006"}),
@@ -122,14 +123,24 @@ BAD_LINES = {
     "time type": (_bad(time="1.0"), "'time' must be a number"),
     "process type": (_bad(process="client-1"), "'process' must be an integer or \"nemesis\""),
     "op type": (_bad(type="done"), "'type' must be one of invoke, ok, fail, info"),
+    "op type list": (_bad(type=["ok"]), "'type' must be one of invoke, ok, fail, info"),
+    "time huge": (_bad(time=2**60), "'time' must be a finite number"),
     "f type": (_bad(f=3), "'f' must be a string"),
     "node type": (_bad(node=5), "'node' must be a string"),
     "index order": (_bad(index=-1), "'index' must increase"),
 }
 
 
+@pytest.fixture(params=["default", "stdlib"])
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run with the default JSON parser and with the standard library's."""
+    if request.param == "stdlib":
+        monkeypatch.setattr(history, "_loads", history._stdlib_loads)
+    return request.param
+
+
 @pytest.mark.parametrize("case", sorted(BAD_LINES))
-def test_each_malformation_is_named(tmp_path: Path, case: str) -> None:
+def test_each_malformation_is_named(tmp_path: Path, case: str, parser: str) -> None:
     bad, message = BAD_LINES[case]
     path = tmp_path / "h.jsonl"
     path.write_text("\n".join([_line(index=0), _line(index=1), bad, _line(index=9)]) + "\n")
@@ -140,7 +151,7 @@ def test_each_malformation_is_named(tmp_path: Path, case: str) -> None:
     assert f"{path}:3" in str(err.value)
 
 
-def test_invalid_utf8_is_a_format_error(tmp_path: Path) -> None:
+def test_invalid_utf8_is_a_format_error(tmp_path: Path, parser: str) -> None:
     path = tmp_path / "h.jsonl"
     path.write_bytes(_line(index=0).encode() + b"\n" + b'{"f": "\xff"}\n')
     with pytest.raises(HistoryFormatError) as err:
@@ -155,7 +166,7 @@ def test_invalid_utf8_is_a_format_error(tmp_path: Path) -> None:
     corruption=st.sampled_from(["truncate", "drop-time", "repeat-index", "type", "nan-time"]),
 )
 def test_malformed_line_number_is_reported(
-    tmp_path: Path, n: int, data: st.DataObject, corruption: str
+    tmp_path: Path, parser: str, n: int, data: st.DataObject, corruption: str
 ) -> None:
     lines = [_line(index=i, time=float(i)) for i in range(n)]
     first = 1 if corruption == "repeat-index" else 0  # the first line has nothing to repeat
@@ -189,7 +200,8 @@ def test_merge_histories_preserves_time_order(tmp_path: Path, files: list[list[f
     paths = []
     for i, ts in enumerate(files):
         path = tmp_path / f"p{i}.jsonl"
-        write_history(path, [Op(1000 * i + n, t, i, "ok", "read", [i, n]) for n, t in enumerate(ts)])
+        ops = [Op(1000 * i + n, t, i, "ok", "read", [i, n]) for n, t in enumerate(ts)]
+        write_history(path, ops)
         paths.append(path)
     merged = merge_histories(paths)
     assert [o.index for o in merged] == list(range(sum(map(len, files))))

@@ -93,7 +93,9 @@ def rpo(
     window = 0.0
     if lost:
         ack_times = [acked[k] for k in lost]
-        window = max(ack_times) - min(ack_times) if first_fault is None else max(0.0, first_fault - min(ack_times))
+        earliest = min(ack_times)
+        end = max(ack_times) if first_fault is None else max(earliest, first_fault)
+        window = end - earliest
     return {
         "valid": not lost and not unexpected,
         "lost": len(lost),
