@@ -126,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PgchaosError as exc:
         print(f"pgchaos: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        return 0
     except KeyboardInterrupt:
         print("pgchaos: interrupted", file=sys.stderr)
         return 130

@@ -1,0 +1,1 @@
+"""Reports: run summaries (and, with allure, per-phase steps)."""

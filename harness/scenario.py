@@ -1,0 +1,260 @@
+"""One scenario on a live stack, in Jepsen's order: steady state before ->
+load (probe + locust) -> faults -> heal-all -> steady state after -> final
+read -> checkers against the target row -> verdict with figures.
+
+Everything lands in reports/<run-id>/<scenario>/: the merged history,
+verdict.json, the steady states, `patronictl list` before and after, the
+phase timeline, locust's CSV/HTML and, on failure, container logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import PgchaosError
+from harness.history import HistoryWriter, merge_histories, write_history
+from harness.load.client import Client, key_base
+from harness.load.locust_runner import LocustLoad
+from harness.load.probe import Probe
+from harness.nemesis import Nemesis
+from harness.stack.spec import REPO_ROOT
+from harness.stack.steady_state import SteadyState, wait_for_steady_state
+from harness.stack.topology import discover
+from harness.targets import load_targets
+from harness.verdict import check_history
+
+if TYPE_CHECKING:
+    from harness.stack.stack import Stack
+
+FINAL_READER = 0
+# Log lines that fail a run whatever the figures (Patroni's own log gate).
+LOG_GATE = re.compile(r"please report it as a BUG|split.brain|more than one leader", re.I)
+LOG_WATCH = re.compile(r"PANIC|could not write|No space left on device|data corrupted|invalid page", re.I)
+
+
+@dataclass
+class RunOptions:
+    """Knobs shared by every scenario of a session."""
+
+    reports_dir: Path = REPO_ROOT / "reports"
+    run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
+    load_users: int = 3
+    probe_period_s: float = 0.04
+    timeout_multiplier: float = 1.0
+    targets_path: Path | None = None
+    seed: int | None = None
+
+    def scaled(self, seconds: float) -> float:
+        return seconds * self.timeout_multiplier
+
+
+class ScenarioError(PgchaosError):
+    """The scenario could not be run as written (not a verdict)."""
+
+
+class ScenarioRun:
+    """Context manager for one scenario; `verdict` is set on exit."""
+
+    def __init__(self, stack: Stack, name: str, target_row: str | None,
+                 options: RunOptions | None = None, load: bool = True) -> None:
+        self.stack = stack
+        self.name = name
+        self.target_row = target_row
+        self.options = options or RunOptions()
+        self.with_load = load and self.options.load_users > 0
+        self.dir = self.options.reports_dir / self.options.run_id / name
+        self.run_start = 0.0
+        self.key_base = 0
+        self.history: HistoryWriter | None = None
+        self.nemesis: Nemesis | None = None
+        self.probe: Probe | None = None
+        self.locust: LocustLoad | None = None
+        self.phases: list[dict[str, Any]] = []
+        self.figures: dict[str, Any] = {}
+        self.extra_reasons: list[str] = []
+        self.before: SteadyState | None = None
+        self.after: SteadyState | None = None
+        self.verdict: dict[str, Any] | None = None
+        self._t0_wall = 0.0
+
+    # -- timeline ------------------------------------------------------------
+    def now(self) -> float:
+        return time.monotonic() - self.run_start
+
+    def phase(self, name: str, **detail: Any) -> None:
+        self.phases.append({"phase": name, "time": round(self.now(), 3), **detail})
+
+    def sleep(self, seconds: float) -> None:
+        self.phase("wait", seconds=seconds)
+        time.sleep(seconds)
+
+    def wait_until(self, what: str, predicate: Callable[[], bool], timeout_s: float,
+                   interval_s: float = 0.5) -> float:
+        """Poll until predicate holds; returns the seconds it took (scaled timeout)."""
+        start = time.monotonic()
+        deadline = start + self.options.scaled(timeout_s)
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                if predicate():
+                    took = time.monotonic() - start
+                    self.phase("observed", what=what, after_s=round(took, 3))
+                    return took
+            time.sleep(interval_s)
+        raise ScenarioError(f"{what}: not observed within {self.options.scaled(timeout_s):.0f} s")
+
+    def leader(self) -> str | None:
+        return discover(self.stack).leader
+
+    def wait_for_new_leader(self, old: str, timeout_s: float = 60.0) -> str:
+        self.wait_until(f"a leader other than {old}",
+                        lambda: self.leader() not in (None, old), timeout_s)
+        return self.leader() or ""
+
+    # -- lifecycle -------------------------------------------------------------
+    def __enter__(self) -> ScenarioRun:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._t0_wall = time.time()
+        self.run_start = time.monotonic()
+        self.key_base = key_base()
+        self.history = HistoryWriter(self.dir / "history-harness.jsonl", run_start=self.run_start)
+        self.nemesis = Nemesis(self.stack, self.history)
+        self.phase("steady-state-before")
+        self.nemesis.heal_all()
+        self.before = wait_for_steady_state(self.stack, timeout=self.options.scaled(120))
+        self._write_json("steady-state-before.json", self.before.as_dict())
+        (self.dir / "patronictl-before.txt").write_text(self.stack.patronictl_list())
+        if not self.before.healthy:
+            self._abort()
+            raise ScenarioError(f"steady state does not hold before the scenario: {self.before.summary()}")
+        self.phase("load-start")
+        self.probe = Probe(self.stack.dsn(), self.history, self.key_base,
+                           period_s=self.options.probe_period_s).start()
+        if self.with_load:
+            self.locust = LocustLoad(self.stack.dsn(), self.dir, self.run_start, self.key_base,
+                                     users=self.options.load_users, run_time_s=900).start()
+        time.sleep(2.0)  # a baseline of successful ops before any fault
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> None:
+        try:
+            self._finish(failed=exc_type is not None)
+        except BaseException:
+            if exc_type is None:
+                raise
+
+    def _abort(self) -> None:
+        if self.history is not None:
+            self.history.close()
+
+    def _stop_load(self) -> None:
+        if self.locust is not None:
+            with contextlib.suppress(PgchaosError):
+                self.locust.stop()
+        if self.probe is not None:
+            self.probe.stop()
+
+    def _finish(self, failed: bool) -> None:
+        assert self.history is not None and self.nemesis is not None
+        self.phase("load-stop")
+        self._stop_load()
+        self.phase("heal-all")
+        self.nemesis.heal_all()
+        self.phase("steady-state-after")
+        try:
+            self.after = wait_for_steady_state(self.stack, timeout=self.options.scaled(180))
+        except PgchaosError as exc:
+            self.extra_reasons.append(f"steady state not observable after the scenario: {exc}")
+        if self.after is not None:
+            self._write_json("steady-state-after.json", self.after.as_dict())
+            if not self.after.healthy:
+                self.extra_reasons.append(
+                    f"steady state did not return after heal-all: {self.after.summary()}")
+        (self.dir / "patronictl-after.txt").write_text(self.stack.patronictl_list())
+        self.phase("final-read")
+        reader = Client(self.stack.dsn(), self.history, FINAL_READER)
+        reader.read_all(self.key_base)
+        reader.close()
+        self.phase("verdict")
+        self.history.close()
+        self._judge()
+        if failed or self.verdict["verdict"] not in ("pass", "waived"):
+            self.save_logs()
+
+    def _judge(self) -> None:
+        paths = [self.dir / "history-harness.jsonl"]
+        if self.locust is not None and self.locust.history_path.exists():
+            paths.append(self.locust.history_path)
+        ops = merge_histories(paths)
+        write_history(self.dir / "history.jsonl", ops)
+        target, waivers = None, ()
+        if self.target_row is not None:
+            targets = load_targets(self.options.targets_path)
+            target, waivers = targets.row(self.target_row), targets.waivers_for(self.target_row)
+        result = check_history(ops, target, waivers,
+                               backup_age_s=self.figures.get("backup_age_s"))
+        result["history"] = str(self.dir / "history.jsonl")
+        log_alerts = self.scan_logs()
+        gated = [a for a in log_alerts if a["gate"]]
+        reasons = list(self.extra_reasons)
+        reasons += [f"log gate: {a['service']}: {a['line']}" for a in gated]
+        if reasons:
+            result["reasons"] = reasons + result["reasons"]
+            result["verdict"] = "fail"
+            result["valid"] = False
+        result.update({
+            "scenario": self.name,
+            "wall_s": round(time.time() - self._t0_wall, 1),
+            "steady_state": {"before": self.before.healthy if self.before else None,
+                             "after": self.after.healthy if self.after else None},
+            "figures": self.figures,
+            "log_alerts": log_alerts,
+            "phases": self.phases,
+            "probe": {k: {"ops": s.ops, "mean_period_s": round(s.mean_period_s, 4)}
+                      for k, s in (self.probe.stats.items() if self.probe else [])},
+        })
+        self.verdict = result
+        self._write_json("verdict.json", result)
+
+    # -- evidence ----------------------------------------------------------------
+    def _write_json(self, name: str, doc: Any) -> None:
+        (self.dir / name).write_text(json.dumps(doc, indent=2, default=str))
+
+    def scan_logs(self) -> list[dict[str, Any]]:
+        """Log lines of this scenario's window that the gate fails or that are worth showing."""
+        since = int(self._t0_wall) - 1
+        alerts = []
+        for service, container in self.stack.containers().items():
+            try:
+                text = container.logs(since=since).decode(errors="replace")
+            except Exception:
+                continue
+            for line in text.splitlines():
+                gate = bool(LOG_GATE.search(line))
+                if gate or LOG_WATCH.search(line):
+                    alerts.append({"service": service, "gate": gate, "line": line.strip()[:300]})
+        return alerts[:200]
+
+    def save_logs(self) -> None:
+        logs = self.dir / "logs"
+        logs.mkdir(exist_ok=True)
+        for service, container in self.stack.containers().items():
+            with contextlib.suppress(Exception):
+                (logs / f"{service}.log").write_bytes(container.logs(since=int(self._t0_wall) - 5))
+
+
+def verdict_message(verdict: dict[str, Any]) -> str:
+    """One readable paragraph: verdict, figures and reasons."""
+    rto, rpo = verdict.get("rto_s", {}), verdict.get("rpo", {})
+    lines = [f"{verdict.get('scenario')}: {verdict.get('verdict')} "
+             f"(RTO write={rto.get('write')} read={rto.get('read')}; lost={rpo.get('lost')} "
+             f"unknown={rpo.get('unknown')} unexpected={rpo.get('unexpected')})"]
+    lines += [f"  - {r}" for r in verdict.get("reasons", [])]
+    return "\n".join(lines)

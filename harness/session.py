@@ -1,0 +1,52 @@
+"""A stack for a whole test session: gc of dead runs first, one stack reused
+by every scenario, removed at the end (unless kept), also on Ctrl-C or
+SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Iterator
+
+from harness.errors import PgchaosError
+from harness.stack import Stack, StackSpec
+from harness.stack.gc import collect
+
+
+def _progress(msg: str) -> None:
+    print(f"[pgchaos] {msg}", file=sys.stderr, flush=True)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def session_stack(spec: StackSpec, keep: bool = False) -> Iterator[Stack]:
+    spec.validate()
+    report = collect()
+    if report.projects:
+        _progress(str(report))
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    reused = _detached_stack(spec)
+    stack = reused or Stack(spec, detached=keep, progress=_progress)
+    try:
+        if reused is None:
+            stack.start()
+        else:
+            _progress(f"reusing the stack started by `pgchaos up`: {stack.project}")
+        yield stack
+    finally:
+        if not keep and reused is None:
+            stack.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _detached_stack(spec: StackSpec) -> Stack | None:
+    """A stack from `pgchaos up` with the same profile and variant, if one is up."""
+    try:
+        stack = Stack.attach(progress=_progress)
+    except PgchaosError:
+        return None
+    same = (stack.spec.profile, stack.spec.variant, stack.spec.compose_dir) == (
+        spec.profile, spec.variant, spec.compose_dir)
+    return stack if stack.detached and same else None

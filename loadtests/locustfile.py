@@ -1,0 +1,93 @@
+"""Locust users for pgchaos: a writer, a reader and a vector-search user over
+psycopg 3 through PgBouncer on 127.0.0.1. Every operation is recorded in this
+process's history file (on the run's shared monotonic timeline) and reported
+to locust's statistics.
+
+Run by harness.load.locust_runner as a subprocess; configured by environment:
+PGCHAOS_DSN, PGCHAOS_HISTORY, PGCHAOS_RUN_START, PGCHAOS_KEY_BASE,
+PGCHAOS_PACING_S, PGCHAOS_PROCESS_BASE.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import time
+from collections import deque
+
+from locust import User, constant_pacing, events, task
+
+from harness.history import HistoryWriter
+from harness.load.client import PROCESS_SPAN, Client
+
+DSN = os.environ.get("PGCHAOS_DSN", "host=127.0.0.1 port=6432 dbname=distributed_postgres_cluster "
+                     "user=dpg_cluster password=dpg_cluster_pw connect_timeout=2")
+PACING_S = float(os.environ.get("PGCHAOS_PACING_S", "0.1"))
+KEY_BASE = int(os.environ.get("PGCHAOS_KEY_BASE", "0"))
+RUN_START = float(os.environ.get("PGCHAOS_RUN_START", str(time.monotonic())))
+HISTORY = HistoryWriter(os.environ.get("PGCHAOS_HISTORY", f"history-locust-{os.getpid()}.jsonl"),
+                        run_start=RUN_START)
+PROCESS_IDS = itertools.count(int(os.environ.get("PGCHAOS_PROCESS_BASE", "100")))
+ACKED: deque[int] = deque(maxlen=5000)  # keys acknowledged by writers, for readers
+
+
+@events.quitting.add_listener
+def _close_history(environment, **_kwargs) -> None:
+    HISTORY.close()
+
+
+class PgchaosUser(User):
+    """Base: one recording Client per simulated user."""
+
+    abstract = True
+    wait_time = constant_pacing(PACING_S)
+
+    def on_start(self) -> None:
+        self.process = next(PROCESS_IDS)
+        self.client = Client(DSN, HISTORY, self.process)
+        self.counter = 0
+        self.rng = random.Random(self.process)
+
+    def on_stop(self) -> None:
+        self.client.close()
+
+    def _report(self, kind: str, name: str, started: float, outcome: str) -> None:
+        events.request.fire(
+            request_type=kind, name=name, response_time=(time.perf_counter() - started) * 1000,
+            response_length=0, exception=None if outcome == "ok" else RuntimeError(outcome),
+            context={},
+        )
+
+
+class WriterUser(PgchaosUser):
+    """Inserts unique keys into the distributed `events` table."""
+
+    @task
+    def write(self) -> None:
+        key = KEY_BASE + self.process * PROCESS_SPAN + self.counter
+        self.counter += 1
+        started = time.perf_counter()
+        outcome = self.client.write(key, "events")
+        if outcome == "ok":
+            ACKED.append(key)
+        self._report("write", "events", started, outcome)
+
+
+class ReaderUser(PgchaosUser):
+    """Reads back keys the writers had acknowledged."""
+
+    @task
+    def read(self) -> None:
+        key = self.rng.choice(ACKED) if ACKED else KEY_BASE
+        started = time.perf_counter()
+        self._report("read", "events", started, self.client.read(key, "events"))
+
+
+class VectorUser(PgchaosUser):
+    """The guide's vector search: ORDER BY embedding <=> ... LIMIT 5."""
+
+    @task
+    def search(self) -> None:
+        started = time.perf_counter()
+        self._report("vector-search", "vectors", started, self.client.vector_search(self.rng))
