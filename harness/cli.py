@@ -26,16 +26,17 @@ def cmd_setup(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from harness.stack import Stack, StackSpec
     from harness.stack.gc import collect
-    from harness.stack.stack import runs_dir
+    from harness.stack.stack import check_ports_free, runs_dir
 
     spec = StackSpec(profile=args.profile, variant=args.variant)
     spec.validate()
-    gc = collect()
-    if gc.projects:
-        _progress(str(gc))
     if runs_dir().exists() and any(runs_dir().glob("*/run.json")):
         running = ", ".join(p.parent.name for p in runs_dir().glob("*/run.json"))
         raise PgchaosError(f"a stack is already up ({running}); run `pgchaos down` first")
+    check_ports_free(dict(spec.ports.__dict__))
+    gc = collect()
+    if gc.projects:
+        _progress(str(gc))
     stack = Stack(spec, detached=True, progress=_progress)
     t0 = time.monotonic()
     try:

@@ -46,7 +46,7 @@ class HistoryFormatError(PgchaosError, ValueError):
         self.line = line
         self.problem = problem
         self.path = None if path is None else str(path)
-        where = f"{self.path}:{line}" if self.path else f"line {line}"
+        where = f"{self.path}: line {line}" if self.path else f"line {line}"
         super().__init__(f"{where}: {problem}")
 
 

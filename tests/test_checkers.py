@@ -385,3 +385,22 @@ def test_check_safe_passes_options_and_results_through() -> None:
     h = H().fault("kill", 1.0).write(1, "fail", 2.0).write(2, "ok", 2.5).write(3, "fail", 3.0)
     h.write(4, "ok", 6.0)
     assert check_safe(rto, h.ops(), stable_s=0.1)["rto_s"]["write"] == pytest.approx(1.5)
+
+
+def test_rto_ignores_an_ok_followed_by_an_op_that_hangs_then_fails():
+    """A sequential client: ok right after the fault, then a read that hangs 5 s
+    and fails; the stretch after the first ok is not stable."""
+    from harness.checkers import rto as rto_checker
+    from harness.history import Op
+
+    ops = [
+        Op(0, 10.0, "nemesis", "info", "kill", {"target": "coordinator-1"}),
+        Op(1, 10.0, 1, "invoke", "read", 1),
+        Op(2, 10.01, 1, "ok", "read", 1),
+        Op(3, 10.05, 1, "invoke", "read", 1),
+        Op(4, 15.05, 1, "fail", "read", 1),
+        Op(5, 20.0, 1, "invoke", "read", 1),
+        Op(6, 20.02, 1, "ok", "read", 1),
+    ]
+    result = rto_checker(ops, fs=("read",))
+    assert abs(result["rto_s"]["read"] - 10.02) < 1e-9

@@ -148,7 +148,7 @@ def test_each_malformation_is_named(tmp_path: Path, case: str, parser: str) -> N
         read_history(path)
     assert err.value.line == 3
     assert message in str(err.value)
-    assert f"{path}:3" in str(err.value)
+    assert f"{path}: line 3" in str(err.value)
 
 
 def test_invalid_utf8_is_a_format_error(tmp_path: Path, parser: str) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from harness.checkers.faults import faults as find_faults
-from harness.history import Op
+from harness.history import Op, pair_invocations
 
 DEFAULT_STABLE_S: Final = 1.0
 DEFAULT_FS: Final = ("write", "read")
@@ -62,15 +62,21 @@ def rto(
     A fault's RTO for ``f`` runs from the fault op's time to the completion of
     the first ``ok`` of ``f`` after it that starts a stable stretch: no
     ``fail``/``info`` of ``f`` completes within ``stable_s`` after it (or the
-    history ends). None when nothing recovered; an ``f`` with no completions
+    history ends), and none that completes later was invoked within it (an
+    op that hangs past the window and then fails still breaks the stretch). None when nothing recovered; an ``f`` with no completions
     after the fault is reported as ``unobserved`` and does not count as
     unrecovered. Invalid when any observed fault never recovered.
     """
     wanted = set(fs)
     done: dict[str, list[tuple[float, bool]]] = {f: [] for f in fs}
-    for op in ops:
+    invoked_at = pair_invocations(list(ops))
+    for i, op in enumerate(ops):
         if op.f in wanted and op.type != "invoke" and op.process != "nemesis":
-            done[op.f].append((op.time, op.type == "ok"))
+            ok = op.type == "ok"
+            done[op.f].append((op.time, ok))
+            inv = invoked_at[i]
+            if not ok and inv is not None and ops[inv].time < op.time:
+                done[op.f].append((ops[inv].time, False))  # the failing op was under way from here
     recovery = {f: _Recovery(done[f], stable_s) for f in fs}
 
     results: list[dict[str, Any]] = []

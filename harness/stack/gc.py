@@ -2,8 +2,10 @@
 
 Only things that carry our ownership label (containers, networks, volumes)
 and the state folders and loop mounts under the pgchaos state root are ever
-touched; a run whose owner process is alive, or a detached stack started with
-`pgchaos up`, is left alone unless `everything` is asked for.
+touched. A run is live while its owner process is alive, or when it was
+started detached (`pgchaos up`); live runs are kept unless `everything`
+is asked for. Liveness is read from the containers' own labels, so runs of
+another state folder are judged correctly too.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from harness.stack.stack import (
     runs_dir,
 )
 
+PID_LABEL = "io.pgchaos.owner-pid"
+DETACHED_LABEL = "io.pgchaos.detached"
+
 
 @dataclass
 class GcReport:
@@ -31,13 +36,16 @@ class GcReport:
     kept: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
+        kept = f"; kept live runs: {', '.join(self.kept)}" if self.kept else ""
         if not self.projects and not self.mounts:
-            return "gc: nothing to remove" + (f" (kept live runs: {', '.join(self.kept)})" if self.kept else "")
+            return "gc: nothing to remove" + kept
         return (f"gc: removed {len(self.projects)} run(s) {self.projects}, "
-                f"{len(self.mounts)} loop mount(s)" + (f"; kept {self.kept}" if self.kept else ""))
+                f"{len(self.mounts)} loop mount(s){kept}")
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -47,34 +55,45 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _live_runs() -> set[str]:
-    """Projects whose owner is alive or which were started detached."""
-    live = set()
+def _is_live(pid: int, detached: bool) -> bool:
+    return detached or (pid != os.getpid() and pid_alive(pid))
+
+
+def _state_runs() -> dict[str, bool]:
+    """Project -> live, for the runs of this state folder."""
+    found: dict[str, bool] = {}
     if not runs_dir().exists():
-        return live
-    for meta_path in runs_dir().glob("*/run.json"):
+        return found
+    for run in runs_dir().iterdir():
+        meta_path = run / "run.json"
         try:
             meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError):
-            continue
-        if meta.get("detached") or (meta.get("owner_pid") != os.getpid()
-                                    and _alive(int(meta.get("owner_pid", 0)))):
-            live.add(meta["project"])
-    return live
+            found[meta["project"]] = _is_live(int(meta.get("owner_pid", 0)), bool(meta.get("detached")))
+        except (OSError, ValueError, KeyError):
+            found[f"pgchaos-{run.name}"] = False  # a half-written run folder
+    return found
 
 
 def collect(everything: bool = False) -> GcReport:
     """Remove leftovers of dead runs (or of every run with everything=True)."""
     client = docker_client()
-    keep = set() if everything else _live_runs()
-    report = GcReport(kept=sorted(keep))
-    projects = {c.labels.get(PROJECT_LABEL) for c in client.containers.list(
-        all=True, filters={"label": f"{OWNER_LABEL}=pgchaos"})}
-    projects |= {n.attrs.get("Labels", {}).get(PROJECT_LABEL) for n in client.networks.list(
-        filters={"label": f"{OWNER_LABEL}=pgchaos"})}
-    if runs_dir().exists():
-        projects |= {f"pgchaos-{p.name}" for p in runs_dir().iterdir() if p.is_dir()}
-    for project in sorted(p for p in projects if p and p not in keep):
+    live = _state_runs()
+    for container in client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}=pgchaos"}):
+        labels = container.labels
+        project = labels.get(PROJECT_LABEL)
+        if not project:
+            continue
+        alive = _is_live(int(labels.get(PID_LABEL, "0") or 0), labels.get(DETACHED_LABEL) == "true")
+        live[project] = live.get(project, False) or alive
+    for network in client.networks.list(filters={"label": f"{OWNER_LABEL}=pgchaos"}):
+        project = (network.attrs.get("Labels") or {}).get(PROJECT_LABEL)
+        if project and project not in live:
+            live[project] = False  # a network whose containers are gone
+    report = GcReport()
+    for project, alive in sorted(live.items()):
+        if alive and not everything:
+            report.kept.append(project)
+            continue
         remove_project_resources(client, project)
         run_dir = runs_dir() / project.removeprefix("pgchaos-")
         for mount in volumes.mounts_under(run_dir):

@@ -172,6 +172,8 @@ class Stack:
         env = {
             "COMPOSE_PROJECT_NAME": self.project,
             "PGCHAOS_RUN_ID": self.run_id,
+            "PGCHAOS_OWNER_PID": str(os.getpid()),
+            "PGCHAOS_DETACHED": "true" if self.detached else "false",
             "PGCHAOS_IMAGE_TAG": self.image_tag,
             "PGCHAOS_DATA": str(self.state_dir / "data"),
             "PGCHAOS_CONFIG": str(self.config_dir),

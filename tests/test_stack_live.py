@@ -1,0 +1,93 @@
+"""The reference stack, live: steady state, the data path on 127.0.0.1,
+patronictl inside, the guide's schema, and a down that leaves nothing."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+import requests
+
+from harness.stack import Stack, StackSpec, discover, steady_state
+from harness.stack.spec import COORDINATORS, Ports
+from harness.stack.stack import OWNER_LABEL, docker_client
+
+pytestmark = pytest.mark.docker
+
+GUIDE_CHECKS = {"services", "patroni_leader", "replicas_streaming", "replication_lag", "router_health",
+                "pgbouncer_pools", "workers", "disk_space", "slow_queries", "idle_in_transaction"}
+
+
+def test_steady_state_is_the_daily_health_check(pgchaos_stack):
+    state = steady_state(pgchaos_stack)
+    assert {c.name for c in state.checks} == GUIDE_CHECKS
+    assert state.healthy, state.summary()
+    doc = state.as_dict()
+    assert doc["leader"] in COORDINATORS
+    assert len(doc["replicas"]) == 2 and all(r["state"] == "streaming" for r in doc["replicas"])
+    assert doc["healthy"] is True
+
+
+def test_write_and_read_through_pgbouncer_on_loopback(pgchaos_stack):
+    dsn = pgchaos_stack.dsn()
+    assert "host=127.0.0.1" in dsn
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO ledger (key, writer) VALUES (-1, 0) ON CONFLICT DO NOTHING")
+        assert conn.execute("SELECT key FROM ledger WHERE key = -1").fetchone() == (-1,)
+        # distributed tables reach both workers through postgres_fdw
+        assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 1000
+        per_worker = conn.execute(
+            "SELECT tableoid::regclass::text, count(*) FROM users GROUP BY 1 ORDER BY 1").fetchall()
+        assert [name for name, _ in per_worker] == ["users_w1", "users_w2"]
+        assert all(n > 0 for _, n in per_worker)
+        nearest = conn.execute(
+            "SELECT id FROM vectors ORDER BY embedding <=> '[0.1, 0.2, 0.3]' LIMIT 5").fetchall()
+        assert len(nearest) == 5
+
+
+def test_patronictl_list_inside(pgchaos_stack):
+    out = pgchaos_stack.patronictl_list()
+    assert out.count("Leader") == 1, out
+    assert sum(out.count(name) for name in COORDINATORS) == 3, out
+
+
+def test_router_health_and_stats_pages(pgchaos_stack):
+    ports = pgchaos_stack.spec.ports
+    assert requests.get(f"http://127.0.0.1:{ports.health}/health", timeout=3).status_code == 200
+    stats = requests.get(f"http://127.0.0.1:{ports.haproxy_stats}/stats;csv", timeout=3).text
+    assert "primary,coordinator-1" in stats
+    leader = discover(pgchaos_stack).leader
+    up_line = next(line for line in stats.splitlines() if line.startswith(f"primary,{leader},"))
+    assert ",UP," in up_line
+
+
+def test_prometheus_scrapes_the_stack(pgchaos_stack):
+    port = pgchaos_stack.spec.ports.prometheus
+    targets = requests.get(f"http://127.0.0.1:{port}/api/v1/targets", timeout=3).json()
+    jobs = {t["labels"]["job"] for t in targets["data"]["activeTargets"]}
+    assert {"patroni", "haproxy", "postgres"} <= jobs
+
+
+def test_every_published_port_is_loopback_only(pgchaos_stack):
+    for service, container in pgchaos_stack.containers().items():
+        container.reload()
+        for bindings in (container.attrs["NetworkSettings"]["Ports"] or {}).values():
+            for binding in bindings or []:
+                assert binding["HostIp"] == "127.0.0.1", (service, binding)
+
+
+def test_a_second_stack_comes_up_and_down_leaving_nothing(pgchaos_stack):
+    """Its own ports, its own project; afterwards no container, network or mount of it."""
+    spec = StackSpec(ports=Ports(**{k: v + 20000 for k, v in Ports().__dict__.items()}))
+    stack = Stack(spec, progress=lambda msg: None)
+    with stack:
+        assert steady_state(stack).healthy
+        mounts = [str(stack.data_mount(n)) for n in ("coordinator-1", "worker-1")]
+    client = docker_client()
+    label = f"com.docker.compose.project={stack.project}"
+    assert client.containers.list(all=True, filters={"label": label}) == []
+    assert client.networks.list(filters={"label": label}) == []
+    assert not any(m in open("/proc/mounts").read() for m in mounts)
+    assert not stack.state_dir.exists()
+    # the session's stack was not touched
+    assert steady_state(pgchaos_stack).healthy
+    assert client.containers.list(filters={"label": f"{OWNER_LABEL}=pgchaos"})
