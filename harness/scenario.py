@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.checkers import check_safe
 from harness.errors import PgchaosError
-from harness.history import HistoryWriter, merge_histories, write_history
+from harness.history import HistoryWriter, Op, merge_histories, write_history
 from harness.load.client import Client, key_base
 from harness.load.locust_runner import LocustLoad
 from harness.load.probe import Probe
@@ -79,6 +80,7 @@ class ScenarioRun:
         self.phases: list[dict[str, Any]] = []
         self.figures: dict[str, Any] = {}
         self.extra_reasons: list[str] = []
+        self.post_checks: list[tuple[str, Callable[[list[Op]], dict[str, Any]]]] = []
         self.before: SteadyState | None = None
         self.after: SteadyState | None = None
         self.verdict: dict[str, Any] | None = None
@@ -108,6 +110,10 @@ class ScenarioRun:
                     return took
             time.sleep(interval_s)
         raise ScenarioError(f"{what}: not observed within {self.options.scaled(timeout_s):.0f} s")
+
+    def add_check(self, name: str, checker: Callable[[list[Op]], dict[str, Any]]) -> None:
+        """A scenario-specific checker over the merged history (valid / invalid / unknown)."""
+        self.post_checks.append((name, checker))
 
     def leader(self) -> str | None:
         return discover(self.stack).leader
@@ -201,6 +207,15 @@ class ScenarioRun:
         result = check_history(ops, target, waivers,
                                backup_age_s=self.figures.get("backup_age_s"))
         result["history"] = str(self.dir / "history.jsonl")
+        result["scenario_checks"] = {}
+        for name, checker in self.post_checks:
+            res = check_safe(checker, ops)
+            result["scenario_checks"][name] = res
+            if res["valid"] is False:
+                self.extra_reasons.append(f"{name}: {res.get('reason') or res}")
+            elif res["valid"] != True and result["verdict"] in ("pass", "waived"):  # noqa: E712
+                result["verdict"], result["valid"] = "unknown", False
+                result["reasons"].append(f"{name} could not judge: {res.get('error')}")
         log_alerts = self.scan_logs()
         gated = [a for a in log_alerts if a["gate"]]
         reasons = list(self.extra_reasons)

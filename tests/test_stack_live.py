@@ -86,7 +86,9 @@ def test_a_second_stack_comes_up_and_down_leaving_nothing(pgchaos_stack):
     label = f"com.docker.compose.project={stack.project}"
     assert client.containers.list(all=True, filters={"label": label}) == []
     assert client.networks.list(filters={"label": label}) == []
-    assert not any(m in open("/proc/mounts").read() for m in mounts)
+    with open("/proc/mounts") as proc_mounts:
+        mounted = proc_mounts.read()
+    assert not any(m in mounted for m in mounts)
     assert not stack.state_dir.exists()
     # the session's stack was not touched
     assert steady_state(pgchaos_stack).healthy

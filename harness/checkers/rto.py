@@ -63,9 +63,10 @@ def rto(
     the first ``ok`` of ``f`` after it that starts a stable stretch: no
     ``fail``/``info`` of ``f`` completes within ``stable_s`` after it (or the
     history ends), and none that completes later was invoked within it (an
-    op that hangs past the window and then fails still breaks the stretch). None when nothing recovered; an ``f`` with no completions
-    after the fault is reported as ``unobserved`` and does not count as
-    unrecovered. Invalid when any observed fault never recovered.
+    op that hangs past the window and then fails still breaks the stretch).
+    None when nothing recovered; an ``f`` with no completions after the fault
+    is reported as ``unobserved`` and does not count as unrecovered. Invalid
+    when any observed fault never recovered.
     """
     wanted = set(fs)
     done: dict[str, list[tuple[float, bool]]] = {f: [] for f in fs}

@@ -43,7 +43,8 @@ def write_summary(verdicts: list[dict[str, Any]], run_dir: Path) -> list[dict[st
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "summary.json").write_text(json.dumps(rows, indent=2, default=str))
     lines = [
-        "| scenario | target row | RTO target | RTO write | RTO read | RPO target | lost | window | verdict | wall |",
+        "| scenario | target row | RTO target | RTO write | RTO read | RPO target | lost | window "
+        "| verdict | wall |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

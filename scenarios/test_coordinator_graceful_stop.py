@@ -1,0 +1,18 @@
+"""Single coordinator failure, graceful: `docker stop` of the Patroni leader.
+Patroni releases the leader key on shutdown, so a replica takes over without
+waiting for the ttl. Target coordinator-failure (10 s / RPO 0), no waiver."""
+
+import pytest
+from conftest import assert_verdict
+
+pytestmark = [pytest.mark.scenario, pytest.mark.docker, pytest.mark.target("coordinator-failure")]
+
+
+def test_coordinator_graceful_stop(scenario_run):
+    with scenario_run() as run:
+        fault = run.nemesis.inject("stop", "primary")
+        run.figures["new_leader"] = run.wait_for_new_leader(fault.target, timeout_s=60)
+        run.figures["old_leader"] = fault.target
+        run.sleep(4)
+        run.nemesis.heal(fault)
+    assert_verdict(run.verdict)

@@ -1,0 +1,32 @@
+"""Partition of the leader from etcd, the replicas and the router (docker
+network disconnect). It must demote itself; a replica takes over; at no
+sampled moment are two coordinators writable (direct probes through docker
+exec, bypassing the network). RPO 0 with synchronous mode. Target
+leader-partition (30 s / RPO 0)."""
+
+import pytest
+from conftest import assert_verdict
+
+from harness.checkers.split_brain import split_brain
+from harness.load.writable_probe import WritableProbe
+from harness.stack.spec import COORDINATORS
+
+pytestmark = [pytest.mark.scenario, pytest.mark.docker, pytest.mark.target("leader-partition")]
+
+
+def test_leader_partition(scenario_run):
+    with scenario_run() as run:
+        probe = WritableProbe(run.stack, COORDINATORS, run.history, period_s=0.5).start()
+        try:
+            run.sleep(2)
+            fault = run.nemesis.inject("partition", "primary")
+            run.figures["new_leader"] = run.wait_for_new_leader(fault.target, timeout_s=60)
+            run.figures["partitioned"] = fault.target
+            run.sleep(4)
+            run.nemesis.heal(fault)
+            run.sleep(2)
+        finally:
+            probe.stop()
+        run.figures["writable_samples"] = probe.rounds
+        run.add_check("split-brain", split_brain)
+    assert_verdict(run.verdict)
