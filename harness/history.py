@@ -271,9 +271,11 @@ def merge_histories(paths: Iterable[str | Path]) -> list[Op]:
     Ties keep file order, then line order. A heal's ``value["fault"]`` that
     refers to an op of its own file is rewritten to that op's new index.
     """
-    streams = [
-        ((op.time, i, n, op) for n, op in enumerate(read_history(p))) for i, p in enumerate(paths)
-    ]
+    def stream(src: int, path: str | Path) -> Iterator[tuple[float, int, int, Op]]:
+        # a function, not a nested generator expression: `src` must bind per file
+        return ((op.time, src, n, op) for n, op in enumerate(read_history(path)))
+
+    streams = [stream(i, p) for i, p in enumerate(paths)]
     remap: dict[tuple[int, int], int] = {}
     merged: list[Op] = []
     for new, (_, src, _n, op) in enumerate(heapq.merge(*streams, key=lambda x: x[:3])):

@@ -156,6 +156,19 @@ class ScenarioRun:
             if exc_type is None:
                 raise
 
+    def pause_load(self) -> None:
+        """Stop application traffic (the guide's first restore step)."""
+        self.phase("load-pause")
+        self._stop_load()
+        self._paused_probes = getattr(self, "_paused_probes", 0) + 1
+
+    def resume_load(self) -> None:
+        """Resume traffic with a fresh probe (its own process ids and keys)."""
+        self.phase("load-resume")
+        self.probe = Probe(self.stack.dsn(), self.history, self.key_base,
+                           period_s=self.options.probe_period_s,
+                           process_offset=10 * self._paused_probes).start()
+
     def _abort(self) -> None:
         if self.history is not None:
             self.history.close()

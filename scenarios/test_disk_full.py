@@ -18,12 +18,21 @@ def test_disk_full_on_leader(scenario_run):
     with scenario_run() as run:
         fault = run.nemesis.inject("disk-full", "primary")
         run.figures["full_node"] = fault.target
+        try:  # a bulk write must fail with a clean error, not hang or be acknowledged
+            with psycopg.connect(run.stack.dsn(fault.target), autocommit=True) as conn:
+                conn.execute("CREATE TABLE IF NOT EXISTS disk_ballast (pad text)")
+                conn.execute("INSERT INTO disk_ballast SELECT repeat('x', 1000) FROM generate_series(1, 20000)")
+            run.figures["bulk_write"] = "acknowledged"
+        except psycopg.Error as exc:
+            run.figures["bulk_write"] = f"{exc.sqlstate}: {str(exc).strip().splitlines()[0]}"
         run.sleep(HOLD_S)
         run.figures["health_during"] = {c.name: c.detail for c in steady_state(run.stack).failing()}
         run.nemesis.heal(fault)  # the guide's "clean up": free the space
         run.sleep(6)
     assert_verdict(run.verdict)
+    assert run.figures["bulk_write"] != "acknowledged", "a 20 MB write was acknowledged on a full disk"
     # no corruption: every table is readable end to end after recovery
     with psycopg.connect(run.stack.dsn(), autocommit=True) as conn:
         for table in ("ledger", "users", "events", "vectors"):
             conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        conn.execute("DROP TABLE IF EXISTS disk_ballast")

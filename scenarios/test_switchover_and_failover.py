@@ -13,7 +13,8 @@ pytestmark = [pytest.mark.scenario, pytest.mark.docker, pytest.mark.target("plan
 def test_patronictl_operation(scenario_run, operation):
     with scenario_run(name=f"test_patronictl_{operation}") as run:
         old = run.leader()
-        candidate = run.nemesis.resolve_node("replica")
+        # In synchronous mode Patroni promotes only the synchronous standby.
+        candidate = run.nemesis.resolve_node("sync-standby")
         action = run.nemesis.inject(operation, candidate)
         run.figures.update(old_leader=old, candidate=candidate,
                            new_leader=run.wait_for_new_leader(old, timeout_s=60))

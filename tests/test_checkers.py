@@ -357,7 +357,8 @@ def test_merge_valid(vs: list[Any]) -> None:
     assert merge_valid(vs) == expected
 
 
-@given(st.dictionaries(st.text(min_size=1, max_size=5), validities, max_size=5))
+@given(st.dictionaries(st.text(min_size=1, max_size=5).filter(lambda s: s != "valid"), validities,
+                       max_size=5))
 def test_compose(vs: dict[str, Any]) -> None:
     checkers = {name: (lambda ops, v=v: {"valid": v}) for name, v in vs.items()}
     result = compose(checkers, [])
@@ -404,3 +405,38 @@ def test_rto_ignores_an_ok_followed_by_an_op_that_hangs_then_fails():
     ]
     result = rto_checker(ops, fs=("read",))
     assert abs(result["rto_s"]["read"] - 10.02) < 1e-9
+
+
+def test_rto_stretch_must_hold_until_the_heal():
+    """A graceful stop: writes keep working 1.5 s, then fail 4 s, then recover;
+    the early ok does not count as recovery because the outage came before the heal."""
+    from harness.checkers import rto as rto_checker
+    from harness.history import Op
+
+    ops = [Op(0, 10.0, "nemesis", "info", "stop", {"target": "coordinator-1"})]
+    t, i = 10.0, 1
+    while t < 20.0:
+        outcome = "fail" if 11.5 <= t < 15.5 else "ok"
+        ops += [Op(i, t, 1, "invoke", "write", i), Op(i + 1, t + 0.01, 1, outcome, "write", i)]
+        t, i = t + 0.1, i + 2
+    ops.append(Op(i, 20.0, "nemesis", "info", "heal", {"target": "coordinator-1", "fault": 0}))
+    result = rto_checker(ops, fs=("write",))
+    assert 5.4 < result["rto_s"]["write"] < 5.7, result["rto_s"]
+
+
+def test_rto_counts_a_stall_as_an_outage():
+    """No op fails, but one write hangs 4.5 s in the pooler: recovery is its completion."""
+    from harness.checkers import rto as rto_checker
+    from harness.history import Op
+
+    ops = [
+        Op(0, 10.0, "nemesis", "info", "stop", {"target": "coordinator-1"}),
+        Op(1, 10.01, 1, "invoke", "write", 1), Op(2, 10.02, 1, "ok", "write", 1),
+        Op(3, 10.06, 1, "invoke", "write", 2), Op(4, 14.56, 1, "ok", "write", 2),
+        Op(5, 14.60, 1, "invoke", "write", 3), Op(6, 14.61, 1, "ok", "write", 3),
+        Op(7, 18.0, "nemesis", "info", "heal", {"target": "coordinator-1", "fault": 0}),
+    ]
+    assert abs(rto_checker(ops, fs=("write",))["rto_s"]["write"] - 4.56) < 1e-6
+    # the same history with fast ops only (no stall) recovers at once
+    fast = [op for op in ops if op.index not in (3, 4)]
+    assert rto_checker(fast, fs=("write",))["rto_s"]["write"] < 0.1

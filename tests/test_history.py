@@ -240,3 +240,19 @@ def test_pair_invocations_by_process() -> None:
     ]
     assert pair_invocations(ops) == [None, None, 1, 0, None, None]
     assert pending_invocations(ops) == [5]
+
+
+def test_merge_keeps_heal_references_per_file(tmp_path: Path) -> None:
+    """Two files with overlapping indexes: the heal must still name its own fault."""
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    with HistoryWriter(b, run_start=0.0) as w:
+        for i in range(5):
+            w.append(7, "invoke", "write", i, time=0.4 + 0.1 * i)
+    with HistoryWriter(a, run_start=0.0) as w:
+        w.append(1, "invoke", "write", 99, time=0.05)
+        fault = w.append("nemesis", "info", "kill", {"target": "coordinator-1"}, time=0.35)
+        w.append("nemesis", "info", "heal", {"target": "coordinator-1", "fault": fault.index}, time=0.9)
+    merged = merge_histories([a, b])
+    kill = next(op for op in merged if op.f == "kill")
+    heal = next(op for op in merged if op.f == "heal")
+    assert heal.value["fault"] == kill.index

@@ -41,5 +41,7 @@ def check_safe(checker: Checker, ops: Sequence[Op], **opts: Any) -> dict[str, An
 
 def compose(checkers: Mapping[str, Checker], ops: Sequence[Op]) -> dict[str, Any]:
     """Run every checker safely; ``{"valid": merged, name: result, ...}``."""
+    if "valid" in checkers:
+        raise ValueError("a checker cannot be named 'valid': the merged validity uses that key")
     results = {name: check_safe(c, ops) for name, c in checkers.items()}
     return {"valid": merge_valid(r["valid"] for r in results.values()), **results}

@@ -11,12 +11,13 @@ from harness.history import Op, pair_invocations
 
 DEFAULT_STABLE_S: Final = 1.0
 DEFAULT_FS: Final = ("write", "read")
+DEFAULT_STALL_S: Final = 2.0
 
 
 class _Recovery:
     """Completions of one ``f`` in time order, indexed for recovery queries."""
 
-    __slots__ = ("times", "stable_from")
+    __slots__ = ("times", "stable_from", "bad_times")
 
     def __init__(self, done: list[tuple[float, bool]], stable_s: float) -> None:
         done.sort(key=lambda x: x[0])
@@ -35,13 +36,22 @@ class _Recovery:
             if not ok:
                 next_bad = t
         self.stable_from = stable_from
+        self.bad_times = [t for t, ok in done if not ok]
 
-    def rto(self, fault_time: float) -> tuple[float | None, bool]:
-        """(RTO, observed): observed is False when no op completed after the fault."""
+    def rto(self, fault_time: float, hold_until: float | None = None) -> tuple[float | None, bool]:
+        """(RTO, observed): observed is False when no op completed after the fault.
+
+        With `hold_until` (the fault's heal), the stretch must also hold until
+        then: the recovering ok comes after the last failure before the heal.
+        """
         j = bisect_right(self.times, fault_time)
         if j == len(self.times):
             return None, False
-        k = self.stable_from[j]
+        if hold_until is not None:
+            last = bisect_right(self.bad_times, hold_until) - 1
+            if last >= 0 and self.bad_times[last] > fault_time:
+                j = max(j, bisect_right(self.times, self.bad_times[last]))
+        k = self.stable_from[j] if j < len(self.times) else len(self.times)
         if k == len(self.times):
             return None, True
         return self.times[k] - fault_time, True
@@ -55,6 +65,7 @@ def rto(
     ops: Sequence[Op],
     *,
     stable_s: float = DEFAULT_STABLE_S,
+    stall_s: float = DEFAULT_STALL_S,
     fs: Sequence[str] = DEFAULT_FS,
 ) -> dict[str, Any]:
     """RTO per fault and per ``f`` in ``fs``.
@@ -64,6 +75,12 @@ def rto(
     ``fail``/``info`` of ``f`` completes within ``stable_s`` after it (or the
     history ends), and none that completes later was invoked within it (an
     op that hangs past the window and then fails still breaks the stretch).
+    When the fault has a heal, the stretch must also last until the heal: a
+    fault whose effect starts late (a graceful stop takes seconds to bite)
+    is not "recovered" by the ok that preceded its outage. An op that
+    succeeds but takes longer than ``stall_s`` (queued in the pooler while no
+    leader exists) counts as unavailable from ``stall_s`` after its
+    invocation until it completes: a stall is an outage that did not error.
     None when nothing recovered; an ``f`` with no completions after the fault
     is reported as ``unobserved`` and does not count as unrecovered. Invalid
     when any observed fault never recovered.
@@ -76,8 +93,12 @@ def rto(
             ok = op.type == "ok"
             done[op.f].append((op.time, ok))
             inv = invoked_at[i]
-            if not ok and inv is not None and ops[inv].time < op.time:
+            if inv is None or ops[inv].time >= op.time:
+                continue
+            if not ok:
                 done[op.f].append((ops[inv].time, False))  # the failing op was under way from here
+            elif op.time - ops[inv].time > stall_s:
+                done[op.f].append((ops[inv].time + stall_s, False))  # stalled: unavailable from here
     recovery = {f: _Recovery(done[f], stable_s) for f in fs}
 
     results: list[dict[str, Any]] = []
@@ -88,7 +109,7 @@ def rto(
         row["rto_s"] = {}
         row["unobserved"] = []
         for f in fs:
-            value, observed = recovery[f].rto(fault.time)
+            value, observed = recovery[f].rto(fault.time, fault.healed_at)
             row["rto_s"][f] = value
             if not observed:
                 row["unobserved"].append(f)
@@ -100,6 +121,7 @@ def rto(
     return {
         "valid": not unrecovered,
         "stable_s": stable_s,
+        "stall_s": stall_s,
         "rto_s": {f: _worst(worst[f]) for f in fs},
         "faults": results,
         "unrecovered": unrecovered,

@@ -88,11 +88,20 @@ class Client:
         """Insert one unique key in its own transaction; returns the op type."""
         self.history.append(self.process, "invoke", "write", key)
         commit_sent = False
+        notices: list[str] = []
+
+        def on_notice(diag: psycopg.errors.Diagnostic) -> None:
+            notices.append(diag.message_primary or "")
+
         try:
             conn = self._connection()
             conn.execute("BEGIN")
             conn.execute(f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}")
             conn.execute(WRITE_SQL[table], (key, self.process))
+            # No timeout on COMMIT: a cancelled wait for the synchronous standby
+            # reports success for a commit that is only local (lost on failover).
+            conn.execute("SET LOCAL statement_timeout = 0")
+            conn.add_notice_handler(on_notice)
             commit_sent = True
             conn.execute("COMMIT")
         except Exception as exc:
@@ -100,6 +109,14 @@ class Client:
             self._after_error()
             self.history.append(self.process, kind, "write", key, error=describe(exc))
             return kind
+        finally:
+            if self.conn is not None:
+                with contextlib.suppress(ValueError):
+                    self.conn.remove_notice_handler(on_notice)
+        unreplicated = [n for n in notices if "synchronous replication" in n]
+        if unreplicated:  # committed locally only: it may or may not survive
+            self.history.append(self.process, "info", "write", key, error=unreplicated[0][:300])
+            return "info"
         self.history.append(self.process, "ok", "write", key)
         return "ok"
 

@@ -33,20 +33,21 @@ class Probe:
 
     def __init__(self, dsn: str, history: HistoryWriter, key_base: int,
                  period_s: float = 0.04, max_duration_s: float = 1800.0,
-                 max_ops: int = 200_000) -> None:
+                 max_ops: int = 200_000, process_offset: int = 0) -> None:
         self.dsn = dsn
         self.history = history
         self.key_base = key_base
         self.period_s = period_s
         self.max_duration_s = max_duration_s
         self.max_ops = max_ops
+        self.process_offset = process_offset  # a resumed probe writes keys of its own
         self._stop = threading.Event()
         self._last_acked: int | None = None
         self._threads: list[threading.Thread] = []
         self.stats = {"write": ProbeStats(), "read": ProbeStats()}
 
     def _loop(self, kind: str) -> None:
-        process = PROBE_WRITER if kind == "write" else PROBE_READER
+        process = (PROBE_WRITER if kind == "write" else PROBE_READER) + self.process_offset
         client = Client(self.dsn, self.history, process, statement_timeout_ms=2000)
         stats = self.stats[kind]
         stats.started = time.monotonic()

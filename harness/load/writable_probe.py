@@ -1,7 +1,9 @@
-"""Direct probes of every coordinator, bypassing the router: is it writable
-(not in recovery)? Sampled through `docker exec` so that a node cut off the
-network is still seen. Each round is one op (f "writable") with the set of
-writable nodes; the split-brain checker reads them."""
+"""Direct probes of every coordinator, bypassing the router and the network
+(`docker exec`, so a partitioned node is still seen): is it a primary (not in
+recovery), and does it acknowledge a write (a transaction that assigns an xid
+commits within 2 s, synchronous standby included)? Each round is one op
+(f "writable", value {"primaries": [...], "acknowledging": [...]}); the
+split-brain checker reads them."""
 
 from __future__ import annotations
 
@@ -16,12 +18,19 @@ if TYPE_CHECKING:
     from harness.stack.stack import Stack
 
 WRITABLE_PROBE = 3
-QUERY = ["psql", "-h", "/var/run/postgresql", "-U", "postgres", "-d", "postgres", "-tAc",
-         "SELECT NOT pg_is_in_recovery()"]
+ACK_TIMEOUT_S = 2
+PROBE_SCRIPT = (
+    'export PGHOST=/var/run/postgresql PGUSER=postgres PGDATABASE=postgres; '
+    'r=$(psql -XtAc "SELECT pg_is_in_recovery()" 2>/dev/null) || { echo down; exit 0; }; '
+    'if [ "$r" = f ]; then '
+    f'  if timeout -s KILL {ACK_TIMEOUT_S} psql -XtAc "SELECT txid_current()" >/dev/null 2>&1; '
+    '  then echo ack; else echo primary; fi; '
+    'else echo replica; fi'
+)
 
 
 class WritableProbe:
-    """Samples each node's writability every `period_s` until stopped (bounded)."""
+    """Samples each node every `period_s` until stopped (bounded by max_duration_s)."""
 
     def __init__(self, stack: Stack, nodes: tuple[str, ...], history: HistoryWriter,
                  period_s: float = 0.5, max_duration_s: float = 600.0) -> None:
@@ -34,20 +43,21 @@ class WritableProbe:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _writable(self, node: str) -> bool | None:
-        rc, out = self.stack.exec(node, QUERY, user="postgres", timeout=3)
-        if rc != 0:
-            return None  # PostgreSQL not answering: not writable
-        return out.strip().splitlines()[-1:] == ["t"]
+    def _state(self, node: str) -> str:
+        rc, out = self.stack.exec(node, ["sh", "-c", PROBE_SCRIPT], timeout=ACK_TIMEOUT_S + 3)
+        lines = out.strip().splitlines()
+        return lines[-1] if rc == 0 and lines else "down"
 
     def _loop(self) -> None:
         deadline = time.monotonic() + self.max_duration_s
         with ThreadPoolExecutor(len(self.nodes)) as pool:
             while not self._stop.is_set() and time.monotonic() < deadline:
                 self.history.append(WRITABLE_PROBE, "invoke", "writable", None)
-                states = dict(zip(self.nodes, pool.map(self._writable, self.nodes), strict=True))
-                writable = sorted(n for n, w in states.items() if w)
-                self.history.append(WRITABLE_PROBE, "ok", "writable", writable)
+                states = dict(zip(self.nodes, pool.map(self._state, self.nodes), strict=True))
+                self.history.append(WRITABLE_PROBE, "ok", "writable", {
+                    "primaries": sorted(n for n, s in states.items() if s in ("ack", "primary")),
+                    "acknowledging": sorted(n for n, s in states.items() if s == "ack"),
+                })
                 self.rounds += 1
                 self._stop.wait(self.period_s)
 

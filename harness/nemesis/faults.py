@@ -130,8 +130,9 @@ def _patronictl(verb: str) -> Callable[[Nemesis, str, dict[str, Any]], Heal]:
         runner = next(c for c in ("coordinator-1", "coordinator-2", "coordinator-3")
                       if c != leader)
         rc, out = nem.stack.exec(runner, cmd, user="postgres", timeout=60)
-        if rc != 0:
-            raise PgchaosError(f"patronictl {verb} failed: {out.strip().splitlines()[-1:]}")
+        refused = "failed" in out.lower() or "error" in out.lower()
+        if rc != 0 or refused:
+            raise PgchaosError(f"patronictl {verb} failed: {' '.join(out.strip().splitlines()[-2:])}")
         return lambda: None
 
     return inject

@@ -97,6 +97,10 @@ class Stack:
         return self.state_dir / "compose.env"
 
     @property
+    def backups_dir(self) -> Path:
+        return self.state_dir / "backups"
+
+    @property
     def config_dir(self) -> Path:
         return self.state_dir / "config"
 
@@ -177,8 +181,10 @@ class Stack:
             "PGCHAOS_IMAGE_TAG": self.image_tag,
             "PGCHAOS_DATA": str(self.state_dir / "data"),
             "PGCHAOS_CONFIG": str(self.config_dir),
+            "PGCHAOS_BACKUPS": str(self.backups_dir),
             **self.spec.ports.as_env(),
         }
+        self.backups_dir.mkdir(exist_ok=True)
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
         meta = {
             "run_id": self.run_id, "project": self.project, "owner_pid": os.getpid(),
@@ -249,6 +255,41 @@ class Stack:
         except subprocess.TimeoutExpired:
             return 124, f"timed out after {timeout:.0f} s"
         return proc.returncode, proc.stdout + proc.stderr
+
+    def run_tool(self, script: str, *args: str, timeout: float = 600.0) -> tuple[int, str]:
+        """Run one of compose/scripts in a one-shot toolbox container on the stack network."""
+        cmd = [*self.compose.compose_command_property, "--profile", "tools", "run", "--rm", "-T",
+               "toolbox", f"/opt/pgchaos/scripts/{script}", *args]
+        try:
+            proc = subprocess.run(cmd, cwd=self.spec.compose_dir, capture_output=True, text=True,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return 124, f"{script} timed out after {timeout:.0f} s"
+        return proc.returncode, proc.stdout + proc.stderr
+
+    def destroy(self) -> None:
+        """Complete cluster loss: every container, network and data volume goes;
+        the run's state (config, backups) stays for the redeploy."""
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.compose.stop(down=True)
+        remove_project_resources(self.docker, self.project)
+        for node in DATA_NODES:
+            volumes.remove(self.data_image(node), self.data_mount(node))
+
+    def redeploy(self, wait_timeout: float = 180.0) -> None:
+        """Deploy a new cluster into this run's state (the guide's `docker stack deploy`)."""
+        from harness.stack.steady_state import wait_for_steady_state
+
+        for node in DATA_NODES:
+            volumes.create(self.data_image(node), self.data_mount(node), self.spec.volume_size_mb)
+        try:
+            self.compose.start()
+        except subprocess.CalledProcessError as exc:
+            detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
+            raise PgchaosError(f"docker compose up failed: {' | '.join(detail)}") from None
+        state = wait_for_steady_state(self, timeout=wait_timeout)
+        if not state.healthy:
+            raise PgchaosError(f"redeployed stack not healthy: {state.summary()}")
 
     def logs(self, service: str, tail: int | None = None) -> str:
         raw = self.container(service).logs(tail=tail if tail is not None else "all")

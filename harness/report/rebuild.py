@@ -1,0 +1,134 @@
+"""`pgchaos report RUN_DIR`: re-judge a finished run from its histories.
+
+For each scenario directory: the checkers run again over history.jsonl
+against the target row its verdict.json names, the fields that only the live
+run could know (phases, figures, steady state, log alerts, ...) are kept, and
+a verdict that the run forced to "fail" for a steady-state or log-gate reason
+stays "fail". Then verdict.json, timeline.png, summary.json/.md and junit.xml
+are written anew.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Final
+
+from harness.checkers.rto import DEFAULT_STABLE_S
+from harness.errors import PgchaosError
+from harness.history import HistoryFormatError, Op, read_history
+from harness.report.junit import write_junit
+from harness.report.summary import write_summary
+from harness.report.timeline import render_timeline
+from harness.targets import load_targets
+from harness.verdict import check_history
+
+HISTORY: Final = "history.jsonl"
+VERDICT: Final = "verdict.json"
+TIMELINE: Final = "timeline.png"
+# Reasons ScenarioRun adds from outside the history; they force "fail".
+RUN_REASONS: Final = ("steady state", "log gate")
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError as e:
+        raise PgchaosError(f"{path}: not valid JSON ({e}); delete it to re-judge from the history alone") from None
+    if not isinstance(doc, dict):
+        raise PgchaosError(f"{path}: expected a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def run_reasons(old: dict[str, Any]) -> list[str]:
+    """The reasons of ``old`` that came from the live run (steady state, log gate)."""
+    reasons = [r for r in old.get("reasons") or [] if isinstance(r, str) and r.startswith(RUN_REASONS)]
+    for alert in old.get("log_alerts") or []:
+        text = f"log gate: {alert.get('service')}: {alert.get('line')}"
+        if alert.get("gate") and text not in reasons:
+            reasons.append(text)
+    if (old.get("steady_state") or {}).get("after") is False and not any(
+            r.startswith("steady state") for r in reasons):
+        reasons.append("steady state did not return after heal-all (as recorded by the run)")
+    return reasons
+
+
+def rejudge(scenario_dir: Path, old: dict[str, Any],
+            targets_path: Path | None = None) -> tuple[dict[str, Any], list[Op] | None]:
+    """The new verdict of one scenario (and its ops, None when the history is unreadable).
+
+    The checkers run over history.jsonl against the row ``old`` names; the
+    fields only the live run knew are kept from ``old``.
+    """
+    row = (old.get("target") or {}).get("row")
+    target, waivers = None, []
+    if row is not None:
+        targets = load_targets(targets_path)
+        target, waivers = targets.row(row), targets.waivers_for(row)
+    history = scenario_dir / HISTORY
+    backup_age = (old.get("rpo") or {}).get("backup_age_s", (old.get("figures") or {}).get("backup_age_s"))
+    ops: list[Op] | None = None
+    try:
+        ops = read_history(history)
+        new = check_history(ops, target, waivers, stable_s=old.get("stable_s", DEFAULT_STABLE_S),
+                            backup_age_s=backup_age)
+    except HistoryFormatError as e:
+        new = check_history([], target, waivers)
+        new.update(valid=False, verdict="unknown", reasons=[f"history could not be read: {e}"])
+    new["history"] = str(history)
+    forced = run_reasons(old)
+    if forced:
+        new["reasons"] = forced + [r for r in new["reasons"] if r not in forced]
+        new["verdict"], new["valid"] = "fail", False
+    new.update({k: v for k, v in old.items() if k not in new})
+    new.setdefault("scenario", scenario_dir.name)
+    return new, ops
+
+
+def _scenario_dirs(run_dir: Path) -> list[Path]:
+    return sorted(p for p in run_dir.iterdir()
+                  if p.is_dir() and ((p / HISTORY).exists() or (p / VERDICT).exists()))
+
+
+def rebuild_run(run_dir: Path, targets_path: Path | None = None) -> list[dict[str, Any]]:
+    """Re-judge every scenario of ``run_dir``; write the verdicts, timelines, summary and junit.xml.
+
+    A scenario directory without history.jsonl keeps its verdict.json as it is
+    (e.g. a skipped scenario). Returns the summary rows.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise PgchaosError(f"{run_dir}: no such run directory (expected reports/<run-id>/)")
+    dirs = _scenario_dirs(run_dir)
+    if not dirs:
+        raise PgchaosError(f"{run_dir}: no scenario directory with a {HISTORY} or {VERDICT}")
+    verdicts = []
+    for d in dirs:
+        old = _load_json(d / VERDICT)
+        if not (d / HISTORY).exists():
+            verdicts.append({"scenario": d.name, **old})
+            continue
+        verdict, ops = rejudge(d, old, targets_path)
+        (d / VERDICT).write_text(json.dumps(verdict, indent=2, default=str))
+        if ops is not None:
+            render_timeline(d / HISTORY, verdict, d / TIMELINE, ops=ops)
+        verdicts.append(verdict)
+    rows = write_summary(verdicts, run_dir)
+    write_junit(rows, run_dir / "junit.xml", run_id=run_dir.name)
+    return rows
+
+
+def main_report(run_dir: str, targets_path: str | None = None) -> int:
+    """`pgchaos report`: 0 when every scenario passed or was waived, 1 otherwise.
+
+    Raises PgchaosError (exit 2) for a missing run directory or a bad targets file.
+    """
+    path = Path(run_dir)
+    rows = rebuild_run(path, None if targets_path is None else Path(targets_path))
+    sys.stdout.write((path / "summary.md").read_text())
+    print(f"\nwritten: {path / 'summary.md'}, {path / 'summary.json'}, {path / 'junit.xml'}, "
+          f"<scenario>/{VERDICT} and <scenario>/{TIMELINE}")
+    return 0 if all(r.get("verdict") in ("pass", "waived") for r in rows) else 1

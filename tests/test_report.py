@@ -1,0 +1,365 @@
+"""Reports without Docker: the timeline picture, re-judging a run, junit.xml, allure."""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from harness.errors import PgchaosError
+from harness.history import Op, write_history
+from harness.report import allure_report
+from harness.report.allure_report import AllureObserver, generate_html
+from harness.report.junit import write_junit
+from harness.report.rebuild import main_report, rebuild_run
+from harness.report.timeline import (
+    STALL_GID,
+    Timeline,
+    bin_width,
+    build_figure,
+    fault_span_count,
+    render_timeline,
+)
+from harness.targets import load_targets
+from harness.verdict import check_history
+
+pytest_plugins = ("pytester",)
+
+ROW = "coordinator-failure"  # rto_s 10; kill waived up to 25 s
+
+
+def outage(
+    faults: tuple[tuple[float, float, float | None], ...] = ((5.0, 21.0, 30.0),),
+    end: float = 40.0,
+    *,
+    hang_s: float = 0.0,
+    lose_one: bool = False,
+) -> list[Op]:
+    """Writes and reads every 0.1 s, vector searches every 0.5 s, then a final read-all.
+
+    Each fault is (time, outage_s, heal time or None): ops fail for outage_s
+    after it, and for its first ``hang_s`` the op under way hangs (each
+    process blocks) and fails at the end of it.
+    """
+    rows: list[tuple[float, int | str, str, str, Any]] = []
+    acked: list[int] = []
+    for fault_t, _, heal_t in faults:
+        rows.append((fault_t, "nemesis", "info", "kill", {"target": "coordinator-1"}))
+        if heal_t is not None:
+            rows.append((heal_t, "nemesis", "info", "heal", {"target": "coordinator-1"}))
+    busy: dict[int, float] = {}
+    for step in range(int(end * 10)):
+        t = 0.5 + step * 0.1
+        down = next((ft for ft, out, _ in faults if ft < t <= ft + out), None)
+        hung = down is not None and t <= down + hang_s
+        kinds = [(1, "write"), (2, "read")] + ([(3, "vector-search")] if step % 5 == 0 else [])
+        for process, f in kinds:
+            if t < busy.get(process, 0.0):
+                continue
+            done = down + hang_s + 0.01 * process if hung and down is not None else t + 0.01
+            busy[process] = done
+            value = step if f == "write" else None
+            rows.append((t, process, "invoke", f, value))
+            rows.append((done, process, "ok" if down is None else "fail", f, value))
+            if f == "write" and down is None:
+                acked.append(step)
+    rows.append((end + 1, 9, "invoke", "read-all", None))
+    rows.append((end + 1.2, 9, "ok", "read-all", acked[1:] if lose_one else acked))
+    rows.sort(key=lambda r: r[0])
+    return [Op(i, t, p, typ, f, v) for i, (t, p, typ, f, v) in enumerate(rows)]  # type: ignore[arg-type]
+
+
+def judged(ops: list[Op], scenario: str, row: str | None = ROW, **extra: Any) -> dict[str, Any]:
+    """A verdict.json as the scenario runner writes it."""
+    targets = load_targets()
+    target = targets.row(row) if row else None
+    v = check_history(ops, target, targets.waivers_for(row) if row else [])
+    v.update({"scenario": scenario, "wall_s": 42.0, "figures": {"old_leader": "coordinator-1"},
+              "steady_state": {"before": True, "after": True}, "log_alerts": [],
+              "phases": [{"phase": "steady-state-before", "time": 0.0}, {"phase": "load-start", "time": 0.5},
+                         {"phase": "observed", "time": 20.0, "what": "new leader", "after_s": 15.0},
+                         {"phase": "load-stop", "time": 40.5}, {"phase": "final-read", "time": 41.0},
+                         {"phase": "verdict", "time": 41.3}],
+              "probe": {"write": {"ops": 400, "mean_period_s": 0.1}}})
+    v.update(extra)
+    return v
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", head[16:24])
+
+
+# -- timeline -----------------------------------------------------------------------
+
+
+def test_timeline_png_of_a_known_outage(tmp_path: Path) -> None:
+    ops = outage(hang_s=8.0)
+    write_history(tmp_path / "history.jsonl", ops)
+    verdict = judged(ops, "synthetic_kill")
+    assert verdict["verdict"] == "waived"
+    out = render_timeline(tmp_path / "history.jsonl", verdict, tmp_path / "timeline.png")
+    assert out == tmp_path / "timeline.png"
+    width, height = png_size(out)
+    assert (width, height) >= (1000, 700)
+    assert 30_000 < out.stat().st_size < 2_000_000
+
+
+def test_figure_shades_each_fault_and_marks_stalls() -> None:
+    ops = outage(((5.0, 3.0, 9.0), (20.0, 30.0, None)), end=60.0, hang_s=2.0)
+    verdict = judged(ops, "two_faults")  # the second outage is past the 25 s waiver
+    fig = build_figure(Timeline.from_ops(ops), verdict)
+    assert fault_span_count(fig) == 2
+    stalls = [p for ax in fig.axes for p in ax.collections if p.get_gid() == STALL_GID]
+    assert len(stalls) >= 4  # both faults hang writes and reads
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert any(t.startswith("write RTO ") for t in texts)
+    assert any("target 10 s" in t for t in texts)
+    assert "TWO_FAULTS" in fig.get_suptitle().upper() and "FAIL" in fig.get_suptitle()
+
+
+def test_timeline_without_verdict_takes_faults_from_the_history(tmp_path: Path) -> None:
+    ops = outage()
+    write_history(tmp_path / "history.jsonl", ops)
+    fig = build_figure(Timeline.from_file(tmp_path / "history.jsonl"))
+    assert fault_span_count(fig) == 1
+    assert "not judged" in fig.get_suptitle()
+    render_timeline(tmp_path / "history.jsonl", None, tmp_path / "t.png")
+    assert png_size(tmp_path / "t.png")[0] > 0
+
+
+def test_rates_are_completions_per_second() -> None:
+    ops = outage(((5.0, 2.0, 8.0),), end=10.0)
+    tl = Timeline.from_ops(ops)
+    rates = tl.rates(1.0, 12)
+    ok, fail, info = rates["write"]
+    assert ok[2] == pytest.approx(10.0) and fail[2] == 0
+    assert fail[6] == pytest.approx(10.0) and ok[6] == 0
+    assert info.sum() == 0
+    assert float(rates["write"].sum()) == pytest.approx(sum(o.f == "write" and o.type != "invoke" for o in ops))
+    assert list(tl.in_flight(["write"], np.array([0.0, 0.505, 0.515]))) == [0, 1, 0]
+
+
+def test_bin_width_keeps_the_picture_coarse_enough() -> None:
+    assert bin_width(30.0) == 0.25
+    assert bin_width(600.0) == 5.0
+    assert 86_400 / bin_width(86_400.0) <= 160
+
+
+def test_timeline_of_a_large_history_is_fast(tmp_path: Path) -> None:
+    n = 200_000
+    path = tmp_path / "history.jsonl"
+    with open(path, "w") as fh:
+        fh.write('{"index":0,"time":100.0,"process":"nemesis","type":"info","f":"kill","value":{"target":"a"}}\n')
+        for i in range(1, n):
+            t = i * 0.003
+            typ = "invoke" if i % 2 else ("fail" if 100 < t < 130 else "ok")
+            fh.write(f'{{"index":{i},"time":{t},"process":{i % 4 // 2},"type":"{typ}",'
+                     f'"f":"{"write" if i % 4 < 2 else "read"}","value":{i}}}\n')
+    start = time.monotonic()
+    render_timeline(path, None, tmp_path / "t.png")
+    assert time.monotonic() - start < 20.0
+
+
+# -- rebuild and junit ----------------------------------------------------------------
+
+
+def make_run(root: Path) -> Path:
+    run = root / "20260101-000000"
+    scenarios: dict[str, tuple[list[Op], dict[str, Any] | None]] = {}
+    ops = outage()
+    scenarios["kill_waived"] = (ops, judged(ops, "kill_waived"))
+    ops = outage(((5.0, 3.0, 9.0),))
+    forced = judged(ops, "steady_state_broken")
+    forced["reasons"] = ["steady state did not return after heal-all: replica lag"] + forced["reasons"]
+    forced["verdict"], forced["valid"] = "fail", False
+    forced["steady_state"]["after"] = False
+    scenarios["steady_state_broken"] = (ops, forced)
+    ops = outage(((5.0, 3.0, 9.0),), lose_one=True)
+    scenarios["lost_write"] = (ops, judged(ops, "lost_write"))
+    ops = outage(((5.0, 3.0, 9.0),))
+    scenarios["no_old_verdict"] = (ops, None)
+    for name, (ops, verdict) in scenarios.items():
+        d = run / name
+        d.mkdir(parents=True)
+        write_history(d / "history.jsonl", ops)
+        if verdict is not None:
+            (d / "verdict.json").write_text(json.dumps(verdict))
+    skipped = run / "citus_rebalance"
+    skipped.mkdir()
+    (skipped / "verdict.json").write_text(json.dumps(
+        {"scenario": "citus_rebalance", "verdict": "skipped", "reasons": ["needs the citus profile"]}))
+    broken = run / "torn_history"
+    broken.mkdir()
+    (broken / "history.jsonl").write_text('{"index":0,"time":1.0,"process":1,"type":"invoke"\n')
+    (broken / "verdict.json").write_text(json.dumps({"scenario": "torn_history", "target": {"row": ROW}}))
+    (run / "not-a-scenario").mkdir()
+    return run
+
+
+def test_rebuild_rejudges_and_keeps_the_run_fields(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    rows = rebuild_run(run)
+    by = {r["scenario"]: r for r in rows}
+    assert set(by) == {"kill_waived", "steady_state_broken", "lost_write", "no_old_verdict",
+                       "citus_rebalance", "torn_history"}
+    assert by["kill_waived"]["verdict"] == "waived" and by["kill_waived"]["target_row"] == ROW
+    assert by["kill_waived"]["rto_write_s"] == pytest.approx(21.0, abs=0.2)
+    assert by["steady_state_broken"]["verdict"] == "fail"
+    assert by["steady_state_broken"]["reason"].startswith("steady state did not return")
+    assert by["lost_write"]["verdict"] == "fail" and by["lost_write"]["lost_writes"] == 1
+    assert by["no_old_verdict"]["verdict"] == "pass" and by["no_old_verdict"]["target_row"] is None
+    assert by["torn_history"]["verdict"] == "unknown"
+    assert "history could not be read" in by["torn_history"]["reason"]
+    assert by["citus_rebalance"]["verdict"] == "skipped"
+    assert json.loads((run / "summary.json").read_text()) == json.loads(json.dumps(rows))
+
+    kept = json.loads((run / "kill_waived" / "verdict.json").read_text())
+    assert [p["phase"] for p in kept["phases"]][:2] == ["steady-state-before", "load-start"]
+    assert kept["figures"] == {"old_leader": "coordinator-1"} and kept["wall_s"] == 42.0
+    assert kept["probe"]["write"]["ops"] == 400
+    for name in ("kill_waived", "steady_state_broken", "lost_write", "no_old_verdict"):
+        assert png_size(run / name / "timeline.png")[0] > 0
+    assert not (run / "torn_history" / "timeline.png").exists()
+
+
+def test_rebuild_twice_is_stable(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    first = rebuild_run(run)
+    assert rebuild_run(run) == first
+
+
+def test_junit_of_a_rebuilt_run(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    rebuild_run(run)
+    root = ET.parse(run / "junit.xml").getroot()
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("6", "3", "1")
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    waived = cases["kill_waived"]
+    assert waived.find("failure") is None and waived.find("skipped") is None
+    props = {p.get("name"): p.get("value") for p in waived.iter("property")}
+    assert props["verdict"] == "waived" and "ttl" in props["waiver"]
+    assert float(props["rto_write_s"]) == pytest.approx(21.0, abs=0.2)
+    assert props["target_rto_s"] == "10.000"
+    failure = cases["steady_state_broken"].find("failure")
+    assert failure is not None and failure.get("type") == "fail"
+    assert "steady state" in (failure.get("message") or "")
+    unknown = cases["torn_history"].find("failure")
+    assert unknown is not None and unknown.get("type") == "unknown"
+    assert cases["citus_rebalance"].find("skipped") is not None
+
+
+def test_junit_escapes_and_counts(tmp_path: Path) -> None:
+    rows = [{"scenario": "a<b>&c", "verdict": "fail", "reason": 'quote " and <tag>', "wall_s": 1.5},
+            {"scenario": "b", "verdict": "pass", "reason": "", "wall_s": None}]
+    write_junit(rows, tmp_path / "j.xml")
+    root = ET.parse(tmp_path / "j.xml").getroot()
+    assert root.get("failures") == "1" and root.get("tests") == "2" and root.get("time") == "1.500"
+    assert root.find("testsuite/testcase/failure").text == 'quote " and <tag>'  # type: ignore[union-attr]
+
+
+def test_main_report_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main_report(str(make_run(tmp_path))) == 1
+    assert "| kill_waived |" in capsys.readouterr().out
+    good = tmp_path / "good" / "run"
+    (good / "s").mkdir(parents=True)
+    write_history(good / "s" / "history.jsonl", outage(((5.0, 3.0, 9.0),)))
+    assert main_report(str(good)) == 0
+    with pytest.raises(PgchaosError, match="no such run directory"):
+        main_report(str(tmp_path / "missing"))
+    with pytest.raises(PgchaosError, match="no scenario directory"):
+        main_report(str(tmp_path / "good"))
+
+
+# -- allure -------------------------------------------------------------------------
+
+
+def observe(scenario_dir: Path) -> None:
+    obs = AllureObserver()
+    obs.labels("coordinator failover", "critical", "kill_waived")
+    for name in ("steady-state-before", "load-start", "inject kill coordinator-1"):
+        obs.phase(name)
+    obs.phase("observed", what="a leader other than coordinator-1", after_s=20.5)
+    obs.phase("verdict")
+    obs.attach_scenario(scenario_dir, judged(outage(), "kill_waived"), failed=True)
+    obs.close(RuntimeError("boom"))
+    with obs:
+        obs.phase("wait", seconds=4)
+
+
+def test_allure_observer_is_a_no_op_without_a_listener(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    run = make_run(tmp_path)
+    monkeypatch.setattr(allure_report, "allure_active", lambda: False)
+    obs = AllureObserver()
+    obs.phase("load-start")
+    assert obs._step is None
+    observe(run / "kill_waived")
+    assert not (run / "kill_waived" / "timeline.png").exists()  # nothing rendered for nobody
+
+
+def test_allure_observer_never_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = make_run(tmp_path)
+    (run / "kill_waived" / "logs").mkdir()
+    (run / "kill_waived" / "logs" / "coordinator-1.log").write_text("PANIC\n")
+    observe(run / "kill_waived")  # real allure, active or not
+
+    class Broken:
+        def __getattr__(self, name: str) -> Any:
+            raise RuntimeError(f"allure broke at {name}")
+
+    monkeypatch.setattr(allure_report, "allure_active", lambda: True)
+    monkeypatch.setattr(allure_report, "allure", Broken())
+    observe(run / "kill_waived")
+
+
+def test_allure_steps_and_attachments_only_with_alluredir(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    scenario = make_run(tmp_path) / "kill_waived"
+    pytester.makepyfile(f"""
+        import json
+        from pathlib import Path
+        from harness.report.allure_report import AllureObserver, allure_active
+
+        def test_scenario():
+            print("ACTIVE", allure_active())
+            d = Path({str(scenario)!r})
+            obs = AllureObserver()
+            obs.labels("failover", "critical", "kill_waived")
+            obs.phase("load-start")
+            obs.phase("inject kill coordinator-1")
+            obs.attach_scenario(d, json.loads((d / "verdict.json").read_text()), False)
+    """)
+    plain = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    plain.assert_outcomes(passed=1)
+    assert "ACTIVE False" in plain.stdout.str()
+    results = tmp_path / "allure-results"
+    recorded = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", f"--alluredir={results}")
+    recorded.assert_outcomes(passed=1)
+    assert "ACTIVE True" in recorded.stdout.str()
+    [result] = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
+    assert [s["name"] for s in result["steps"]] == ["load-start", "inject kill coordinator-1"]
+    names = {a["name"] for a in result["attachments"]}
+    assert {"verdict.json", "timeline.png", "history.jsonl"} <= names
+    assert {"name": "severity", "value": "critical"} in result["labels"]
+
+
+def test_generate_html_explains_when_allure_is_missing(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(allure_report.shutil, "which", lambda name: None)
+    message = generate_html(tmp_path / "results", tmp_path / "html")
+    assert "npm install -g allure-commandline" in message and "\n" not in message
+    monkeypatch.setattr(allure_report.shutil, "which", lambda name: "/nonexistent/" + name)
+    message = generate_html(tmp_path / "results", tmp_path / "html")
+    assert "no allure results" in message
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "x-result.json").write_text("{}")
+    assert "could not run" in generate_html(tmp_path / "results", tmp_path / "html")
