@@ -186,6 +186,14 @@ def make_run(root: Path) -> Path:
     scenarios["lost_write"] = (ops, judged(ops, "lost_write"))
     ops = outage(((5.0, 3.0, 9.0),))
     scenarios["no_old_verdict"] = (ops, None)
+    split = judged(ops, "split_brain", scenario_checks={
+        "split-brain": {"valid": False, "reason": "coordinator-1 and coordinator-2 writable at 24.7 s"}})
+    split["reasons"] = ["split-brain: coordinator-1 and coordinator-2 writable at 24.7 s"] + split["reasons"]
+    split["verdict"], split["valid"] = "fail", False
+    scenarios["split_brain"] = (ops, split)
+    unjudged = judged(ops, "check_unjudged",
+                      scenario_checks={"split-brain": {"valid": "unknown", "error": "no samples"}})
+    scenarios["check_unjudged"] = (ops, unjudged)
     for name, (ops, verdict) in scenarios.items():
         d = run / name
         d.mkdir(parents=True)
@@ -208,8 +216,11 @@ def test_rebuild_rejudges_and_keeps_the_run_fields(tmp_path: Path) -> None:
     run = make_run(tmp_path)
     rows = rebuild_run(run)
     by = {r["scenario"]: r for r in rows}
-    assert set(by) == {"kill_waived", "steady_state_broken", "lost_write", "no_old_verdict",
-                       "citus_rebalance", "torn_history"}
+    assert set(by) == {"kill_waived", "steady_state_broken", "lost_write", "no_old_verdict", "split_brain",
+                       "check_unjudged", "citus_rebalance", "torn_history"}
+    assert by["split_brain"]["verdict"] == "fail" and by["split_brain"]["reason"].startswith("split-brain: ")
+    assert by["check_unjudged"]["verdict"] == "unknown"
+    assert by["check_unjudged"]["reason"] == "split-brain could not judge: no samples"
     assert by["kill_waived"]["verdict"] == "waived" and by["kill_waived"]["target_row"] == ROW
     assert by["kill_waived"]["rto_write_s"] == pytest.approx(21.0, abs=0.2)
     assert by["steady_state_broken"]["verdict"] == "fail"
@@ -242,7 +253,7 @@ def test_junit_of_a_rebuilt_run(tmp_path: Path) -> None:
     root = ET.parse(run / "junit.xml").getroot()
     suite = root.find("testsuite")
     assert suite is not None
-    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("6", "3", "1")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("8", "5", "1")
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     waived = cases["kill_waived"]
     assert waived.find("failure") is None and waived.find("skipped") is None

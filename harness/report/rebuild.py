@@ -3,9 +3,11 @@
 For each scenario directory: the checkers run again over history.jsonl
 against the target row its verdict.json names, the fields that only the live
 run could know (phases, figures, steady state, log alerts, ...) are kept, and
-a verdict that the run forced to "fail" for a steady-state or log-gate reason
-stays "fail". Then verdict.json, timeline.png, summary.json/.md and junit.xml
-are written anew.
+a verdict that the run forced to "fail" for a steady-state, log-gate or
+scenario-check reason stays "fail". Scenario checks (``scenario_checks``,
+registered per scenario with ``ScenarioRun.add_check``) are not re-run: their
+recorded results are applied again. Then verdict.json, timeline.png,
+summary.json/.md and junit.xml are written anew.
 """
 
 from __future__ import annotations
@@ -43,17 +45,28 @@ def _load_json(path: Path) -> dict[str, Any]:
     return doc
 
 
-def run_reasons(old: dict[str, Any]) -> list[str]:
-    """The reasons of ``old`` that came from the live run (steady state, log gate)."""
-    reasons = [r for r in old.get("reasons") or [] if isinstance(r, str) and r.startswith(RUN_REASONS)]
-    for alert in old.get("log_alerts") or []:
-        text = f"log gate: {alert.get('service')}: {alert.get('line')}"
-        if alert.get("gate") and text not in reasons:
-            reasons.append(text)
+def run_reasons(old: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Reasons of ``old`` from outside ``check_history``: (forcing "fail", forcing "unknown").
+
+    The first: steady state, log gate and failed scenario checks; the second:
+    scenario checks that could not judge.
+    """
+    checks = {k: v for k, v in (old.get("scenario_checks") or {}).items() if isinstance(v, dict)}
+    failed = {f"{name}: ": f"{name}: {res.get('reason') or res}"
+              for name, res in checks.items() if res.get("valid") is False}
+    alerts = [a for a in old.get("log_alerts") or [] if isinstance(a, dict) and a.get("gate")]
+    failed.update({f"log gate: {a.get('service')}: {a.get('line')}": "" for a in alerts})
+    prefixes = RUN_REASONS + tuple(failed)
+    reasons = [r for r in old.get("reasons") or [] if isinstance(r, str) and r.startswith(prefixes)]
+    for prefix, text in failed.items():
+        if not any(r.startswith(prefix) for r in reasons):
+            reasons.append(text or prefix)
     if (old.get("steady_state") or {}).get("after") is False and not any(
             r.startswith("steady state") for r in reasons):
         reasons.append("steady state did not return after heal-all (as recorded by the run)")
-    return reasons
+    unjudged = [f"{name} could not judge: {res.get('error')}" for name, res in checks.items()
+                if res.get("valid") not in (True, False)]
+    return reasons, unjudged
 
 
 def rejudge(scenario_dir: Path, old: dict[str, Any],
@@ -79,7 +92,10 @@ def rejudge(scenario_dir: Path, old: dict[str, Any],
         new = check_history([], target, waivers)
         new.update(valid=False, verdict="unknown", reasons=[f"history could not be read: {e}"])
     new["history"] = str(history)
-    forced = run_reasons(old)
+    forced, unjudged = run_reasons(old)
+    if unjudged and new["verdict"] in ("pass", "waived"):
+        new["verdict"], new["valid"] = "unknown", False
+        new["reasons"] = new["reasons"] + unjudged
     if forced:
         new["reasons"] = forced + [r for r in new["reasons"] if r not in forced]
         new["verdict"], new["valid"] = "fail", False

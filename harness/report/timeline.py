@@ -330,10 +330,13 @@ def _phases(ax: Any, phases: list[dict[str, Any]], end: float) -> None:
             name = f"wait {p['seconds']:g} s"
         if (len(name) + 1) * char_s <= stop - start:
             ax.text(start, 0.5, f" {name}", fontsize=8, va="center", ha="left")
+    labelled = -math.inf
     for p in phases:
         if p.get("phase") == "observed":
             ax.plot([p["time"]], [0.5], marker="v", color="#24292f", ms=6)
-            ax.text(p["time"], 0.5, "observed ", fontsize=8, va="center", ha="right")
+            if p["time"] - labelled > 10 * char_s:
+                ax.text(p["time"], 0.5, "observed ", fontsize=8, va="center", ha="right")
+                labelled = p["time"]
 
 
 def _legend(verdict: dict[str, Any] | None, faults: bool, stalled: int) -> list[Any]:
