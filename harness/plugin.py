@@ -18,6 +18,13 @@ if TYPE_CHECKING:
     from harness.stack import Stack
 
 VERDICTS_KEY = pytest.StashKey[list]()
+# The operations guide's section for each of its target rows (allure's "feature").
+GUIDE_SECTIONS = {
+    "coordinator-failure": "Disaster Recovery: Single Coordinator Failure",
+    "worker-failure": "Disaster Recovery: Worker Node Failure",
+    "complete-cluster-loss": "Disaster Recovery: Complete Cluster Loss",
+    "data-corruption": "Disaster Recovery: Data Corruption",
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,7 +49,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where run reports go (default reports/)")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    # allure results go to reports/allure unless --alluredir says otherwise
+    if hasattr(config.option, "allure_report_dir") and not config.option.allure_report_dir:
+        reports = config.getoption("pgchaos_reports") or str(Path(config.rootpath) / "reports")
+        config.option.allure_report_dir = str(Path(reports) / "allure")
     for line in (
         "scenario: a disaster scenario run against the live stack",
         "target(row): the row of targets.toml the scenario is judged against",
@@ -107,7 +119,14 @@ def scenario_run(request: pytest.FixtureRequest, pgchaos_stack: Stack,
     row = mark.args[0] if mark and mark.args else None
 
     def make(name: str | None = None, target: str | None = row, load: bool = True) -> ScenarioRun:
-        run = ScenarioRun(pgchaos_stack, name or request.node.name, target, pgchaos_options, load)
+        from harness.report.allure_report import AllureObserver
+
+        observer = AllureObserver()
+        observer.labels(feature=GUIDE_SECTIONS.get(target or "", "Troubleshooting"),
+                        severity="critical" if target in GUIDE_SECTIONS else "normal",
+                        scenario=name or request.node.name)
+        run = ScenarioRun(pgchaos_stack, name or request.node.name, target, pgchaos_options, load,
+                          observer=observer)
         request.node.stash[VERDICTS_KEY] = run
         return run
 
@@ -124,6 +143,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         from harness.scenario import verdict_message
 
         report.sections.append(("pgchaos verdict", verdict_message(run.verdict)))
+        if run.observer is not None:
+            run.observer.attach_scenario(run.dir, run.verdict, failed=report.failed)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

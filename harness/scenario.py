@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.checkers import check_safe
 from harness.errors import PgchaosError
@@ -56,6 +56,12 @@ class RunOptions:
         return seconds * self.timeout_multiplier
 
 
+class PhaseObserver(Protocol):
+    """Told of each phase as it starts (e.g. the allure report's steps)."""
+
+    def phase(self, name: str, **detail: Any) -> None: ...
+
+
 class ScenarioError(PgchaosError):
     """The scenario could not be run as written (not a verdict)."""
 
@@ -64,7 +70,8 @@ class ScenarioRun:
     """Context manager for one scenario; `verdict` is set on exit."""
 
     def __init__(self, stack: Stack, name: str, target_row: str | None,
-                 options: RunOptions | None = None, load: bool = True) -> None:
+                 options: RunOptions | None = None, load: bool = True,
+                 observer: PhaseObserver | None = None) -> None:
         self.stack = stack
         self.name = name
         self.target_row = target_row
@@ -84,6 +91,7 @@ class ScenarioRun:
         self.before: SteadyState | None = None
         self.after: SteadyState | None = None
         self.verdict: dict[str, Any] | None = None
+        self.observer = observer
         self._t0_wall = 0.0
 
     # -- timeline ------------------------------------------------------------
@@ -92,6 +100,9 @@ class ScenarioRun:
 
     def phase(self, name: str, **detail: Any) -> None:
         self.phases.append({"phase": name, "time": round(self.now(), 3), **detail})
+        if self.observer is not None:
+            with contextlib.suppress(Exception):
+                self.observer.phase(name, **detail)
 
     def sleep(self, seconds: float) -> None:
         self.phase("wait", seconds=seconds)
@@ -131,6 +142,8 @@ class ScenarioRun:
         self.key_base = key_base()
         self.history = HistoryWriter(self.dir / "history-harness.jsonl", run_start=self.run_start)
         self.nemesis = Nemesis(self.stack, self.history)
+        self.nemesis.listeners.append(
+            lambda verb, f: self.phase(f"{verb} {f.fault} {f.target}", fault=f.id))
         self.phase("steady-state-before")
         self.nemesis.heal_all()
         self.before = wait_for_steady_state(self.stack, timeout=self.options.scaled(120))
@@ -250,6 +263,10 @@ class ScenarioRun:
         })
         self.verdict = result
         self._write_json("verdict.json", result)
+        from harness.report.timeline import render_timeline
+
+        with contextlib.suppress(Exception):
+            render_timeline(self.dir / "history.jsonl", result, self.dir / "timeline.png", ops=ops)
 
     # -- evidence ----------------------------------------------------------------
     def _write_json(self, name: str, doc: Any) -> None:

@@ -28,5 +28,11 @@ def test_leader_partition(scenario_run):
         finally:
             probe.stop()
         run.figures["writable_samples"] = probe.rounds
-        run.add_check("split-brain", split_brain)
+
+        def split_brain_with_figures(ops):
+            result = split_brain(ops)
+            run.figures["role_overlap"] = result.get("role_overlap")
+            return result
+
+        run.add_check("split-brain", split_brain_with_figures)
     assert_verdict(run.verdict)

@@ -1,7 +1,7 @@
 """Direct probes of every coordinator, bypassing the router and the network
 (`docker exec`, so a partitioned node is still seen): is it a primary (not in
-recovery), and does it acknowledge a write (a transaction that assigns an xid
-commits within 2 s, synchronous standby included)? Each round is one op
+recovery), and does it acknowledge a write (an INSERT, which writes WAL and so
+waits for the synchronous standby, commits within 2 s)? Each round is one op
 (f "writable", value {"primaries": [...], "acknowledging": [...]}); the
 split-brain checker reads them."""
 
@@ -19,11 +19,15 @@ if TYPE_CHECKING:
 
 WRITABLE_PROBE = 3
 ACK_TIMEOUT_S = 2
+# txid_current() alone writes no WAL and never waits for the standby: use a real insert.
+WRITE_SQL = ("CREATE TABLE IF NOT EXISTS pgchaos_write_probe (at timestamptz DEFAULT now()); "
+             "INSERT INTO pgchaos_write_probe DEFAULT VALUES")
 PROBE_SCRIPT = (
     'export PGHOST=/var/run/postgresql PGUSER=postgres PGDATABASE=postgres; '
-    'r=$(psql -XtAc "SELECT pg_is_in_recovery()" 2>/dev/null) || { echo down; exit 0; }; '
+    f'r=$(timeout -s KILL {ACK_TIMEOUT_S} psql -XtAc "SELECT pg_is_in_recovery()" 2>/dev/null) '
+    '|| { echo down; exit 0; }; '
     'if [ "$r" = f ]; then '
-    f'  if timeout -s KILL {ACK_TIMEOUT_S} psql -XtAc "SELECT txid_current()" >/dev/null 2>&1; '
+    f'  if timeout -s KILL {ACK_TIMEOUT_S} psql -XtAc "{WRITE_SQL}" >/dev/null 2>&1; '
     '  then echo ack; else echo primary; fi; '
     'else echo replica; fi'
 )

@@ -130,8 +130,8 @@ def _patronictl(verb: str) -> Callable[[Nemesis, str, dict[str, Any]], Heal]:
         runner = next(c for c in ("coordinator-1", "coordinator-2", "coordinator-3")
                       if c != leader)
         rc, out = nem.stack.exec(runner, cmd, user="postgres", timeout=60)
-        refused = "failed" in out.lower() or "error" in out.lower()
-        if rc != 0 or refused:
+        # patronictl may exit 0 after refusing (e.g. a candidate that is not a sync standby)
+        if rc != 0 or "Successfully" not in out:
             raise PgchaosError(f"patronictl {verb} failed: {' '.join(out.strip().splitlines()[-2:])}")
         return lambda: None
 

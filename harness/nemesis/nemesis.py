@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,7 @@ class Nemesis:
         self.history = history
         self.links = ToxiproxyLinks("127.0.0.1", stack.spec.ports.toxiproxy)
         self.active: dict[int, ActiveFault] = {}
+        self.listeners: list[Callable[[str, ActiveFault], None]] = []  # (verb, fault) on inject/heal
         self._lock = threading.Lock()
         self._next_id = 0
 
@@ -103,7 +105,13 @@ class Nemesis:
                 raise
             raise PgchaosError(f"{name} on {target} failed: {exc.explanation or exc}") from None
         self.active[fid] = active
+        self._tell("inject", active)
         return active
+
+    def _tell(self, verb: str, active: ActiveFault) -> None:
+        for listener in self.listeners:
+            with contextlib.suppress(Exception):
+                listener(verb, active)
 
     def heal(self, active: ActiveFault) -> None:
         """Undo one fault and record the heal."""
@@ -115,6 +123,7 @@ class Nemesis:
         except Exception as exc:  # heal-all will retry the generic repairs
             error = f"{type(exc).__name__}: {exc}"
         self._record_heal(active, error=error)
+        self._tell("heal", active)
 
     def _record_heal(self, active: ActiveFault, error: str | None = None) -> None:
         if self.history is not None:
