@@ -150,10 +150,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_sessionfinish(session: pytest.Session) -> None:
     verdicts = session.config.stash.get(VERDICTS_KEY, [])
     if verdicts:
+        from harness.report.junit import write_junit
         from harness.report.summary import write_summary
 
         opts = run_options(session.config)
-        write_summary(verdicts, opts.reports_dir / _run_id_of(verdicts))
+        run_dir = opts.reports_dir / _run_id_of(verdicts)
+        rows = write_summary(verdicts, run_dir)
+        write_junit(rows, run_dir / "junit.xml", run_id=run_dir.name)
 
 
 def _run_id_of(verdicts: list[dict[str, Any]]) -> str:

@@ -1,0 +1,234 @@
+"""Game days: faults injected and healed from the command line on the stack
+of `pgchaos up`, recorded in that stack's game-day history, and drills that
+walk an SRE through the guide's runbook step by step."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import PgchaosError
+from harness.history import HistoryWriter, read_history
+from harness.nemesis import CATALOGUE, Nemesis
+from harness.nemesis.faults import FILL_FILE, ensure_running
+from harness.stack.stack import Stack
+
+
+def gameday_dir(stack: Stack) -> Path:
+    path = stack.state_dir / "gameday"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _active_path(stack: Stack) -> Path:
+    return gameday_dir(stack) / "active.json"
+
+
+def load_active(stack: Stack) -> dict[str, dict[str, Any]]:
+    path = _active_path(stack)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _save_active(stack: Stack, active: dict[str, dict[str, Any]]) -> None:
+    _active_path(stack).write_text(json.dumps(active, indent=2))
+
+
+def _history(stack: Stack) -> HistoryWriter:
+    """The game-day history of this stack; each CLI call appends a new part file."""
+    parts = sorted(gameday_dir(stack).glob("history-*.jsonl"))
+    offset = sum(len(read_history(p)) for p in parts)
+    start = float((gameday_dir(stack) / "run_start").read_text()) if (
+        gameday_dir(stack) / "run_start").exists() else None
+    if start is None:
+        start = time.monotonic()
+        (gameday_dir(stack) / "run_start").write_text(repr(start))
+    return HistoryWriter(gameday_dir(stack) / f"history-{len(parts):04d}.jsonl", run_start=start,
+                         index_offset=offset)
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise PgchaosError(f"--param takes key=value, not {pair!r}")
+        params[key] = value
+    return params
+
+
+def inject(stack: Stack, fault: str, target: str, params: dict[str, str]) -> dict[str, Any]:
+    """Inject one fault and remember it so that a later `pgchaos heal` can undo it."""
+    Nemesis.fault(fault)  # an unknown name fails before anything is written
+    with _history(stack) as history:
+        active = Nemesis(stack, history).inject(fault, target, **params)
+    record = {"id": active.id, "fault": fault, "target": active.target, "role": target,
+              "params": params, "time": active.time}
+    faults = load_active(stack)
+    faults[str(active.id)] = record
+    _save_active(stack, faults)
+    return record
+
+
+def _repair(nem: Nemesis, record: dict[str, Any]) -> None:
+    """Undo one recorded fault from its description (its heal closure is gone)."""
+    fault, target = record["fault"], record["target"]
+    if fault in ("latency", "bandwidth", "timeout", "reset-peer"):
+        for stream in ("downstream", "upstream"):
+            nem.links.remove_toxic(target, f"pgchaos-{fault}-{stream}")
+    elif fault == "link-down":
+        nem.links.set_enabled(target, True)
+    elif fault == "disk-full":
+        (nem.stack.data_mount(target) / FILL_FILE).unlink(missing_ok=True)
+    elif fault == "partition":
+        network = nem.stack_network()
+        container = nem.owned(target)
+        network.reload()
+        if container.id not in {c.id for c in network.containers}:
+            network.connect(container, aliases=[target])
+    elif fault == "etcd-outage":
+        ensure_running(nem.owned("etcd"))
+    elif CATALOGUE[fault].kind == "node":
+        ensure_running(nem.owned(target))
+
+
+def heal(stack: Stack, fault_id: str | None) -> list[dict[str, Any]]:
+    """Heal one recorded fault, or everything (`fault_id` None: Jepsen's final heal)."""
+    faults = load_active(stack)
+    if fault_id is not None and fault_id not in faults:
+        valid = ", ".join(f"{k} ({v['fault']} {v['target']})" for k, v in faults.items()) or "none"
+        raise PgchaosError(f"no active fault {fault_id!r}; active: {valid}")
+    chosen = [faults[fault_id]] if fault_id is not None else list(faults.values())
+    with _history(stack) as history:
+        nem = Nemesis(stack, history)
+        for record in chosen:
+            _repair(nem, record)
+            history.append("nemesis", "info", "heal", {"target": record["target"], "fault": record["id"]})
+            faults.pop(str(record["id"]), None)
+        if fault_id is None:
+            nem.heal_all()
+    _save_active(stack, faults)
+    return chosen
+
+
+# -- drills -------------------------------------------------------------------------------
+
+
+@dataclass
+class DrillStep:
+    """One runbook step: what the guide says, the command shown, what running it does."""
+
+    title: str
+    command: str
+    run: Callable[[Stack, str], str] | None = None  # (stack, failed node); None: by hand
+
+
+def _patronictl(stack: Stack, failed: str = "") -> str:
+    return stack.patronictl_list()
+
+
+def _promoted(stack: Stack, failed: str) -> str:
+    """Wait (up to 60 s) for Patroni to promote another member, then show the cluster."""
+    from harness.stack.topology import discover
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and discover(stack).leader in (None, failed):
+        time.sleep(0.5)
+    return stack.patronictl_list()
+
+
+def _docker_ps(stack: Stack, failed: str = "") -> str:
+    return "\n".join(f"{name:20} {c.status}" for name, c in sorted(stack.containers().items()))
+
+
+def _health(stack: Stack, failed: str = "") -> str:
+    import requests
+
+    url = f"http://127.0.0.1:{stack.spec.ports.health}/health"
+    return f"GET {url} -> {requests.get(url, timeout=3).status_code}"
+
+
+def _restart_stopped(stack: Stack, failed: str = "") -> str:
+    started = []
+    for name, container in stack.containers().items():
+        container.reload()
+        if container.status != "running":
+            ensure_running(container)
+            started.append(name)
+    return f"started: {', '.join(started) or 'nothing was down'}"
+
+
+def _active_workers(stack: Stack, failed: str = "") -> str:
+    from harness.stack.topology import discover
+
+    return "\n".join(f"{w}: {'up' if up else 'DOWN'}" for w, up in discover(stack).workers.items())
+
+
+DRILLS: dict[str, dict[str, Any]] = {
+    "coordinator-failure": {
+        "guide": "Disaster Recovery, Scenario 1: Single Coordinator Failure",
+        "fault": ("kill", "primary"),
+        "target": "coordinator-failure",
+        "steps": [
+            DrillStep("Detection", "docker ps | grep coordinator", _docker_ps),
+            DrillStep("Patroni promotes a replica: verify the new leader", "patronictl list", _promoted),
+            DrillStep("Replace the failed coordinator",
+                      "docker compose start <failed coordinator>", _restart_stopped),
+            DrillStep("Verify cluster health", "patronictl list && curl http://localhost:8008/health",
+                      lambda s, failed: _patronictl(s) + "\n" + _health(s)),
+        ],
+    },
+    "worker-failure": {
+        "guide": "Disaster Recovery, Scenario 2: Worker Node Failure",
+        "fault": ("kill", "worker-1"),
+        "target": "worker-failure",
+        "steps": [
+            DrillStep("Detection", "SELECT * FROM citus_get_active_worker_nodes();  -- here: worker probes",
+                      _active_workers),
+            DrillStep("Remove the failed worker (Citus profile only; skipped on 'local')",
+                      "SELECT citus_remove_node('worker-1', 5432);"),
+            DrillStep("Bring the worker back (the replacement)", "docker compose start worker-1",
+                      _restart_stopped),
+            DrillStep("Verify", "SELECT count(*) FROM users;  -- every shard answers", _active_workers),
+        ],
+    },
+}
+
+
+def run_drill(stack: Stack, name: str, decide: Callable[[int, DrillStep], str],
+              say: Callable[[str], None], reports_dir: Path) -> dict[str, Any]:
+    """Inject the drill's disaster under a probe, walk the runbook, judge the recovery.
+
+    `decide(i, step)` answers "run" (the harness runs the step), "manual"
+    (the SRE did it; returns once they confirm) or "skip".
+    """
+    from harness.scenario import RunOptions, ScenarioRun
+
+    if name not in DRILLS:
+        raise PgchaosError(f"unknown drill {name!r}; valid: {', '.join(DRILLS)}")
+    drill = DRILLS[name]
+    options = RunOptions(reports_dir=reports_dir, load_users=0)
+    timings = []
+    with ScenarioRun(stack, f"drill-{name}", drill["target"], options, load=False) as run:
+        fault, role = drill["fault"]
+        say(f"== {drill['guide']}")
+        active = run.nemesis.inject(fault, role)
+        say(f"disaster injected: {fault} {active.target} (t={active.time:.1f} s)")
+        for i, step in enumerate(drill["steps"], 1):
+            say(f"\n[{i}/{len(drill['steps'])}] {step.title}\n    $ {step.command}")
+            started = time.monotonic()
+            choice = decide(i, step) if step.run is not None else decide(i, DrillStep(
+                step.title, step.command, None))
+            output = ""
+            if choice == "run" and step.run is not None:
+                output = step.run(stack, active.target)
+                say("    " + output.replace("\n", "\n    "))
+            run.phase(f"step {i}: {step.title}", choice=choice)
+            timings.append({"step": step.title, "choice": choice,
+                            "seconds": round(time.monotonic() - started, 1)})
+            say(f"    ({choice}, {timings[-1]['seconds']} s)")
+        run.figures["steps"] = timings
+    return run.verdict or {}
