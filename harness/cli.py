@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -193,6 +194,14 @@ def cmd_certify(args: argparse.Namespace) -> int:
     return certify(args.repeat, args.pytest_args, _pytest)
 
 
+def cmd_soak(args: argparse.Namespace) -> int:
+    if args.minutes <= 0:
+        raise PgchaosError("--minutes must be positive")
+    os.environ["PGCHAOS_SOAK_MINUTES"] = str(args.minutes)
+    extra = ["-s"] + (["--seed", str(args.seed)] if args.seed is not None else [])
+    return _pytest(["tests/test_random_schedules.py"], extra)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report.rebuild import main_report
 
@@ -283,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=1, metavar="N", help="run everything N times; "
                    "report verdict flips and the RTO spread")
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: more pytest options")
+    p = add("soak", cmd_soak, "random fault schedules for N minutes (Hypothesis; seed printed)")
+    p.add_argument("--minutes", type=float, required=True, metavar="N", help="how long to soak")
+    p.add_argument("--seed", type=int, default=None, metavar="N", help="replay a printed seed")
     p = add("report", cmd_report, "rebuild summary, JUnit and pictures from a run directory")
     p.add_argument("run_dir", help="reports/<run-id>")
     p = add("drill", cmd_drill, "walk through the guide's runbook for a disaster, timing each step")

@@ -122,6 +122,12 @@ class ScenarioRun:
             time.sleep(interval_s)
         raise ScenarioError(f"{what}: not observed within {self.options.scaled(timeout_s):.0f} s")
 
+    def wait_for_recovery(self, timeout_s: float = 90.0, stable_s: float = 3.0) -> float:
+        """Wait until the probe's writes and reads have succeeded for `stable_s` without a failure."""
+        assert self.probe is not None
+        return self.wait_until(f"writes and reads succeeding for {stable_s:.0f} s",
+                               lambda: self.probe.stable_for(stable_s), timeout_s, interval_s=0.25)
+
     def add_check(self, name: str, checker: Callable[[list[Op]], dict[str, Any]]) -> None:
         """A scenario-specific checker over the merged history (valid / invalid / unknown)."""
         self.post_checks.append((name, checker))

@@ -13,6 +13,6 @@ def test_coordinator_graceful_stop(scenario_run):
         fault = run.nemesis.inject("stop", "primary")
         run.figures["new_leader"] = run.wait_for_new_leader(fault.target, timeout_s=60)
         run.figures["old_leader"] = fault.target
-        run.sleep(4)
+        run.wait_for_recovery()
         run.nemesis.heal(fault)
     assert_verdict(run.verdict)

@@ -14,6 +14,6 @@ def test_coordinator_hard_loss(scenario_run):
         fault = run.nemesis.inject("kill", "primary")
         new_leader = run.wait_for_new_leader(fault.target, timeout_s=60)
         run.figures["old_leader"], run.figures["new_leader"] = fault.target, new_leader
-        run.sleep(4)  # writes must stay successful after the failover
+        run.wait_for_recovery()  # writes must stay successful after the failover
         run.nemesis.heal(fault)  # the runbook's "replace failed coordinator"
     assert_verdict(run.verdict)

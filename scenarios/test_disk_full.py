@@ -28,7 +28,7 @@ def test_disk_full_on_leader(scenario_run):
         run.sleep(HOLD_S)
         run.figures["health_during"] = {c.name: c.detail for c in steady_state(run.stack).failing()}
         run.nemesis.heal(fault)  # the guide's "clean up": free the space
-        run.sleep(6)
+        run.wait_for_recovery()
     assert_verdict(run.verdict)
     assert run.figures["bulk_write"] != "acknowledged", "a 20 MB write was acknowledged on a full disk"
     # no corruption: every table is readable end to end after recovery

@@ -22,5 +22,5 @@ def test_etcd_outage(scenario_run):
         run.wait_until("a single leader after etcd returns",
                        lambda: check_leader(discover(run.stack)).ok, timeout_s=60)
         run.figures["leader_after"] = run.leader()
-        run.sleep(4)
+        run.wait_for_recovery()
     assert_verdict(run.verdict)

@@ -24,7 +24,7 @@ def test_leader_partition(scenario_run):
             run.figures["partitioned"] = fault.target
             run.sleep(4)
             run.nemesis.heal(fault)
-            run.sleep(2)
+            run.wait_for_recovery()
         finally:
             probe.stop()
         run.figures["writable_samples"] = probe.rounds

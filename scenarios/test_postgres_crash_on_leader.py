@@ -19,6 +19,6 @@ def test_postgres_crash_on_leader(scenario_run):
                        lambda: check_leader(discover(run.stack)).ok, timeout_s=60)
         run.figures["crashed_on"] = fault.target
         run.figures["leader_after"] = run.leader()
-        run.sleep(4)
+        run.wait_for_recovery()
         run.nemesis.heal(fault)
     assert_verdict(run.verdict)

@@ -18,7 +18,7 @@ def test_patronictl_operation(scenario_run, operation):
         action = run.nemesis.inject(operation, candidate)
         run.figures.update(old_leader=old, candidate=candidate,
                            new_leader=run.wait_for_new_leader(old, timeout_s=60))
-        run.sleep(4)
+        run.wait_for_recovery()
         run.nemesis.heal(action)
         assert run.figures["new_leader"] == candidate
     assert_verdict(run.verdict)

@@ -349,7 +349,7 @@ def test_allure_steps_and_attachments_only_with_alluredir(pytester: pytest.Pytes
             obs.phase("inject kill coordinator-1")
             obs.attach_scenario(d, json.loads((d / "verdict.json").read_text()), False)
     """)
-    plain = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    plain = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", "-p", "no:pgchaos")
     plain.assert_outcomes(passed=1)
     assert "ACTIVE False" in plain.stdout.str()
     results = tmp_path / "allure-results"

@@ -45,6 +45,8 @@ class Probe:
         self._last_acked: int | None = None
         self._threads: list[threading.Thread] = []
         self.stats = {"write": ProbeStats(), "read": ProbeStats()}
+        self.last_failure = {"write": 0.0, "read": 0.0}  # monotonic time of the last fail/info
+        self.last_ok = {"write": 0.0, "read": 0.0}
 
     def _loop(self, kind: str) -> None:
         process = (PROBE_WRITER if kind == "write" else PROBE_READER) + self.process_offset
@@ -58,11 +60,16 @@ class Probe:
             while not self._stop.is_set() and counter < self.max_ops and time.monotonic() < deadline:
                 if kind == "write":
                     key = self.key_base + process * PROCESS_SPAN + counter
-                    if client.write(key, "ledger") == "ok":
+                    outcome = client.write(key, "ledger")
+                    if outcome == "ok":
                         self._last_acked = key
                 else:
                     target = self._last_acked
-                    client.read(target if target is not None else self.key_base, "ledger")
+                    outcome = client.read(target if target is not None else self.key_base, "ledger")
+                if outcome == "ok":
+                    self.last_ok[kind] = time.monotonic()
+                else:
+                    self.last_failure[kind] = time.monotonic()
                 counter += 1
                 next_at += self.period_s
                 delay = next_at - time.monotonic()
@@ -74,6 +81,12 @@ class Probe:
             stats.ops = counter
             stats.stopped = time.monotonic()
             client.close()
+
+    def stable_for(self, seconds: float) -> bool:
+        """Writes and reads have succeeded, with no failure, for the last `seconds`."""
+        now = time.monotonic()
+        return all(self.last_ok[k] > self.last_failure[k] and now - self.last_failure[k] >= seconds
+                   and now - self.last_ok[k] < 1.0 for k in ("write", "read"))
 
     def start(self) -> Probe:
         for kind in ("write", "read"):
