@@ -49,6 +49,22 @@ def take_backup(run) -> tuple[str, float, tuple[int, int, int]]:
     return f"/backups/{name}", taken_at, before
 
 
+def restore_latest(run, fault, taken_at: float, expected: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The guide's restore of the latest backup, then traffic resumes; records the figures."""
+    run.phase("restore")
+    backups = sorted(run.stack.backups_dir.glob("backup_*.sql.gz"))
+    rc, out = run.stack.run_tool("backup/restore.sh", "--yes", f"/backups/{backups[-1].name}")
+    assert rc == 0, out
+    restored = counts(run.stack.dsn())
+    run.figures["counts"] = {"backup": expected, "restored": restored}
+    run.figures["backup_age_s"] = round(fault.time - (taken_at - run.run_start), 1)
+    run.figures["restored_after_s"] = round(run.now() - fault.time, 1)
+    run.history.append("nemesis", "info", "heal", {"target": fault.value["target"], "fault": fault.index})
+    run.resume_load()
+    run.wait_for_recovery()
+    return restored
+
+
 def test_daily_backup_and_dr_test(scenario_run):
     with scenario_run(load=False) as run:
         path, _, expected = take_backup(run)
@@ -80,22 +96,12 @@ def test_complete_cluster_loss(scenario_run):
     with scenario_run(load=False) as run:
         _, taken_at, expected = take_backup(run)
         run.sleep(3)  # writes acknowledged after the backup: these are what RPO measures
-        loss = run.nemesis.history.append("nemesis", "info", "cluster-loss", {"target": "all"})
+        loss = run.history.append("nemesis", "info", "cluster-loss", {"target": "all"})
         run.pause_load()
         run.stack.destroy()
         run.phase("redeploy")
         run.stack.redeploy()
-        run.phase("restore")
-        backups = sorted(run.stack.backups_dir.glob("backup_*.sql.gz"))
-        rc, out = run.stack.run_tool("backup/restore.sh", "--yes", f"/backups/{backups[-1].name}")
-        assert rc == 0, out
-        restored = counts(run.stack.dsn())
-        run.figures["counts"] = {"backup": expected, "restored": restored}
-        run.figures["backup_age_s"] = round(loss.time - (taken_at - run.run_start), 1)
-        run.figures["restored_after_s"] = round(run.now() - loss.time, 1)
-        run.nemesis.history.append("nemesis", "info", "heal", {"target": "all", "fault": loss.index})
-        run.resume_load()
-        run.sleep(4)
+        restored = restore_latest(run, loss, taken_at, expected)
         assert restored[0] == expected[0] and restored[2] == expected[2], run.figures["counts"]
     assert_verdict(run.verdict)
 
@@ -110,7 +116,7 @@ def test_data_corruption(scenario_run):
             relpath = conn.execute("SELECT pg_relation_filepath('users_shard')").fetchone()[0]
             conn.execute("CHECKPOINT")
         datafile = run.stack.data_mount(worker) / "pg" / relpath
-        fault = run.nemesis.history.append("nemesis", "info", "corruption",
+        fault = run.history.append("nemesis", "info", "corruption",
                                            {"target": worker, "file": relpath})
         run.pause_load()
         run.nemesis.owned(worker).stop(timeout=10)  # clean shutdown, then garbage over the pages
@@ -128,15 +134,6 @@ def test_data_corruption(scenario_run):
         run.figures["detected"] = detected
         assert detected is not None, "the verification query did not notice the corrupted shard"
         run.figures["detected_after_s"] = round(run.now() - fault.time, 1)
-        backups = sorted(run.stack.backups_dir.glob("backup_*.sql.gz"))
-        rc, out = run.stack.run_tool("backup/restore.sh", "--yes", f"/backups/{backups[-1].name}")
-        assert rc == 0, out
-        restored = counts(run.stack.dsn())
-        run.figures["counts"] = {"backup": expected, "restored": restored}
-        run.figures["backup_age_s"] = round(fault.time - (taken_at - run.run_start), 1)
-        run.figures["restored_after_s"] = round(run.now() - fault.time, 1)
-        run.nemesis.history.append("nemesis", "info", "heal", {"target": worker, "fault": fault.index})
-        run.resume_load()
-        run.sleep(4)
+        restored = restore_latest(run, fault, taken_at, expected)
         assert restored[0] == expected[0], run.figures["counts"]
     assert_verdict(run.verdict)
