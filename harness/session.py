@@ -1,11 +1,12 @@
 """A stack for a whole test session: gc of dead runs first, one stack reused
 by every scenario, removed at the end (unless kept), also on Ctrl-C or
-SIGTERM."""
+SIGTERM, and a second Ctrl-C cannot cut the removal short."""
 
 from __future__ import annotations
 
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 
 from harness.errors import PgchaosError
@@ -37,8 +38,23 @@ def session_stack(spec: StackSpec, keep: bool = False) -> Iterator[Stack]:
         yield stack
     finally:
         if not keep and reused is None:
-            stack.stop()
+            _stop_uninterrupted(stack)
         signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_uninterrupted(stack: Stack) -> None:
+    """Remove the stack with Ctrl-C and SIGTERM ignored: an impatient second
+    interrupt would otherwise leave containers, mounts and state behind."""
+    if threading.current_thread() is not threading.main_thread():
+        stack.stop()
+        return
+    _progress(f"removing {stack.project} (Ctrl-C is ignored until it is gone)")
+    saved = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        stack.stop()
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 def _detached_stack(spec: StackSpec) -> Stack | None:
