@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from harness.errors import PgchaosError
 from harness.stack.spec import COMPOSE_DIR, PROFILES, REPO_ROOT
@@ -148,10 +148,13 @@ def scenario_names() -> dict[str, str]:
 
 def cmd_inject(args: argparse.Namespace) -> int:
     from harness.gameday import heal, inject, parse_params
+    from harness.nemesis import Nemesis
     from harness.progress import spinner
 
+    Nemesis.fault(args.fault)  # an unknown fault is named before any stack is looked for
+    params = parse_params(args.param or [])
     stack = _detached()
-    record = inject(stack, args.fault, args.target, parse_params(args.param or []))
+    record = inject(stack, args.fault, args.target, params)
     out = {"injected": record}
     if args.duration is not None:
         with spinner(f"{args.fault} on {record['target']} for {args.duration:.0f} s"):
@@ -247,8 +250,15 @@ def cmd_drill(args: argparse.Namespace) -> int:
     return 0 if summary["verdict"] in ("pass", "waived") else 1
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line and exit 2, like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"pgchaos: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pgchaos", description=__doc__)
+    parser = OneLineParser(prog="pgchaos", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Handler, help_: str) -> argparse.ArgumentParser:
@@ -313,6 +323,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a file that is missing, a folder, unreadable
+        print(f"pgchaos: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("pgchaos: interrupted", file=sys.stderr)
         return 130

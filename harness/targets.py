@@ -185,4 +185,6 @@ def load_targets(path: str | Path | None = None) -> Targets:
         raise TargetsError(f"{p}: cannot read targets file: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise TargetsError(f"{p}: invalid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise TargetsError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     return parse_targets(data, p)

@@ -214,11 +214,11 @@ def test_kill_9_then_gc_removes_the_dead_run_only(client: Any, others: dict[str,
     project = wait_for_fault(runner, client)
     os.kill(runner.proc.pid, signal.SIGKILL)
     runner.proc.wait(timeout=30)
-    # Known gap: the runner's locust child lives in a session of its own and
-    # outlives it (up to its 900 s run time); gc removes Docker resources,
-    # mounts and state, not processes. End it here (the fixture would too).
-    for pid in load_processes(runner.reports):
-        os.kill(pid, signal.SIGKILL)
+    # The locust child dies with its runner (PR_SET_PDEATHSIG), kill -9 included.
+    deadline = time.monotonic() + 20
+    while load_processes(runner.reports) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert load_processes(runner.reports) == [], "the load outlived its killed runner"
     assert leftovers(client, project), "a killed run should leave its stack behind"
 
     gc = pgchaos_gc()

@@ -7,6 +7,8 @@ PGCHAOS_RUN_START and writes its own history file, merged afterwards.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -16,8 +18,15 @@ from pathlib import Path
 from harness.errors import PgchaosError
 from harness.stack.spec import REPO_ROOT
 
+PR_SET_PDEATHSIG = 1
 LOCUSTFILE = REPO_ROOT / "loadtests" / "locustfile.py"
 USER_CLASSES = ("WriterUser", "ReaderUser", "VectorUser")
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the runner dies, even by kill -9 (Linux prctl)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class LocustLoad:
@@ -59,7 +68,7 @@ class LocustLoad:
         }
         log = open(self.out_dir / "locust.log", "wb")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(self.command(), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         log.close()
         return self
 

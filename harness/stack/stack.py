@@ -314,7 +314,11 @@ class Stack:
             metas = [m for m in metas if m.parent.name == run_id]
         if not metas:
             raise PgchaosError("no pgchaos stack is up (start one with: pgchaos up)")
-        meta = json.loads(metas[-1].read_text())
+        try:
+            meta = json.loads(metas[-1].read_text())
+            meta["run_id"], meta["profile"]  # noqa: B018 - the fields attach needs
+        except (ValueError, KeyError) as exc:
+            raise PgchaosError(f"{metas[-1]}: corrupt run.json ({exc}); remove it with `pgchaos gc`") from None
         spec = StackSpec(profile=meta["profile"], compose_dir=Path(meta["compose_dir"]),
                          compose_files=tuple(meta["compose_files"]), variant=meta["variant"])
         stack = cls(spec, run_id=meta["run_id"], detached=meta["detached"], progress=progress)
