@@ -239,7 +239,9 @@ class ScenarioRun:
         result = check_history(ops, target, waivers,
                                backup_age_s=self.figures.get("backup_age_s"))
         result["history"] = str(self.dir / "history.jsonl")
-        result["scenario_checks"] = {}
+        result["scenario_checks"] = {"after-recovery": failures_after_recovery(ops, result)}
+        if result["scenario_checks"]["after-recovery"]["valid"] is False:
+            self.extra_reasons.append(result["scenario_checks"]["after-recovery"]["reason"])
         for name, checker in self.post_checks:
             res = check_safe(checker, ops)
             result["scenario_checks"][name] = res
@@ -299,6 +301,24 @@ class ScenarioRun:
         for service, container in self.stack.containers().items():
             with contextlib.suppress(Exception):
                 (logs / f"{service}.log").write_bytes(container.logs(since=int(self._t0_wall) - 5))
+
+
+def failures_after_recovery(ops: list[Op], result: dict[str, Any]) -> dict[str, Any]:
+    """Writes or reads that failed after the last heal and the last recovery: the
+    RTO stretch only has to hold until the heal, so a router that keeps sending
+    writes to the wrong node after the heal would otherwise go unjudged."""
+    faults = result.get("faults") or []
+    if not faults:
+        return {"valid": True, "failures": 0}
+    marks = [f["healed_at"] or f["time"] for f in faults]
+    for f in faults:
+        marks += [f["time"] + v for v in (f.get("rto_s") or {}).values() if v is not None]
+    since = max(marks)
+    bad = [op for op in ops if op.f in ("write", "read") and op.type in ("fail", "info")
+           and op.process != FINAL_READER and op.time > since]
+    return {"valid": not bad, "since_s": round(since, 3), "failures": len(bad),
+            "reason": f"{len(bad)} writes/reads failed after every fault was healed and had recovered "
+                      f"(from {since:.1f} s; first: {bad[0].error if bad else ''})"}
 
 
 def verdict_message(verdict: dict[str, Any]) -> str:
