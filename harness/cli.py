@@ -44,8 +44,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         stack.start()
     except BaseException:
+        from harness.session import stop_uninterrupted
+
         _progress("start failed; removing what was created")
-        stack.stop()
+        stop_uninterrupted(stack)
         raise
     _progress(f"up in {time.monotonic() - t0:.1f} s")
     return cmd_status(argparse.Namespace(json=args.json, run_id=stack.run_id))

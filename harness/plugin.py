@@ -63,6 +63,14 @@ def pytest_configure(config: pytest.Config) -> None:
     ):
         config.addinivalue_line("markers", line)
     config.stash[VERDICTS_KEY] = []
+    if config.getoption("pgchaos_targets", None):
+        from harness.errors import PgchaosError
+        from harness.targets import load_targets
+
+        try:  # a malformed table is reported before any scenario runs
+            load_targets(config.getoption("pgchaos_targets"))
+        except PgchaosError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

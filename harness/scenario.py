@@ -169,11 +169,23 @@ class ScenarioRun:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: object) -> None:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self._interrupted()  # no waiting and no verdict: the person wants out
+            return
         try:
             self._finish(failed=exc_type is not None)
         except BaseException:
             if exc_type is None:
                 raise
+
+    def _interrupted(self) -> None:
+        self.phase("interrupted")
+        self._stop_load()
+        if self.nemesis is not None:
+            with contextlib.suppress(Exception):
+                self.nemesis.heal_all()
+        if self.history is not None:
+            self.history.close()
 
     def pause_load(self) -> None:
         """Stop application traffic (the guide's first restore step)."""

@@ -38,11 +38,11 @@ def session_stack(spec: StackSpec, keep: bool = False) -> Iterator[Stack]:
         yield stack
     finally:
         if not keep and reused is None:
-            _stop_uninterrupted(stack)
+            stop_uninterrupted(stack)
         signal.signal(signal.SIGTERM, previous)
 
 
-def _stop_uninterrupted(stack: Stack) -> None:
+def stop_uninterrupted(stack: Stack) -> None:
     """Remove the stack with Ctrl-C and SIGTERM ignored: an impatient second
     interrupt would otherwise leave containers, mounts and state behind."""
     if threading.current_thread() is not threading.main_thread():

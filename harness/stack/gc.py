@@ -56,7 +56,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def _is_live(pid: int, detached: bool) -> bool:
-    return detached or (pid != os.getpid() and pid_alive(pid))
+    return detached or pid_alive(pid)
 
 
 def _state_runs() -> dict[str, bool]:
