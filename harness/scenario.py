@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.checkers import check_safe
 from harness.errors import PgchaosError
-from harness.history import HistoryWriter, Op, merge_histories, write_history
+from harness.history import HistoryWriter, Op, merge_histories, pair_invocations, write_history
 from harness.load.client import Client, key_base
 from harness.load.locust_runner import LocustLoad
 from harness.load.probe import Probe
@@ -316,7 +316,7 @@ class ScenarioRun:
 
 
 def failures_after_recovery(ops: list[Op], result: dict[str, Any]) -> dict[str, Any]:
-    """Writes or reads that failed after the last heal and the last recovery: the
+    """Writes or reads requested after the last heal and the last recovery that failed: the
     RTO stretch only has to hold until the heal, so a router that keeps sending
     writes to the wrong node after the heal would otherwise go unjudged."""
     faults = result.get("faults") or []
@@ -326,8 +326,10 @@ def failures_after_recovery(ops: list[Op], result: dict[str, Any]) -> dict[str, 
     for f in faults:
         marks += [f["time"] + v for v in (f.get("rto_s") or {}).values() if v is not None]
     since = max(marks)
-    bad = [op for op in ops if op.f in ("write", "read") and op.type in ("fail", "info")
-           and op.process != FINAL_READER and op.time > since]
+    invoked = pair_invocations(ops)  # requests made after recovery; ones in flight across it
+    bad = [op for i, op in enumerate(ops)  # belong to the outage, as in the RTO checker
+           if op.f in ("write", "read") and op.type in ("fail", "info") and op.process != FINAL_READER
+           and (ops[invoked[i]].time if invoked[i] is not None else op.time) > since]
     return {"valid": not bad, "since_s": round(since, 3), "failures": len(bad),
             "reason": f"{len(bad)} writes/reads failed after every fault was healed and had recovered "
                       f"(from {since:.1f} s; first: {bad[0].error if bad else ''})"}
