@@ -78,7 +78,8 @@ def collect(everything: bool = False) -> GcReport:
     """Remove leftovers of dead runs (or of every run with everything=True)."""
     client = docker_client()
     live = _state_runs()
-    for container in client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}=pgchaos"}):
+    for container in client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}=pgchaos"},
+                                            ignore_removed=True):
         labels = container.labels
         project = labels.get(PROJECT_LABEL)
         if not project:

@@ -209,7 +209,8 @@ class Stack:
     def containers(self, all_: bool = True) -> dict[str, Any]:
         """Service name -> container, for this run's project only."""
         found = self.docker.containers.list(
-            all=all_, filters={"label": [f"{PROJECT_LABEL}={self.project}", f"{OWNER_LABEL}=pgchaos"]}
+            all=all_, filters={"label": [f"{PROJECT_LABEL}={self.project}", f"{OWNER_LABEL}=pgchaos"]},
+            ignore_removed=True,
         )
         return {c.labels.get(SERVICE_LABEL, c.name): c for c in found}
 
@@ -329,8 +330,8 @@ class Stack:
 def remove_project_resources(client: docker.DockerClient, project: str) -> None:
     """Force-remove containers and networks of one project that carry our label."""
     filters = {"label": [f"{PROJECT_LABEL}={project}", f"{OWNER_LABEL}=pgchaos"]}
-    for container in client.containers.list(all=True, filters=filters):
-        with contextlib.suppress(docker.errors.NotFound):
+    for container in client.containers.list(all=True, filters=filters, ignore_removed=True):
+        with contextlib.suppress(docker.errors.APIError):  # gone, or already being removed
             container.remove(force=True, v=True)
     for network in client.networks.list(filters=filters):
         with contextlib.suppress(docker.errors.APIError):
