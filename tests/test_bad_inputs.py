@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from offset_stack import OFFSET_PORTS  # ports clear of a stack on the defaults
 
 from harness import cli
 from harness import targets as targets_module
@@ -24,16 +25,6 @@ from harness.errors import PgchaosError
 from harness.targets import TargetsError, load_targets
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# Ports clear of a stack on the defaults, so a row fails for its own reason.
-OFFSET_PORTS = {
-    "PGCHAOS_PGBOUNCER_PORT": "26432",
-    "PGCHAOS_HAPROXY_PRIMARY_PORT": "25000",
-    "PGCHAOS_HAPROXY_REPLICA_PORT": "25001",
-    "PGCHAOS_HAPROXY_STATS_PORT": "28404",
-    "PGCHAOS_HEALTH_PORT": "28008",
-    "PGCHAOS_TOXIPROXY_PORT": "28474",
-    "PGCHAOS_PROMETHEUS_PORT": "29090",
-}
 NO_DAEMON = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
 OP = '{"index": 0, "time": 0.0, "process": 1, "type": "invoke", "f": "write", "value": 1}'
 

@@ -18,40 +18,19 @@ from typing import Any
 
 import docker.errors
 import pytest
+from offset_stack import OFFSET_ENV, STATE_DIR, offset_env  # noqa: E402,F401 - fixture
 
 from harness.errors import PgchaosError
 from harness.nemesis import Nemesis
 from harness.stack import Stack, StackSpec
-from harness.stack import stack as stack_module
 from harness.stack.gc import PID_LABEL, collect
 from harness.stack.stack import OWNER_LABEL, PROJECT_LABEL, SERVICE_LABEL, docker_client
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("offset_env")]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# Ports and state folder of these tests' stacks: clear of a stack on the defaults.
-OFFSET_ENV = {
-    "PGCHAOS_PGBOUNCER_PORT": "26432",
-    "PGCHAOS_HAPROXY_PRIMARY_PORT": "25000",
-    "PGCHAOS_HAPROXY_REPLICA_PORT": "25001",
-    "PGCHAOS_HAPROXY_STATS_PORT": "28404",
-    "PGCHAOS_HEALTH_PORT": "28008",
-    "PGCHAOS_TOXIPROXY_PORT": "28474",
-    "PGCHAOS_PROMETHEUS_PORT": "29090",
-    "PGCHAOS_STATE_DIR": "/var/lib/pgchaos-variants",
-}
-STATE_DIR = Path(OFFSET_ENV["PGCHAOS_STATE_DIR"])
 OURS = f"{OWNER_LABEL}=pgchaos"
 SCENARIO = "scenarios/test_coordinator_hard_loss.py"
-
-
-@pytest.fixture
-def offset_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Offset ports and state folder, set before any Ports/StackSpec is built."""
-    for name, value in OFFSET_ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(stack_module, "STATE_ROOT", STATE_DIR)
-    yield
 
 
 @pytest.fixture

@@ -5,43 +5,22 @@ reference config stays green on the same fault schedule."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from offset_stack import OFFSET_ENV, STATE_DIR, offset_env  # noqa: E402,F401 - fixture
 
 from harness.history import read_history
 from harness.scenario import RunOptions, ScenarioRun, verdict_message
 from harness.stack import Stack, StackSpec
-from harness.stack import stack as stack_module
 from harness.stack.topology import discover
 from harness.targets import load_targets
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("offset_env")]
 
-# Ports and state folder of these tests' stacks: clear of a stack on the defaults.
-OFFSET_ENV = {
-    "PGCHAOS_PGBOUNCER_PORT": "26432",
-    "PGCHAOS_HAPROXY_PRIMARY_PORT": "25000",
-    "PGCHAOS_HAPROXY_REPLICA_PORT": "25001",
-    "PGCHAOS_HAPROXY_STATS_PORT": "28404",
-    "PGCHAOS_HEALTH_PORT": "28008",
-    "PGCHAOS_TOXIPROXY_PORT": "28474",
-    "PGCHAOS_PROMETHEUS_PORT": "29090",
-    "PGCHAOS_STATE_DIR": "/var/lib/pgchaos-variants",
-}
 CUT_S = 3.0  # replication link blackholed this long before the kill (< wal_sender_timeout 10 s)
 AFTER_FAILOVER_S = 3.0  # writes watched through the router after each step of a failover
-
-
-@pytest.fixture
-def offset_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Offset ports and state folder, set before any Ports/StackSpec is built."""
-    for name, value in OFFSET_ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(stack_module, "STATE_ROOT", Path(OFFSET_ENV["PGCHAOS_STATE_DIR"]))
-    yield
 
 
 def options(tmp_path: Path) -> RunOptions:
