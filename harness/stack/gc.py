@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from harness.stack import volumes
 from harness.stack.stack import (
@@ -98,7 +97,7 @@ def collect(everything: bool = False) -> GcReport:
         remove_project_resources(client, project)
         run_dir = runs_dir() / project.removeprefix("pgchaos-")
         for mount in volumes.mounts_under(run_dir):
-            volumes.remove(Path("/nonexistent"), mount)
+            volumes.unmount(mount)
             report.mounts.append(str(mount))
         shutil.rmtree(run_dir, ignore_errors=True)
         report.projects.append(project)

@@ -163,7 +163,7 @@ class Stack:
         for node in DATA_NODES:
             volumes.remove(self.data_image(node), self.data_mount(node))
         for mount in volumes.mounts_under(self.state_dir):
-            volumes.remove(Path("/nonexistent"), mount)
+            volumes.unmount(mount)
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def _write_state(self) -> None:

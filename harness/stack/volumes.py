@@ -43,13 +43,18 @@ def create(image: Path, mountpoint: Path, size_mb: int) -> None:
     mountpoint.chmod(0o700)
 
 
-def remove(image: Path, mountpoint: Path) -> None:
-    """Unmount (lazily if busy) and delete; never raises for what is already gone."""
+def unmount(mountpoint: Path) -> None:
+    """Unmount (lazily if busy) and remove the empty mount point; never raises."""
     if is_mounted(mountpoint) and _run(["umount", str(mountpoint)]).returncode != 0:
         _run(["umount", "-l", str(mountpoint)])
     if mountpoint.exists():
         with contextlib.suppress(OSError):
             mountpoint.rmdir()
+
+
+def remove(image: Path, mountpoint: Path) -> None:
+    """Unmount and delete one volume; never raises for what is already gone."""
+    unmount(mountpoint)
     image.unlink(missing_ok=True)
 
 
