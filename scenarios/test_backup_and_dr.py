@@ -25,7 +25,11 @@ from conftest import assert_verdict
 
 from harness.stack.spec import APP_DB
 
-pytestmark = [pytest.mark.scenario, pytest.mark.docker]
+pytestmark = [
+    pytest.mark.scenario,
+    pytest.mark.docker,
+    pytest.mark.requires("tools", "guide-schema", "loop-volumes"),
+]
 
 COUNT_SQL = ("SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM events), "
              "(SELECT count(*) FROM vectors)")
@@ -74,16 +78,13 @@ def test_daily_backup_and_dr_test(scenario_run):
         rc, out = run.stack.run_tool("backup/restore.sh", "--yes", "--local", path, "dr_test")
         assert rc == 0, out
         run.figures["dr_restore_s"] = round(time.monotonic() - started, 1)
-        dr_dsn = run.stack.dsn(dbname="dr_test").replace(
-            f"port={run.stack.spec.ports.pgbouncer}", f"port={run.stack.spec.ports.haproxy_primary}")
+        dr_dsn = run.stack.dsn(dbname="dr_test", via="router")
         restored = counts(dr_dsn)
         run.figures["dr_counts"] = {"expected": expected, "restored": restored}
         with psycopg.connect(dr_dsn, autocommit=True) as conn:
             nearest = conn.execute(
                 "SELECT id FROM vectors ORDER BY embedding <=> '[0.1, 0.2, 0.3]' LIMIT 5").fetchall()
-        with psycopg.connect(run.stack.dsn(dbname="postgres").replace(
-                f"port={run.stack.spec.ports.pgbouncer}", f"port={run.stack.spec.ports.haproxy_primary}"),
-                autocommit=True) as conn:
+        with psycopg.connect(run.stack.dsn(dbname="postgres", via="router"), autocommit=True) as conn:
             conn.execute("DROP DATABASE dr_test WITH (FORCE)")
         assert restored[0] == expected[0] and restored[2] == expected[2], run.figures["dr_counts"]
         assert restored[1] >= expected[1], run.figures["dr_counts"]  # events grow under load

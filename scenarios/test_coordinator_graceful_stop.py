@@ -5,7 +5,12 @@ waiting for the ttl. Target coordinator-failure (10 s / RPO 0), no waiver."""
 import pytest
 from conftest import assert_verdict
 
-pytestmark = [pytest.mark.scenario, pytest.mark.docker, pytest.mark.target("coordinator-failure")]
+pytestmark = [
+    pytest.mark.scenario,
+    pytest.mark.docker,
+    pytest.mark.requires("coordinator-members>=2"),
+    pytest.mark.target("coordinator-failure"),
+]
 
 
 def test_coordinator_graceful_stop(scenario_run):

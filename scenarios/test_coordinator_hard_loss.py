@@ -6,7 +6,12 @@ Patroni's ttl floor (20 s), so the gate applies the documented waiver."""
 import pytest
 from conftest import assert_verdict
 
-pytestmark = [pytest.mark.scenario, pytest.mark.docker, pytest.mark.target("coordinator-failure")]
+pytestmark = [
+    pytest.mark.scenario,
+    pytest.mark.docker,
+    pytest.mark.requires("coordinator-members>=2"),
+    pytest.mark.target("coordinator-failure"),
+]
 
 
 def test_coordinator_hard_loss(scenario_run):

@@ -9,7 +9,12 @@ from conftest import assert_verdict
 
 from harness.stack.steady_state import steady_state
 
-pytestmark = [pytest.mark.scenario, pytest.mark.docker, pytest.mark.target("disk-full")]
+pytestmark = [
+    pytest.mark.scenario,
+    pytest.mark.docker,
+    pytest.mark.requires("loop-volumes"),
+    pytest.mark.target("disk-full"),
+]
 
 HOLD_S = 15.0
 

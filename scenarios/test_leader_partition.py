@@ -11,7 +11,12 @@ from harness.checkers.split_brain import split_brain
 from harness.load.writable_probe import WritableProbe
 from harness.stack.spec import COORDINATORS
 
-pytestmark = [pytest.mark.scenario, pytest.mark.docker, pytest.mark.target("leader-partition")]
+pytestmark = [
+    pytest.mark.scenario,
+    pytest.mark.docker,
+    pytest.mark.requires("replication-links"),
+    pytest.mark.target("leader-partition"),
+]
 
 
 def test_leader_partition(scenario_run):

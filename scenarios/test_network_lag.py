@@ -16,7 +16,12 @@ from harness.history import Op
 from harness.stack.steady_state import LAG_WARNING_BYTES, check_replication_lag
 from harness.stack.topology import discover
 
-pytestmark = [pytest.mark.scenario, pytest.mark.docker, pytest.mark.target("network-lag")]
+pytestmark = [
+    pytest.mark.scenario,
+    pytest.mark.docker,
+    pytest.mark.requires("client-link", "worker-links", "replication-links"),
+    pytest.mark.target("network-lag"),
+]
 
 LATENCY_MS, JITTER_MS = 200, 50
 BALLAST_ROWS = 250_000  # about 30 MB of WAL

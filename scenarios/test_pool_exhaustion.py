@@ -10,7 +10,12 @@ import psycopg
 import pytest
 from conftest import assert_verdict
 
-pytestmark = [pytest.mark.scenario, pytest.mark.docker, pytest.mark.target("pool-exhaustion")]
+pytestmark = [
+    pytest.mark.scenario,
+    pytest.mark.docker,
+    pytest.mark.requires("pooler"),
+    pytest.mark.target("pool-exhaustion"),
+]
 
 FLOOD_CLIENTS = 40  # twice the pool
 HOLD_S = 4.0

@@ -6,15 +6,20 @@ row (10 s)."""
 import pytest
 from conftest import assert_verdict
 
-pytestmark = [pytest.mark.scenario, pytest.mark.docker, pytest.mark.target("planned-switchover")]
+pytestmark = [
+    pytest.mark.scenario,
+    pytest.mark.docker,
+    pytest.mark.requires("coordinator-members>=2"),
+    pytest.mark.target("planned-switchover"),
+]
 
 
 @pytest.mark.parametrize("operation", ["switchover", "failover"])
 def test_patronictl_operation(scenario_run, operation):
     with scenario_run(name=f"test_patronictl_{operation}") as run:
         old = run.leader()
-        # In synchronous mode Patroni promotes only the synchronous standby.
-        candidate = run.nemesis.resolve_node("sync-standby")
+        # A member Patroni accepts: the sync standby in synchronous mode, else a streaming replica.
+        candidate = run.nemesis.resolve_node("candidate")
         action = run.nemesis.inject(operation, candidate)
         run.figures.update(old_leader=old, candidate=candidate,
                            new_leader=run.wait_for_new_leader(old, timeout_s=60))

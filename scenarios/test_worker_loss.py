@@ -16,7 +16,12 @@ from conftest import assert_verdict
 from harness.history import Op
 from harness.load.client import PROCESS_SPAN, Client
 
-pytestmark = [pytest.mark.scenario, pytest.mark.docker, pytest.mark.target("worker-failure")]
+pytestmark = [
+    pytest.mark.scenario,
+    pytest.mark.docker,
+    pytest.mark.requires("worker-groups>=2", "worker-links>=2", "guide-schema"),
+    pytest.mark.target("worker-failure"),
+]
 
 LOST, KEPT = "worker-1", "worker-2"
 SHARD_WRITERS = {LOST: 51, KEPT: 52}  # process ids

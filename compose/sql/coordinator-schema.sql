@@ -1,7 +1,7 @@
 -- The coordinator's schema: users, events and vectors are hash-partitioned
 -- over the workers (one partition per worker, through postgres_fdw and
--- Toxiproxy's coordinator-worker links); ledger is local to the coordinator
--- group (replicated by Patroni) and carries the probe's writes.
+-- Toxiproxy's coordinator-worker links). The load's own tables live in the
+-- schema pgchaos, which the harness creates (sql/pgchaos-load.sql).
 CREATE EXTENSION IF NOT EXISTS vector;
 CREATE EXTENSION IF NOT EXISTS postgres_fdw;
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
@@ -44,9 +44,3 @@ CREATE FOREIGN TABLE vectors_w1 PARTITION OF vectors FOR VALUES WITH (MODULUS 2,
     SERVER worker_1 OPTIONS (table_name 'vectors_shard');
 CREATE FOREIGN TABLE vectors_w2 PARTITION OF vectors FOR VALUES WITH (MODULUS 2, REMAINDER 1)
     SERVER worker_2 OPTIONS (table_name 'vectors_shard');
-
-CREATE TABLE ledger (
-    key bigint PRIMARY KEY,
-    writer integer NOT NULL,
-    written_at timestamptz NOT NULL DEFAULT now()
-);

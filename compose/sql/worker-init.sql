@@ -23,3 +23,11 @@ CREATE TABLE vectors_shard (
     label text,
     embedding vector(3) NOT NULL
 );
+-- Shards of the load's pgchaos.events (the harness creates the coordinator side).
+CREATE TABLE pgchaos_events_shard (
+    id bigint PRIMARY KEY,
+    user_id bigint,
+    kind text NOT NULL,
+    payload jsonb,
+    created_at timestamptz NOT NULL DEFAULT now()
+);

@@ -23,17 +23,18 @@ ROLLED_BACK_SQLSTATE_CLASSES = ("22", "23", "25", "40", "42")
 KEY_SPAN = 10**9  # keys of one run lie in [base, base + KEY_SPAN)
 PROCESS_SPAN = 10**6
 
+# The load touches only its own schema (harness/load/schema.py creates it).
 WRITE_SQL = {
-    "ledger": "INSERT INTO ledger (key, writer) VALUES (%s, %s)",
-    "events": "INSERT INTO events (id, user_id, kind, payload) VALUES (%s, %s, 'chaos', NULL)",
+    "ledger": "INSERT INTO pgchaos.ledger (key, writer) VALUES (%s, %s)",
+    "events": "INSERT INTO pgchaos.events (id, user_id, kind, payload) VALUES (%s, %s, 'chaos', NULL)",
 }
 READ_SQL = {
-    "ledger": "SELECT key FROM ledger WHERE key = %s",
-    "events": "SELECT id FROM events WHERE id = %s",
+    "ledger": "SELECT key FROM pgchaos.ledger WHERE key = %s",
+    "events": "SELECT id FROM pgchaos.events WHERE id = %s",
 }
 READ_ALL_SQL = (
-    "SELECT key FROM ledger WHERE key >= %(lo)s AND key < %(hi)s "
-    "UNION SELECT id FROM events WHERE id >= %(lo)s AND id < %(hi)s ORDER BY 1"
+    "SELECT key FROM pgchaos.ledger WHERE key >= %(lo)s AND key < %(hi)s "
+    "UNION SELECT id FROM pgchaos.events WHERE id >= %(lo)s AND id < %(hi)s ORDER BY 1"
 )
 VECTOR_SQL = "SELECT id FROM vectors ORDER BY embedding <=> %s::vector LIMIT 5"
 

@@ -9,6 +9,8 @@ server's answer (we read the toxic back to confirm it exists).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from toxiproxy.api import APIConsumer
 from toxiproxy.server import Toxiproxy
 
@@ -29,8 +31,29 @@ class ToxiproxyLinks:
         self.host = host
         self.port = port
         self._server = Toxiproxy()
+        self._resolve: Callable[[], tuple[str, int]] | None = None
+        self._absent: str | None = None
+
+    @classmethod
+    def resolving(cls, address: Callable[[], tuple[str, int]]) -> ToxiproxyLinks:
+        """Links whose API address is looked up on first use (a published port)."""
+        links = cls("127.0.0.1", 0)
+        links._resolve = address
+        return links
+
+    @classmethod
+    def absent(cls, reason: str) -> ToxiproxyLinks:
+        """A stack without Toxiproxy: every use fails with `reason`; reset does nothing."""
+        links = cls("127.0.0.1", 0)
+        links._absent = reason
+        return links
 
     def _bind(self) -> Toxiproxy:
+        if self._absent is not None:
+            raise PgchaosError(self._absent)
+        if self._resolve is not None:
+            self.host, self.port = self._resolve()
+            self._resolve = None
         APIConsumer.host, APIConsumer.port = self.host, self.port
         return self._server
 
@@ -68,4 +91,5 @@ class ToxiproxyLinks:
 
     def reset(self) -> None:
         """Re-enable every link and remove every toxic."""
-        self._bind().reset()
+        if self._absent is None:
+            self._bind().reset()

@@ -1,15 +1,18 @@
-"""What a stack is made of: profile, compose files, config variant, ports."""
+"""What stack to test: its manifest, profile, config variant, mode and host ports."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from harness.errors import PgchaosError
+from harness.stack.manifest import Manifest, load_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = REPO_ROOT / "compose"
+MANIFEST_NAME = "pgchaos.toml"
 PROFILES = {
     "local": "PostgreSQL + pgvector, Patroni, etcd, HAProxy, PgBouncer, Toxiproxy, Prometheus (Debian packages)",
     "citus": "Citus coordinator/worker groups under Patroni's Citus mode (needs Citus packages)",
@@ -48,16 +51,34 @@ class Ports:
 
 @dataclass(frozen=True)
 class StackSpec:
-    """A stack to provision: profile, compose files and an optional config variant."""
+    """A stack to test: its manifest, a config variant, and whether pgchaos
+    provisions it or attaches to one already running (`attach` = compose
+    project name, or "" to find the one project that runs the manifest's services)."""
 
     profile: str = "local"
     compose_dir: Path = COMPOSE_DIR
-    compose_files: tuple[str, ...] = ("docker-compose.yml",)
+    manifest_path: Path | None = None
     variant: str | None = None
-    volume_size_mb: int = 1024
+    attach: str | None = None
     ports: Ports = field(default_factory=Ports)
 
-    def validate(self) -> None:
+    @property
+    def manifest_file(self) -> Path:
+        return self.manifest_path if self.manifest_path is not None else self.compose_dir / MANIFEST_NAME
+
+    @cached_property
+    def manifest(self) -> Manifest:
+        return load_manifest(self.manifest_file)
+
+    @property
+    def compose_files(self) -> tuple[str, ...]:
+        return self.manifest.compose_files
+
+    @property
+    def volume_size_mb(self) -> int:
+        return self.manifest.volume_size_mb
+
+    def validate(self) -> Manifest:
         if self.profile not in PROFILES:
             raise PgchaosError(f"unknown profile {self.profile!r}; valid: {', '.join(PROFILES)}")
         if self.profile == "citus":
@@ -65,18 +86,27 @@ class StackSpec:
                 "profile 'citus' needs the Citus packages, which no reachable registry "
                 "provides here; use --profile local"
             )
-        for name in self.compose_files:
-            if not (self.compose_dir / name).is_file():
-                raise PgchaosError(f"compose file not found: {self.compose_dir / name}")
-        if self.variant is not None and self.variant not in variants(self.compose_dir):
-            valid = ", ".join(variants(self.compose_dir)) or "none"
-            raise PgchaosError(f"unknown stack variant {self.variant!r}; valid: {valid}")
+        manifest = self.manifest
+        if self.variant is not None:
+            valid = variants(manifest)
+            if self.variant not in valid:
+                raise PgchaosError(f"unknown stack variant {self.variant!r}; valid: {', '.join(valid) or 'none'}")
+            if self.attach is not None:
+                raise PgchaosError("--stack-variant needs a stack pgchaos provisions; drop --attach")
+        return manifest
 
     @property
     def variant_dir(self) -> Path | None:
-        return None if self.variant is None else self.compose_dir / "variants" / self.variant
+        if self.variant is None:
+            return None
+        manifest = self.manifest
+        return manifest.dir / (manifest.variants_dir or "variants") / self.variant
 
 
-def variants(compose_dir: Path = COMPOSE_DIR) -> list[str]:
-    root = compose_dir / "variants"
+def variants(manifest: Manifest | Path = COMPOSE_DIR) -> list[str]:
+    """Config variants beside a manifest (folders under its variants_dir)."""
+    if isinstance(manifest, Path):
+        root = manifest / "variants"
+    else:
+        root = manifest.dir / (manifest.variants_dir or "variants")
     return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []

@@ -1,9 +1,12 @@
-"""The compose stack of one run: provision, discover, exec, tear down.
+"""The stack of one run: provision (or attach), discover, exec, tear down.
 
-A context manager over testcontainers' DockerCompose. Each run gets its own
-compose project and state folder (env file, config copy, loop-mounted data
-volumes); everything it creates carries the io.pgchaos.* labels, and `stop`
-removes containers, networks and mounts even after a half-done start.
+What the stack is made of comes from its manifest (harness/stack/manifest.py);
+how its services run comes from a Deployment (compose today). Each
+provisioned run gets its own compose project and state folder (env file,
+config copy, ownership override, loop-mounted data volumes); everything it
+creates carries the io.pgchaos.* labels, and `stop` removes containers,
+networks and mounts even after a half-done start. An attached stack is never
+removed or restarted except as a scenario's fault.
 """
 
 from __future__ import annotations
@@ -14,25 +17,34 @@ import os
 import secrets
 import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
 import docker
-import docker.errors
-from testcontainers.compose import DockerCompose
 
 from harness.errors import PgchaosError
 from harness.stack import images, volumes
-from harness.stack.spec import APP_DB, APP_PASSWORD, APP_USER, DATA_NODES, StackSpec
+from harness.stack import spec as spec_module
+from harness.stack.deployment import (
+    OWNER_LABEL,
+    PROJECT_LABEL,
+    RUN_LABEL,
+    SERVICE_LABEL,
+    ComposeDeployment,
+    attachable_projects,
+    docker_client,
+    ownership_labels,
+    remove_project_resources,
+)
+from harness.stack.manifest import Manifest, check_against_services, unmet
+from harness.stack.spec import Ports, StackSpec
+
+__all__ = ["OWNER_LABEL", "PROJECT_LABEL", "RUN_LABEL", "SERVICE_LABEL", "Stack", "docker_client",
+           "remove_project_resources", "runs_dir"]
 
 STATE_ROOT = Path(os.environ.get("PGCHAOS_STATE_DIR", "/var/lib/pgchaos"))
-OWNER_LABEL = "io.pgchaos.owner"
-RUN_LABEL = "io.pgchaos.run"
-PROJECT_LABEL = "com.docker.compose.project"
-SERVICE_LABEL = "com.docker.compose.service"
 
 Progress = Callable[[str], None]
 
@@ -41,60 +53,71 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
-def docker_client() -> docker.DockerClient:
-    """A Docker client, or one clear error when no engine answers."""
-    try:
-        client = docker.from_env(timeout=30)
-        client.ping()
-        return client
-    except docker.errors.DockerException as exc:
-        raise PgchaosError(
-            f"Docker daemon unreachable ({type(exc).__name__}); run: bash compose/scripts/setup-host.sh"
-        ) from None
-
-
 def runs_dir() -> Path:
     return STATE_ROOT / "runs"
 
 
-def check_ports_free(ports: dict[str, int]) -> None:
-    for name, port in ports.items():
+def check_ports_free(published: list[tuple[str, str, int]]) -> None:
+    """Every fixed host port of the compose model is free and on 127.0.0.1."""
+    for service, host_ip, port in published:
+        if host_ip != "127.0.0.1":
+            raise PgchaosError(
+                f"{service} publishes a port on {host_ip or 'every interface'}: pgchaos provisions only "
+                "stacks whose ports are published on 127.0.0.1 (write \"127.0.0.1:HOST:CONTAINER\")")
+        if port == 0:
+            continue
         with socket.socket() as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
-                env = f"PGCHAOS_{name.upper()}_PORT"
                 raise PgchaosError(
-                    f"port 127.0.0.1:{port} is taken (needed for {name}); free it or set {env}"
-                ) from None
+                    f"port 127.0.0.1:{port} is taken (needed for {service}); free it, or set the "
+                    "PGCHAOS_<NAME>_PORT variable the compose file reads") from None
+
+
+def mode_capabilities(manifest: Manifest, attached: bool) -> dict[str, int]:
+    """The manifest's capabilities in a mode: an attached stack is not ours, so it has
+    no loop volumes to fill and no one-shot tools run in the user's project."""
+    caps = manifest.capabilities()
+    if attached:
+        caps.pop("loop-volumes", None)
+        caps.pop("tools", None)
+    return caps
 
 
 class Stack:
-    """One provisioned stack; `with Stack(spec) as stack:` brings it up and down."""
+    """One stack; `with Stack(spec) as stack:` brings it up and down (or attaches)."""
 
     def __init__(self, spec: StackSpec | None = None, run_id: str | None = None,
                  detached: bool = False, progress: Progress = print) -> None:
         self.spec = spec or StackSpec()
+        self.manifest: Manifest = self.spec.validate()
         self.run_id = run_id or new_run_id()
-        self.project = f"pgchaos-{self.run_id}"
+        self.attached = self.spec.attach is not None
         self.state_dir = runs_dir() / self.run_id
         self.detached = detached
         self.progress = progress
         self.image_tag = "latest"
         self._docker: docker.DockerClient | None = None
-        self._services: list[str] | None = None
-        self.compose = DockerCompose(
-            context=str(self.spec.compose_dir),
-            compose_file_name=list(self.spec.compose_files),
-            env_file=str(self.env_file),
-            wait=True,
-        )
+        if self.attached:
+            self.project = self.spec.attach or ""
+            files = list(self.manifest.compose_files)
+        else:
+            self.project = f"pgchaos-{self.run_id}"
+            files = [*self.manifest.compose_files, str(self.override_file)]
+        self.deployment = ComposeDeployment(
+            self.project, self.manifest.dir, files,
+            env_file=None if self.attached else self.env_file, provisioned=not self.attached)
 
     # -- paths -------------------------------------------------------------
     @property
     def env_file(self) -> Path:
         return self.state_dir / "compose.env"
+
+    @property
+    def override_file(self) -> Path:
+        return self.state_dir / "pgchaos-owner.override.yml"
 
     @property
     def backups_dir(self) -> Path:
@@ -111,10 +134,22 @@ class Stack:
         return self.state_dir / "data" / node
 
     @property
+    def loop_members(self) -> list[str]:
+        """Members whose data sit on loop-mounted volumes of this run."""
+        return [] if self.attached or not self.manifest.loop_volumes else self.manifest.data_members
+
+    @property
     def docker(self) -> docker.DockerClient:
         if self._docker is None:
             self._docker = docker_client()
         return self._docker
+
+    def capabilities(self) -> dict[str, int]:
+        return mode_capabilities(self.manifest, self.attached)
+
+    def missing(self, requirements: list[str] | tuple[str, ...]) -> list[str]:
+        """Requirements of a scenario that this stack (in this mode) does not meet."""
+        return unmet(requirements, self.capabilities())
 
     # -- lifecycle -----------------------------------------------------------
     def __enter__(self) -> Self:
@@ -128,39 +163,86 @@ class Stack:
         self.stop()
 
     def start(self, wait_timeout: float = 180.0) -> Self:
-        """Provision everything and wait for the steady state."""
+        """Provision (or attach), wait for the steady state, create the load's schema."""
         from harness.stack.steady_state import wait_for_steady_state
 
-        self.spec.validate()
-        check_ports_free(dict(self.spec.ports.__dict__))
-        self.docker  # noqa: B018 - fails early with one line when no engine answers
-        self.image_tag = images.ensure_images(self.spec.compose_dir, self.progress)
-        self._write_state()
-        self.progress(f"creating {len(DATA_NODES)} loop-mounted data volumes")
-        for node in DATA_NODES:
-            volumes.create(self.data_image(node), self.data_mount(node), self.spec.volume_size_mb)
-        self.progress(f"docker compose up ({self.project})")
         t0 = time.monotonic()
-        try:
-            self.compose.start()
-        except subprocess.CalledProcessError as exc:
-            detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
-            raise PgchaosError(f"docker compose up failed: {' | '.join(detail)}") from None
-        self.progress(f"containers healthy after {time.monotonic() - t0:.1f} s; checking steady state")
+        if self.attached:
+            self.docker  # noqa: B018 - fails early with one line when no engine answers
+            self._attach()
+        else:
+            self._provision()
+        self.progress(f"containers up after {time.monotonic() - t0:.1f} s; checking steady state")
         state = wait_for_steady_state(self, timeout=wait_timeout)
         if not state.healthy:
             raise PgchaosError(f"stack not healthy after {wait_timeout:.0f} s: {state.summary()}")
-        self.seed()
-        self.progress(f"stack {self.project} up and healthy in {time.monotonic() - t0:.1f} s")
+        self.prepare()
+        self.progress(f"stack {self.project} {'attached' if self.attached else 'up'} and healthy "
+                      f"in {time.monotonic() - t0:.1f} s")
         return self
 
+    def connect(self) -> Self:
+        """Find an attached stack's project and check its services run (no waiting, no changes)."""
+        self.docker  # noqa: B018 - one line when no engine answers
+        if self.attached:
+            self._attach()
+        return self
+
+    def _attach(self) -> None:
+        services = self.manifest.services()
+        if not self.project:
+            found = attachable_projects(self.docker, services)
+            if len(found) != 1:
+                raise PgchaosError(
+                    f"--attach: {'no running compose project has' if not found else 'several projects have'} "
+                    f"the manifest's services ({', '.join(services)})"
+                    + (f": {', '.join(found)}; name one with --attach PROJECT" if found else ""))
+            self.project = self.deployment.project = found[0]
+        self.deployment.require_running(services)
+        check_against_services(self.manifest, sorted(self.deployment.containers()))
+        self.progress(f"attached to compose project {self.project}")
+
+    def preflight(self) -> None:
+        """What can be checked before any engine work: the run's state folder, every
+        manifest service in the compose files, host ports free and on 127.0.0.1."""
+        self._write_state()
+        try:
+            check_against_services(self.manifest, self.deployment.services())
+            check_ports_free(self.deployment.published_ports())
+        finally:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+            for empty in (runs_dir(), STATE_ROOT):  # leave no trace of a check
+                with contextlib.suppress(OSError):
+                    empty.rmdir()
+
+    def _provision(self) -> None:
+        self.preflight()
+        self._write_state()
+        self.docker  # noqa: B018 - fails early with one line when no engine answers
+        if self.manifest.images == "reference":
+            self.image_tag = images.ensure_images(spec_module.COMPOSE_DIR, self.progress)
+            self._write_env()
+        self.deployment.write_owner_override(
+            self.override_file, ownership_labels(self.run_id, os.getpid(), self.detached))
+        self._write_meta()
+        if self.loop_members:
+            self.progress(f"creating {len(self.loop_members)} loop-mounted data volumes")
+        for node in self.loop_members:
+            volumes.create(self.data_image(node), self.data_mount(node), self.manifest.volume_size_mb)
+        self.progress(f"docker compose up ({self.project})")
+        self.deployment.up()
+
     def stop(self) -> None:
-        """Remove containers, networks, volumes and loop mounts of this run."""
-        if self.env_file.exists():
-            with contextlib.suppress(subprocess.CalledProcessError):
-                self.compose.stop(down=True)
-        remove_project_resources(self.docker, self.project)
-        for node in DATA_NODES:
+        """Provisioned: remove containers, networks, volumes and loop mounts of this run.
+        Attached: drop the load's schema, leave everything else as found."""
+        if self.attached:
+            with contextlib.suppress(Exception):
+                self.drop_load_schema()
+            return
+        if (self.state_dir / "run.json").exists():  # got as far as the engine
+            self.deployment.down()
+            remove_project_resources(self.docker, self.project)
+        for node in self.manifest.data_members:
             volumes.remove(self.data_image(node), self.data_mount(node))
         for mount in volumes.mounts_under(self.state_dir):
             volumes.unmount(mount)
@@ -170,9 +252,17 @@ class Stack:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if self.config_dir.exists():
             shutil.rmtree(self.config_dir)
-        shutil.copytree(self.spec.compose_dir / "config", self.config_dir)
+        if self.manifest.config_dir is not None:
+            shutil.copytree(self.manifest.dir / self.manifest.config_dir, self.config_dir)
+        else:
+            self.config_dir.mkdir()
         if self.spec.variant_dir is not None:
             shutil.copytree(self.spec.variant_dir, self.config_dir, dirs_exist_ok=True)
+        self.backups_dir.mkdir(exist_ok=True)
+        self.override_file.write_text("{}\n")  # the ownership labels come once the model is known
+        self._write_env()
+
+    def _write_env(self) -> None:
         env = {
             "COMPOSE_PROJECT_NAME": self.project,
             "PGCHAOS_RUN_ID": self.run_id,
@@ -184,22 +274,38 @@ class Stack:
             "PGCHAOS_BACKUPS": str(self.backups_dir),
             **self.spec.ports.as_env(),
         }
-        self.backups_dir.mkdir(exist_ok=True)
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+
+    def _write_meta(self) -> None:
         meta = {
             "run_id": self.run_id, "project": self.project, "owner_pid": os.getpid(),
             "detached": self.detached, "profile": self.spec.profile, "variant": self.spec.variant,
-            "compose_dir": str(self.spec.compose_dir), "compose_files": list(self.spec.compose_files),
+            "manifest": str(self.manifest.path), "compose_dir": str(self.manifest.dir),
+            "compose_files": list(self.manifest.compose_files),
             "ports": self.spec.ports.__dict__, "image_tag": self.image_tag,
         }
         (self.state_dir / "run.json").write_text(json.dumps(meta, indent=2))
 
     # -- data ---------------------------------------------------------------
+    def prepare(self) -> None:
+        """The load's own schema, and the guide's sample rows on a stack that has the guide's tables."""
+        from harness.load.schema import create_load_schema
+
+        setup = self.manifest.load_setup_sql
+        create_load_schema(self.dsn(via="router"), self.manifest.dir / setup if setup else None)
+        if "guide-schema" in self.capabilities():
+            self.seed()
+
+    def drop_load_schema(self) -> None:
+        from harness.load.schema import drop_load_schema
+
+        drop_load_schema(self.dsn(via="router"))
+
     def seed(self) -> None:
-        """Load the sample rows once (the guide's DR checks count them)."""
+        """Load the guide's sample rows once (its DR checks count them)."""
         import psycopg
 
-        sql = (self.spec.compose_dir / "sql" / "seed.sql").read_text()
+        sql = (self.manifest.dir / "sql" / "seed.sql").read_text()
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
             if conn.execute("SELECT count(*) FROM users").fetchone()[0] == 0:
                 with conn.transaction():
@@ -208,104 +314,97 @@ class Stack:
     # -- discovery -------------------------------------------------------------
     def containers(self, all_: bool = True) -> dict[str, Any]:
         """Service name -> container, for this run's project only."""
-        found = self.docker.containers.list(
-            all=all_, filters={"label": [f"{PROJECT_LABEL}={self.project}", f"{OWNER_LABEL}=pgchaos"]},
-            ignore_removed=True,
-        )
-        return {c.labels.get(SERVICE_LABEL, c.name): c for c in found}
+        return self.deployment.containers()
 
     def services(self) -> list[str]:
-        """Service names declared by the compose files (cached)."""
-        if self._services is None:
-            out = self.compose._run_command(cmd=[*self.compose.compose_command_property,
-                                                 "config", "--services"]).stdout
-            self._services = out.decode().split()
-        return self._services
+        """Service names declared by the compose files."""
+        return self.deployment.services()
 
     def container(self, service: str) -> Any:
-        found = self.containers()
-        if service not in found:
-            raise PgchaosError(f"no service {service!r} in {self.project}; have: {', '.join(sorted(found))}")
-        return found[service]
+        return self.deployment.container(service)
 
     def published_port(self, service: str, port: int) -> int:
-        container = self.container(service)
-        container.reload()
-        bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{port}/tcp") or []
-        for binding in bindings:
-            if binding.get("HostIp") in ("127.0.0.1", ""):
-                return int(binding["HostPort"])
-        raise PgchaosError(f"{service} does not publish {port}/tcp (is it running?)")
+        return self.deployment.endpoint(service, port)[1]
 
-    def dsn(self, service: str | None = None, dbname: str = APP_DB, connect_timeout: int = 2) -> str:
-        """Connection string through PgBouncer (default) or straight to one node."""
-        port = self.spec.ports.pgbouncer if service is None else self.published_port(service, 5432)
-        return (f"host=127.0.0.1 port={port} dbname={dbname} user={APP_USER} "
-                f"password={APP_PASSWORD} connect_timeout={connect_timeout}")
+    def endpoint(self, service: str, port: int) -> str:
+        host, host_port = self.deployment.endpoint(service, port)
+        return f"{host}:{host_port}"
+
+    @property
+    def database(self) -> str:
+        return self.manifest.database.name
+
+    def dsn(self, service: str | None = None, dbname: str | None = None, connect_timeout: int = 2,
+            via: str = "pooler") -> str:
+        """Connection string through the pooler (the router when there is none, or
+        `via="router"`), or straight to one member with `service`."""
+        user, password = self.manifest.database.credentials()
+        if service is not None:
+            group = self.manifest.group_of(service)
+            port = self.published_port(service, group.pg_port if group else 5432)
+        elif via == "pooler" and self.manifest.pooler is not None:
+            port = self.published_port(self.manifest.pooler.service, self.manifest.pooler.port)
+        else:
+            port = self.published_port(self.manifest.router.service, self.manifest.router.primary_port)
+        return (f"host=127.0.0.1 port={port} dbname={dbname or self.database} user={user} "
+                f"password={password} connect_timeout={connect_timeout}")
 
     def patroni_url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self.published_port(service, 8008)}"
+        group = self.manifest.group_of(service)
+        return f"http://127.0.0.1:{self.published_port(service, group.rest_port if group else 8008)}"
 
     # -- exec and logs -----------------------------------------------------------
     def exec(self, service: str, cmd: list[str], user: str | None = None,
              timeout: float = 60.0) -> tuple[int, str]:
         """Run a command in a service's container; returns (exit code, output)."""
-        args = ["docker", "exec"] + (["-u", user] if user else []) + [self.container(service).id, *cmd]
-        try:
-            proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return 124, f"timed out after {timeout:.0f} s"
-        return proc.returncode, proc.stdout + proc.stderr
+        return self.deployment.exec(service, cmd, user=user, timeout=timeout)
 
     def run_tool(self, script: str, *args: str, timeout: float = 600.0) -> tuple[int, str]:
-        """Run one of compose/scripts in a one-shot toolbox container on the stack network."""
-        cmd = [*self.compose.compose_command_property, "--profile", "tools", "run", "--rm", "-T",
-               "toolbox", f"/opt/pgchaos/scripts/{script}", *args]
-        try:
-            proc = subprocess.run(cmd, cwd=self.spec.compose_dir, capture_output=True, text=True,
-                                  timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return 124, f"{script} timed out after {timeout:.0f} s"
-        return proc.returncode, proc.stdout + proc.stderr
+        """Run one of the stack's scripts in its one-shot tools container on the stack network."""
+        if self.manifest.tools_service is None or self.attached:
+            raise PgchaosError("this stack has no tools service (manifest stack.tools_service)")
+        return self.deployment.run_tool(self.manifest.tools_service, f"/opt/pgchaos/scripts/{script}",
+                                        *args, timeout=timeout)
 
     def destroy(self) -> None:
         """Complete cluster loss: every container, network and data volume goes;
         the run's state (config, backups) stays for the redeploy."""
-        with contextlib.suppress(subprocess.CalledProcessError):
-            self.compose.stop(down=True)
-        remove_project_resources(self.docker, self.project)
-        for node in DATA_NODES:
+        if self.attached:
+            raise PgchaosError("refusing to destroy a stack pgchaos attached to")
+        self.deployment.down()
+        for node in self.manifest.data_members:
             volumes.remove(self.data_image(node), self.data_mount(node))
 
     def redeploy(self, wait_timeout: float = 180.0) -> None:
         """Deploy a new cluster into this run's state (the guide's `docker stack deploy`)."""
         from harness.stack.steady_state import wait_for_steady_state
 
-        for node in DATA_NODES:
-            volumes.create(self.data_image(node), self.data_mount(node), self.spec.volume_size_mb)
-        try:
-            self.compose.start()
-        except subprocess.CalledProcessError as exc:
-            detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
-            raise PgchaosError(f"docker compose up failed: {' | '.join(detail)}") from None
+        for node in self.loop_members:
+            volumes.create(self.data_image(node), self.data_mount(node), self.manifest.volume_size_mb)
+        self.deployment.up()
         state = wait_for_steady_state(self, timeout=wait_timeout)
         if not state.healthy:
             raise PgchaosError(f"redeployed stack not healthy: {state.summary()}")
 
     def logs(self, service: str, tail: int | None = None) -> str:
-        raw = self.container(service).logs(tail=tail if tail is not None else "all")
-        return raw.decode(errors="replace")
+        return self.deployment.logs(service, tail=tail)
 
     def patronictl_list(self) -> str:
-        for service in ("coordinator-1", "coordinator-2", "coordinator-3"):
-            try:
-                rc, out = self.exec(service, ["patronictl", "-c", "/etc/patroni/patroni.yml", "list"],
-                                    user="postgres", timeout=20)
-            except PgchaosError:
-                continue
-            if rc == 0:
-                return out
-        return "patronictl list: no coordinator answered"
+        """`patronictl list` of every Patroni group, from the first member that answers."""
+        outs = []
+        for group in self.manifest.patroni_groups:
+            for service in group.members:
+                try:
+                    rc, out = self.exec(service, ["patronictl", "-c", group.patroni_config, "list"],
+                                        user="postgres", timeout=20)
+                except PgchaosError:
+                    continue
+                if rc == 0:
+                    outs.append(out)
+                    break
+            else:
+                outs.append(f"patronictl list: no member of {group.name} answered")
+        return "\n".join(outs)
 
     @classmethod
     def attach(cls, run_id: str | None = None, progress: Progress = print) -> Stack:
@@ -317,25 +416,13 @@ class Stack:
             raise PgchaosError("no pgchaos stack is up (start one with: pgchaos up)")
         try:
             meta = json.loads(metas[-1].read_text())
-            meta["run_id"], meta["profile"]  # noqa: B018 - the fields attach needs
-        except (ValueError, KeyError) as exc:
+            meta["run_id"], meta["profile"], meta["compose_dir"]  # noqa: B018 - the fields attach needs
+            ports = Ports(**{k: int(v) for k, v in (meta.get("ports") or {}).items()})
+        except (ValueError, KeyError, TypeError) as exc:
             raise PgchaosError(f"{metas[-1]}: corrupt run.json ({exc}); remove it with `pgchaos gc`") from None
+        manifest = Path(meta["manifest"]) if meta.get("manifest") else None
         spec = StackSpec(profile=meta["profile"], compose_dir=Path(meta["compose_dir"]),
-                         compose_files=tuple(meta["compose_files"]), variant=meta["variant"])
+                         manifest_path=manifest, variant=meta["variant"], ports=ports)
         stack = cls(spec, run_id=meta["run_id"], detached=meta["detached"], progress=progress)
         stack.image_tag = meta["image_tag"]
         return stack
-
-
-def remove_project_resources(client: docker.DockerClient, project: str) -> None:
-    """Force-remove containers and networks of one project that carry our label."""
-    filters = {"label": [f"{PROJECT_LABEL}={project}", f"{OWNER_LABEL}=pgchaos"]}
-    for container in client.containers.list(all=True, filters=filters, ignore_removed=True):
-        with contextlib.suppress(docker.errors.APIError):  # gone, or already being removed
-            container.remove(force=True, v=True)
-    for network in client.networks.list(filters=filters):
-        with contextlib.suppress(docker.errors.APIError):
-            network.remove()
-    for volume in client.volumes.list(filters=filters):
-        with contextlib.suppress(docker.errors.APIError):
-            volume.remove(force=True)

@@ -5,6 +5,7 @@ when every check is ok."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -13,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from harness.errors import PgchaosError
-from harness.stack.spec import APP_DB, COORDINATORS, DATA_NODES
 from harness.stack.topology import Topology, discover
 
 if TYPE_CHECKING:
@@ -69,27 +69,84 @@ def check_services(stack: Stack) -> Check:
         health = (c.attrs.get("State", {}).get("Health") or {}).get("Status")
         if c.status != "running" or health not in (None, "healthy"):
             bad[name] = health or c.status
-    expected = set(stack.services())
+    expected = set(stack.manifest.services()) if stack.attached else set(stack.services())
     missing = sorted(expected - set(containers))
     ok = not bad and not missing
     detail = "all services running" if ok else f"not running/healthy: {bad} missing: {missing}"
+    if bad:
+        detail += "".join(f" — {n}: {why}" for n in sorted(bad) if (why := last_error(stack, n)))
     return Check("services", ok, detail, {"services": sorted(containers)})
 
 
-def check_leader(topo: Topology) -> Check:
-    leaders = topo.leaders
-    return Check("patroni_leader", len(leaders) == 1,
+# Log lines that say why a member is not doing its job (newest wins).
+WHY = re.compile(r"FATAL|PANIC|ERROR|could not|no pg_hba\.conf entry|password authentication failed", re.I)
+
+
+def last_error(stack: Stack, service: str, tail: int = 300) -> str | None:
+    """The newest log line of a service that says what went wrong, if any."""
+    try:
+        text = stack.logs(service, tail=tail)
+    except Exception:
+        return None
+    for line in reversed(text.splitlines()):
+        if WHY.search(line):
+            return line.strip()[:240]
+    return None
+
+
+def _suffix(stack: Stack, group: str) -> str:
+    return "" if group == stack.manifest.coordinator.name else f"[{group}]"
+
+
+def check_leader(topo: Topology, group: str | None = None, suffix: str = "") -> Check:
+    leaders = topo.leaders if group is None else topo.group_leaders(group)
+    return Check(f"patroni_leader{suffix}", len(leaders) == 1,
                  f"leaders: {leaders or 'none'}", {"leaders": leaders})
 
 
-def check_replicas(topo: Topology) -> Check:
-    replicas = topo.replicas
+def check_replicas(stack: Stack, topo: Topology, group_name: str) -> Check:
+    group = stack.manifest.group(group_name)
+    members = topo.groups.get(group_name, [])
+    leaders = topo.group_leaders(group_name)
+    replicas = [m for m in members if m.name not in leaders]
     streaming = [m.name for m in replicas if m.state == "streaming"]
-    want = len(COORDINATORS) - 1
+    want = len(group.members) - 1
     ok = len(streaming) == want
-    return Check("replicas_streaming", ok,
-                 f"{len(streaming)}/{want} streaming: {[(m.name, m.role, m.state) for m in replicas]}",
-                 {"streaming": streaming})
+    detail = f"{len(streaming)}/{want} streaming: {[(m.name, m.role, m.state) for m in replicas]}"
+    if not ok:
+        absent = [m for m in group.members if m not in leaders and m not in streaming]
+        whys = [f"{m} not streaming — {why}" for m in absent if (why := last_error(stack, m))]
+        if whys:
+            detail += "; " + "; ".join(whys)
+    return Check(f"replicas_streaming{_suffix(stack, group_name)}", ok, detail, {"streaming": streaming})
+
+
+def check_router_write(stack: Stack, topo: Topology) -> Check:
+    """A write through the router's primary port lands on the coordinator leader."""
+    import psycopg
+
+    port = stack.manifest.router.primary_port
+    with psycopg.connect(stack.dsn(via="router", connect_timeout=3), autocommit=True) as conn:
+        in_recovery, addr = conn.execute("SELECT pg_is_in_recovery(), host(inet_server_addr())").fetchone()
+    member = member_at(stack, addr) or addr
+    if in_recovery:
+        return Check("router_write", False,
+                     f"a write through :{port} reached a read-only member ({member})", {"member": member})
+    leader = topo.leader
+    ok = leader is None or member in (leader, addr)  # an unmapped address: writable is what counts
+    return Check("router_write", ok, f"writes through :{port} reach {member}"
+                 + ("" if ok else f", not the leader {leader}"), {"member": member})
+
+
+def member_at(stack: Stack, address: str | None) -> str | None:
+    """The service whose container has this address on a stack network."""
+    if not address:
+        return None
+    for service, container in stack.containers().items():
+        nets = (container.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        if any(n.get("IPAddress") == address for n in nets.values()):
+            return service
+    return None
 
 
 def check_replication_lag(stack: Stack, topo: Topology) -> Check:
@@ -97,12 +154,17 @@ def check_replication_lag(stack: Stack, topo: Topology) -> Check:
 
     if topo.leader is None:
         return Check("replication_lag", False, "no single leader to ask")
-    with psycopg.connect(stack.dsn(topo.leader), autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT application_name, state, "
-            "coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::bigint "
-            "FROM pg_stat_replication").fetchall()
-    lags = {r[0]: int(r[2]) for r in rows}
+    try:
+        dsn = stack.dsn(topo.leader)
+    except PgchaosError:  # the member's port is not published: Patroni's own figures
+        lags = {m.name: m.lag_bytes or 0 for m in topo.replicas}
+    else:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT application_name, state, "
+                "coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::bigint "
+                "FROM pg_stat_replication").fetchall()
+        lags = {r[0]: int(r[2]) for r in rows}
     worst = max(lags.values(), default=0)
     level = ("action" if worst > LAG_ACTION_BYTES else
              "warning" if worst > LAG_WARNING_BYTES else "normal")
@@ -114,20 +176,26 @@ def check_replication_lag(stack: Stack, topo: Topology) -> Check:
 def check_pools(stack: Stack) -> Check:
     import psycopg
 
-    with psycopg.connect(stack.dsn(dbname="pgbouncer"), autocommit=True) as conn:
+    assert stack.manifest.pooler is not None
+    with psycopg.connect(stack.dsn(dbname=stack.manifest.pooler.admin_db), autocommit=True) as conn:
         cur = conn.execute("SHOW POOLS")
         cols = [d.name for d in cur.description]
         pools = [dict(zip(cols, row, strict=False)) for row in cur.fetchall()]
-    app = [p for p in pools if p.get("database") == APP_DB]
+    app = [p for p in pools if p.get("database") == stack.database]
     waiting = sum(int(p.get("cl_waiting", 0)) for p in app)
-    return Check("pgbouncer_pools", bool(app) or pools is not None,
-                 f"{len(pools)} pools, {waiting} clients waiting",
+    if not app:  # the application's pool appears once a client used it: use it now
+        with psycopg.connect(stack.dsn(connect_timeout=3), autocommit=True) as conn:
+            conn.execute("SELECT 1")
+    ok = waiting == 0
+    return Check("pgbouncer_pools", ok,
+                 f"{len(pools)} pools, {waiting} clients waiting for the application database"
+                 + ("" if app else " (its pool was idle; a connection through the pooler succeeded)"),
                  {"cl_waiting": waiting, "pools": len(pools)})
 
 
 def check_disk(stack: Stack) -> Check:
     usage = {}
-    for node in DATA_NODES:
+    for node in stack.loop_members:
         st = os.statvfs(stack.data_mount(node))
         usage[node] = round(100.0 * (1 - st.f_bavail / st.f_blocks), 1) if st.f_blocks else 100.0
     worst = max(usage.values())
@@ -162,24 +230,31 @@ def check_workers(topo: Topology) -> Check:
 
 
 def check_router(stack: Stack) -> Check:
-    url = f"http://127.0.0.1:{stack.spec.ports.health}/health"
+    router = stack.manifest.router
+    url = f"http://{stack.endpoint(router.service, router.health_port)}/health"
     resp = requests.get(url, timeout=2)
     return Check("router_health", resp.status_code == 200, f"GET /health -> {resp.status_code}")
 
 
 def steady_state(stack: Stack) -> SteadyState:
-    """Run every check of the daily health check once."""
+    """Run every check of the daily health check once (those the stack has parts for)."""
     topo = discover(stack)
-    checks = [
-        _guard("services", lambda: check_services(stack)),
-        check_leader(topo),
-        check_replicas(topo),
-        _guard("replication_lag", lambda: check_replication_lag(stack, topo)),
-        _guard("router_health", lambda: check_router(stack)),
-        _guard("pgbouncer_pools", lambda: check_pools(stack)),
-        check_workers(topo),
-        _guard("disk_space", lambda: check_disk(stack)),
-    ]
+    manifest = stack.manifest
+    checks = [_guard("services", lambda: check_services(stack))]
+    for group in manifest.patroni_groups:
+        checks.append(check_leader(topo, group.name, _suffix(stack, group.name)))
+        checks.append(_guard(f"replicas_streaming{_suffix(stack, group.name)}",
+                             lambda g=group.name: check_replicas(stack, topo, g)))
+    checks.append(_guard("replication_lag", lambda: check_replication_lag(stack, topo)))
+    checks.append(_guard("router_write", lambda: check_router_write(stack, topo)))
+    if manifest.router.health_port is not None:
+        checks.append(_guard("router_health", lambda: check_router(stack)))
+    if manifest.pooler is not None:
+        checks.append(_guard("pgbouncer_pools", lambda: check_pools(stack)))
+    if manifest.worker_groups:
+        checks.append(check_workers(topo))
+    if stack.loop_members:
+        checks.append(_guard("disk_space", lambda: check_disk(stack)))
     try:
         checks += check_activity(stack, topo)
     except Exception as exc:

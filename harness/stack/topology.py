@@ -1,8 +1,7 @@
-"""Who is who right now: leader, replicas with lag, workers, endpoints.
-
-Read from Patroni's REST API (/cluster) on the coordinators' ports published
-on 127.0.0.1, and from the workers themselves.
-"""
+"""Who is who right now, per group: leader, sync standby, replicas with lag,
+and the plain worker nodes, from Patroni's REST API (/cluster) on the members'
+ports published on 127.0.0.1. The groups come from the stack's manifest; the
+roles are discovered, never assumed."""
 
 from __future__ import annotations
 
@@ -12,10 +11,13 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from harness.errors import PgchaosError
-from harness.stack.spec import COORDINATORS, WORKERS
 
 if TYPE_CHECKING:
+    from harness.stack.manifest import Group
     from harness.stack.stack import Stack
+
+
+LEADER_ROLES = ("leader", "master", "primary")
 
 
 @dataclass
@@ -32,10 +34,11 @@ class Topology:
     members: list[Member] = field(default_factory=list)
     workers: dict[str, bool] = field(default_factory=dict)  # name -> accepting connections
     endpoints: dict[str, str] = field(default_factory=dict)
+    groups: dict[str, list[Member]] = field(default_factory=dict)  # every Patroni group's members
 
     @property
     def leaders(self) -> list[str]:
-        return [m.name for m in self.members if m.role in ("leader", "master", "primary")]
+        return [m.name for m in self.members if m.role in LEADER_ROLES]
 
     @property
     def leader(self) -> str | None:
@@ -53,20 +56,26 @@ class Topology:
             "workers": [{"name": n, "up": up} for n, up in self.workers.items()],
             "members": [asdict(m) for m in self.members],
             "endpoints": self.endpoints,
+            "groups": {g: [asdict(m) for m in ms] for g, ms in self.groups.items()},
         }
 
+    def group_leaders(self, group: str) -> list[str]:
+        return [m.name for m in self.groups.get(group, []) if m.role in LEADER_ROLES]
 
-def patroni_cluster(stack: Stack, timeout: float = 2.0) -> dict[str, Any]:
-    """Patroni's /cluster document from the first coordinator that answers."""
+
+def patroni_cluster(stack: Stack, group: Group | None = None, timeout: float = 2.0) -> dict[str, Any]:
+    """Patroni's /cluster document of a group (the coordinator's by default),
+    from the first member that answers."""
+    group = group or stack.manifest.coordinator
     errors = []
-    for name in COORDINATORS:
+    for name in group.members:
         try:
             resp = requests.get(f"{stack.patroni_url(name)}/cluster", timeout=timeout)
             resp.raise_for_status()
             return resp.json()
         except (requests.RequestException, PgchaosError) as exc:
             errors.append(f"{name}: {type(exc).__name__}")
-    raise PgchaosError(f"no Patroni REST API answered ({'; '.join(errors)})")
+    raise PgchaosError(f"no Patroni REST API of {group.name} answered ({'; '.join(errors)})")
 
 
 def worker_up(stack: Stack, name: str) -> bool:
@@ -80,27 +89,53 @@ def worker_up(stack: Stack, name: str) -> bool:
         return False
 
 
-def discover(stack: Stack) -> Topology:
-    """The current topology; members are empty when no Patroni API answers."""
-    topo = Topology()
-    try:
-        doc = patroni_cluster(stack)
-    except PgchaosError:
-        doc = {"members": []}
+def _members(doc: dict[str, Any]) -> list[Member]:
+    out = []
     for m in doc.get("members", []):
         lag = m.get("lag")
-        topo.members.append(Member(
-            name=m["name"], role=m.get("role", "unknown"), state=m.get("state", "unknown"),
-            timeline=m.get("timeline"), lag_bytes=lag if isinstance(lag, int) else None,
-        ))
-    topo.workers = {w: worker_up(stack, w) for w in WORKERS}
-    ports = stack.spec.ports
-    topo.endpoints = {
-        "pgbouncer": f"127.0.0.1:{ports.pgbouncer}",
-        "haproxy_primary": f"127.0.0.1:{ports.haproxy_primary}",
-        "haproxy_stats": f"http://127.0.0.1:{ports.haproxy_stats}/stats",
-        "health": f"http://127.0.0.1:{ports.health}/health",
-        "toxiproxy": f"http://127.0.0.1:{ports.toxiproxy}",
-        "prometheus": f"http://127.0.0.1:{ports.prometheus}",
-    }
+        out.append(Member(name=m["name"], role=m.get("role", "unknown"), state=m.get("state", "unknown"),
+                          timeline=m.get("timeline"), lag_bytes=lag if isinstance(lag, int) else None))
+    return out
+
+
+def discover(stack: Stack) -> Topology:
+    """The current topology; a group's members are empty when no Patroni API of it answers."""
+    manifest = stack.manifest
+    topo = Topology()
+    for group in manifest.patroni_groups:
+        try:
+            topo.groups[group.name] = _members(patroni_cluster(stack, group))
+        except PgchaosError:
+            topo.groups[group.name] = []
+    topo.members = topo.groups.get(manifest.coordinator.name, [])
+    for group in manifest.worker_groups:
+        if group.patroni:
+            topo.workers[group.name] = len(topo.group_leaders(group.name)) == 1
+        else:
+            topo.workers.update({m: worker_up(stack, m) for m in group.members})
+    topo.endpoints = _endpoints(stack)
     return topo
+
+
+def _endpoints(stack: Stack) -> dict[str, str]:
+    """Where the harness reaches the stack from the host (127.0.0.1 only)."""
+    m = stack.manifest
+    wanted = [("router", m.router.service, m.router.primary_port, "{}"),
+              ("router_replicas", m.router.service, m.router.replica_port, "{}"),
+              ("router_stats", m.router.service, m.router.stats_port, "http://{}/stats"),
+              ("router_health", m.router.service, m.router.health_port, "http://{}/health")]
+    if m.pooler:
+        wanted.append(("pooler", m.pooler.service, m.pooler.port, "{}"))
+    if m.toxiproxy:
+        wanted.append(("toxiproxy", m.toxiproxy.service, m.toxiproxy.api_port, "http://{}"))
+    if m.monitoring and m.monitoring.prometheus:
+        wanted.append(("prometheus", m.monitoring.prometheus, m.monitoring.prometheus_port, "http://{}"))
+    out = {}
+    for name, service, port, form in wanted:
+        if port is None:
+            continue
+        try:
+            out[name] = form.format(stack.endpoint(service, port))
+        except PgchaosError:
+            out[name] = "unreachable"
+    return out

@@ -1,0 +1,310 @@
+"""The deployment seam: what an engine must do for the harness.
+
+Faults, the steady state and the stack talk to this protocol, never to
+compose labels. Compose is the engine today (`ComposeDeployment`, in two
+modes: provision, where pgchaos brings the stack up from the user's compose
+files plus a generated override that adds its ownership labels, and attach,
+where it works on a compose project that is already running and owns
+nothing but the faults it injects).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import docker
+import docker.errors
+from testcontainers.compose import DockerCompose
+
+from harness.errors import PgchaosError
+
+OWNER_LABEL = "io.pgchaos.owner"
+RUN_LABEL = "io.pgchaos.run"
+PID_LABEL = "io.pgchaos.owner-pid"
+DETACHED_LABEL = "io.pgchaos.detached"
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+LOOPBACK = ("127.0.0.1", "")
+
+
+class Deployment(Protocol):
+    """An engine that runs one stack's services (Jepsen's `control`: what runs where)."""
+
+    project: str
+    provisioned: bool  # True when pgchaos created the stack (and may remove it)
+
+    def up(self) -> None: ...
+    def down(self) -> None: ...
+    def services(self) -> list[str]: ...
+    def containers(self) -> dict[str, Any]: ...
+    def container(self, service: str) -> Any: ...
+    def owns(self, container: Any) -> bool: ...
+    def exec(self, service: str, cmd: list[str], user: str | None = None,
+             timeout: float = 60.0) -> tuple[int, str]: ...
+    def logs(self, service: str, tail: int | None = None, since: int | None = None) -> str: ...
+    def kill(self, service: str, signal: str = "SIGKILL") -> None: ...
+    def stop(self, service: str, timeout: int = 20) -> None: ...
+    def start(self, service: str) -> None: ...
+    def pause(self, service: str) -> None: ...
+    def unpause(self, service: str) -> None: ...
+    def disconnect(self, service: str) -> Callable[[], None]: ...
+    def endpoint(self, service: str, port: int) -> tuple[str, int]: ...
+
+
+def docker_client() -> docker.DockerClient:
+    """A Docker client, or one clear error when no engine answers."""
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+        return client
+    except docker.errors.DockerException as exc:
+        raise PgchaosError(
+            f"Docker daemon unreachable ({type(exc).__name__}); run: bash compose/scripts/setup-host.sh"
+        ) from None
+
+
+def ownership_labels(run_id: str, owner_pid: int, detached: bool) -> dict[str, str]:
+    return {OWNER_LABEL: "pgchaos", RUN_LABEL: run_id, PID_LABEL: str(owner_pid),
+            DETACHED_LABEL: "true" if detached else "false"}
+
+
+class ComposeDeployment:
+    """A compose project: provisioned by pgchaos, or attached to."""
+
+    def __init__(self, project: str, workdir: Path, compose_files: list[str],
+                 env_file: Path | None = None, provisioned: bool = True) -> None:
+        self.project = project
+        self.workdir = workdir
+        self.compose_files = compose_files
+        self.env_file = env_file
+        self.provisioned = provisioned
+        self._docker: docker.DockerClient | None = None
+        self._services: list[str] | None = None
+        self.compose = DockerCompose(context=str(workdir), compose_file_name=list(compose_files),
+                                     env_file=str(env_file) if env_file else None, wait=True)
+
+    @property
+    def docker(self) -> docker.DockerClient:
+        if self._docker is None:
+            self._docker = docker_client()
+        return self._docker
+
+    @property
+    def command(self) -> list[str]:
+        cmd = [*self.compose.compose_command_property]
+        return cmd if self.provisioned else [*cmd, "-p", self.project]
+
+    def _compose(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run([*self.command, *args], cwd=self.workdir, capture_output=True,
+                                  text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise PgchaosError(f"docker compose {args[0]} timed out after {timeout:.0f} s") from None
+
+    # -- the compose model -----------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """The merged compose model (`docker compose config --format json`)."""
+        proc = self._compose("--profile", "*", "config", "--format", "json")  # every profile's services
+        if proc.returncode != 0:
+            line = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise PgchaosError(f"docker compose config failed: {line}")
+        return json.loads(proc.stdout)
+
+    def services(self) -> list[str]:
+        """Service names declared by the compose files (cached)."""
+        if self._services is None:
+            self._services = sorted(self.config().get("services", {}))
+        return self._services
+
+    def write_owner_override(self, path: Path, labels: dict[str, str]) -> None:
+        """A compose override adding our labels to every service and network."""
+        model = self.config()
+        doc: dict[str, Any] = {
+            "services": {name: {"labels": labels} for name in model.get("services", {})},
+            "networks": {name: {"labels": labels} for name, net in model.get("networks", {}).items()
+                         if not net.get("external")},
+        }
+        path.write_text(json.dumps(doc, indent=2))  # JSON is YAML
+
+    def published_ports(self) -> list[tuple[str, str, int]]:
+        """(service, host ip, host port) for every fixed published port of the model."""
+        out = []
+        for name, svc in self.config().get("services", {}).items():
+            for p in svc.get("ports") or []:
+                published = str(p.get("published") or "")
+                if published.isdigit():
+                    out.append((name, p.get("host_ip") or "0.0.0.0", int(published)))
+                elif published or p.get("host_ip") not in ("127.0.0.1",):
+                    out.append((name, p.get("host_ip") or "0.0.0.0", 0))
+        return out
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def up(self) -> None:
+        if not self.provisioned:
+            self.require_running()
+            return
+        try:
+            self.compose.start()
+        except subprocess.CalledProcessError as exc:
+            detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
+            raise PgchaosError(f"docker compose up failed: {' | '.join(detail)}") from None
+
+    def require_running(self, services: list[str] | None = None) -> None:
+        found = self.containers()
+        if not found:
+            raise PgchaosError(f"--attach: no running compose project {self.project!r} on this engine")
+        missing = [s for s in (services or []) if s not in found or found[s].status != "running"]
+        if missing:
+            raise PgchaosError(f"--attach: {self.project}: service(s) not running: {', '.join(missing)}")
+
+    def down(self) -> None:
+        """Remove what pgchaos created; an attached project is left alone."""
+        if not self.provisioned:
+            return
+        self._compose("down", "--volumes", timeout=180)  # what it leaves, the label sweep removes
+        remove_project_resources(self.docker, self.project)
+
+    # -- containers --------------------------------------------------------------------
+    def _filters(self) -> dict[str, list[str]]:
+        labels = [f"{PROJECT_LABEL}={self.project}"]
+        if self.provisioned:
+            labels.append(f"{OWNER_LABEL}=pgchaos")
+        return {"label": labels}
+
+    def containers(self) -> dict[str, Any]:
+        """Service name -> container, for this project only."""
+        found = self.docker.containers.list(all=True, filters=self._filters(), ignore_removed=True)
+        return {c.labels.get(SERVICE_LABEL, c.name): c for c in found}
+
+    def container(self, service: str) -> Any:
+        found = self.containers()
+        if service not in found:
+            raise PgchaosError(f"no service {service!r} in {self.project}; have: {', '.join(sorted(found))}")
+        container = found[service]
+        if not self.owns(container):
+            raise PgchaosError(f"refusing to touch {container.name}: not part of {self.project}")
+        return container
+
+    def owns(self, container: Any) -> bool:
+        labels = container.labels
+        if labels.get(PROJECT_LABEL) != self.project:
+            return False
+        return labels.get(OWNER_LABEL) == "pgchaos" or not self.provisioned
+
+    def network(self) -> Any:
+        nets = self.docker.networks.list(filters=self._filters())
+        if not nets:
+            raise PgchaosError(f"no network of {self.project} found")
+        return nets[0]
+
+    # -- verbs -------------------------------------------------------------------------
+    def exec(self, service: str, cmd: list[str], user: str | None = None,
+             timeout: float = 60.0) -> tuple[int, str]:
+        """Run a command in a service's container; returns (exit code, output)."""
+        args = ["docker", "exec"] + (["-u", user] if user else []) + [self.container(service).id, *cmd]
+        try:
+            proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return 124, f"timed out after {timeout:.0f} s"
+        return proc.returncode, proc.stdout + proc.stderr
+
+    def logs(self, service: str, tail: int | None = None, since: int | None = None) -> str:
+        kwargs: dict[str, Any] = {"tail": tail if tail is not None else "all"}
+        if since is not None:
+            kwargs["since"] = since
+        return self.container(service).logs(**kwargs).decode(errors="replace")
+
+    def kill(self, service: str, signal: str = "SIGKILL") -> None:
+        self.container(service).kill(signal=signal)
+
+    def stop(self, service: str, timeout: int = 20) -> None:
+        self.container(service).stop(timeout=timeout)
+
+    def start(self, service: str) -> None:
+        container = self.container(service)
+        container.reload()
+        if container.status == "paused":
+            container.unpause()
+        elif container.status != "running":
+            container.start()
+
+    def pause(self, service: str) -> None:
+        self.container(service).pause()
+
+    def unpause(self, service: str) -> None:
+        container = self.container(service)
+        container.reload()
+        if container.status == "paused":
+            container.unpause()
+
+    def disconnect(self, service: str) -> Callable[[], None]:
+        """Cut the service off the stack network; returns the reconnect."""
+        container = self.container(service)
+        network = self.network()
+        network.disconnect(container, force=True)
+
+        def reconnect() -> None:
+            network.reload()
+            if container.id not in {c.id for c in network.containers}:
+                network.connect(container, aliases=[service])
+
+        return reconnect
+
+    def reconnect_all(self) -> None:
+        """Every container of the project back on its network (heal-all)."""
+        try:
+            network = self.network()
+        except PgchaosError:
+            return
+        network.reload()
+        on = {c.id for c in network.containers}
+        for service, container in self.containers().items():
+            if container.id not in on:
+                with contextlib.suppress(docker.errors.APIError):
+                    network.connect(container, aliases=[service])
+
+    def endpoint(self, service: str, port: int) -> tuple[str, int]:
+        """The 127.0.0.1 address where the service's container port is published."""
+        container = self.container(service)
+        container.reload()
+        bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{port}/tcp") or []
+        for binding in bindings:
+            if binding.get("HostIp") in LOOPBACK:
+                return "127.0.0.1", int(binding["HostPort"])
+        raise PgchaosError(f"{service} does not publish {port}/tcp on 127.0.0.1 (is it running?)")
+
+    def run_tool(self, service: str, script: str, *args: str, timeout: float = 600.0) -> tuple[int, str]:
+        """Run a script in a one-shot container of a tools-profile service."""
+        cmd = [*self.command, "--profile", "tools", "run", "--rm", "-T", service, script, *args]
+        try:
+            proc = subprocess.run(cmd, cwd=self.workdir, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return 124, f"{script} timed out after {timeout:.0f} s"
+        return proc.returncode, proc.stdout + proc.stderr
+
+
+def attachable_projects(client: docker.DockerClient, services: list[str]) -> list[str]:
+    """Compose projects on this engine whose running services include all of `services`."""
+    seen: dict[str, set[str]] = {}
+    for c in client.containers.list(filters={"label": PROJECT_LABEL}, ignore_removed=True):
+        seen.setdefault(c.labels[PROJECT_LABEL], set()).add(c.labels.get(SERVICE_LABEL, ""))
+    return sorted(p for p, have in seen.items() if set(services) <= have)
+
+
+def remove_project_resources(client: docker.DockerClient, project: str) -> None:
+    """Force-remove containers, networks and volumes of one project that carry our label."""
+    filters = {"label": [f"{PROJECT_LABEL}={project}", f"{OWNER_LABEL}=pgchaos"]}
+    for container in client.containers.list(all=True, filters=filters, ignore_removed=True):
+        with contextlib.suppress(docker.errors.APIError):  # gone, or already being removed
+            container.remove(force=True, v=True)
+    for network in client.networks.list(filters=filters):
+        with contextlib.suppress(docker.errors.APIError):
+            network.remove()
+    for volume in client.volumes.list(filters=filters):
+        with contextlib.suppress(docker.errors.APIError):
+            volume.remove(force=True)

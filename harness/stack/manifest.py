@@ -1,0 +1,415 @@
+"""The stack manifest: a TOML file that says what a stack is made of.
+
+Patroni groups and their member services, the router, pooler, DCS members,
+Toxiproxy links, monitoring, the application database and where its
+credentials come from (environment variable names, never the secrets). The
+harness names no service of its own: everything it touches comes from here,
+and the live roles (leader, sync standby, replicas) from Patroni's REST API.
+
+A manifest that does not validate raises ManifestError with one line naming
+the key and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import PgchaosError
+
+ROLES = ("coordinator", "worker", "standalone")
+DCS_KINDS = ("etcd",)
+LOAD_SCHEMA = "pgchaos"
+_CAPABILITY = re.compile(r"^([a-z][a-z0-9-]*)(?:>=(\d+))?$")
+
+
+class ManifestError(PgchaosError):
+    """The manifest does not describe a usable stack."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """One Patroni cluster (or a plain PostgreSQL node when ``patroni`` is false)."""
+
+    name: str
+    role: str
+    members: tuple[str, ...]
+    scope: str | None = None
+    citus_group: int | None = None
+    patroni: bool = True
+    patroni_config: str = "/etc/patroni/patroni.yml"
+    rest_port: int = 8008
+    pg_port: int = 5432
+
+
+@dataclass(frozen=True)
+class Router:
+    service: str
+    primary_port: int = 5000
+    replica_port: int | None = 5001
+    stats_port: int | None = None
+    health_port: int | None = None
+
+
+@dataclass(frozen=True)
+class Pooler:
+    service: str
+    port: int = 6432
+    admin_db: str = "pgbouncer"
+
+
+@dataclass(frozen=True)
+class Dcs:
+    kind: str
+    members: tuple[str, ...]
+    client_port: int = 2379
+
+
+@dataclass(frozen=True)
+class Toxiproxy:
+    """The Toxiproxy API and which proxy is which link."""
+
+    service: str
+    api_port: int = 8474
+    client: str | None = None  # pooler -> router
+    replication: str | None = None  # pattern with {member}: the link that member's replicas use
+    workers: dict[str, str] = field(default_factory=dict)  # worker group -> coordinator->worker link
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    prometheus: str | None = None
+    prometheus_port: int = 9090
+
+
+@dataclass(frozen=True)
+class Database:
+    name: str
+    user_env: str
+    password_env: str
+    defaults: dict[str, str] = field(default_factory=dict)
+
+    def credentials(self) -> tuple[str, str]:
+        """(user, password) from the environment, else the manifest's throwaway defaults."""
+        user = os.environ.get(self.user_env) or self.defaults.get("user")
+        password = os.environ.get(self.password_env) or self.defaults.get("password")
+        if not user or password is None:
+            missing = self.user_env if not user else self.password_env
+            raise ManifestError(f"set {missing}: the manifest takes the database credentials from it")
+        return user, password
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A stack described as data (see compose/pgchaos.toml for the reference)."""
+
+    path: Path
+    name: str
+    compose_files: tuple[str, ...]
+    database: Database
+    groups: tuple[Group, ...]
+    router: Router
+    dcs: Dcs
+    pooler: Pooler | None = None
+    toxiproxy: Toxiproxy | None = None
+    monitoring: Monitoring | None = None
+    images: str | None = None  # "reference": build pgchaos's own images first
+    config_dir: str | None = None  # copied per run; variants overlay it
+    variants_dir: str | None = "variants"
+    loop_volumes: bool = False
+    volume_size_mb: int = 1024
+    features: tuple[str, ...] = ()
+    load_setup_sql: str | None = None
+    tools_service: str | None = None
+
+    @property
+    def dir(self) -> Path:
+        return self.path.parent
+
+    # -- topology as declared ----------------------------------------------------
+    @property
+    def patroni_groups(self) -> list[Group]:
+        return [g for g in self.groups if g.patroni]
+
+    @property
+    def coordinator(self) -> Group:
+        """The group clients write to: the coordinator, else the first Patroni group."""
+        for g in self.groups:
+            if g.role == "coordinator":
+                return g
+        return self.patroni_groups[0]
+
+    @property
+    def worker_groups(self) -> list[Group]:
+        return [g for g in self.groups if g.role == "worker"]
+
+    @property
+    def data_members(self) -> list[str]:
+        return [m for g in self.groups for m in g.members]
+
+    def group_of(self, member: str) -> Group | None:
+        return next((g for g in self.groups if member in g.members), None)
+
+    def group(self, name: str) -> Group:
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise PgchaosError(f"no group {name!r}; have: {', '.join(g.name for g in self.groups)}")
+
+    def services(self) -> list[str]:
+        """Every service the manifest names."""
+        names = [*self.data_members, self.router.service, *self.dcs.members]
+        if self.pooler:
+            names.append(self.pooler.service)
+        if self.toxiproxy:
+            names.append(self.toxiproxy.service)
+        if self.monitoring and self.monitoring.prometheus:
+            names.append(self.monitoring.prometheus)
+        return list(dict.fromkeys(names))
+
+    # -- capabilities ------------------------------------------------------------
+    def capabilities(self) -> dict[str, int]:
+        """What this stack offers, with a count where one makes sense."""
+        caps: dict[str, int] = {
+            "router": 1,
+            "patroni": len(self.patroni_groups),
+            "dcs-members": len(self.dcs.members),
+            "coordinator-members": len(self.coordinator.members),
+        }
+        if self.pooler:
+            caps["pooler"] = 1
+        if self.toxiproxy:
+            caps["toxiproxy"] = 1
+            if self.toxiproxy.client:
+                caps["client-link"] = 1
+            if self.toxiproxy.replication:
+                caps["replication-links"] = 1
+            if self.toxiproxy.workers:
+                caps["worker-links"] = len(self.toxiproxy.workers)
+        if self.worker_groups:
+            caps["worker-groups"] = len(self.worker_groups)
+        if any(g.citus_group is not None for g in self.groups):
+            caps["citus"] = 1
+        if self.monitoring and self.monitoring.prometheus:
+            caps["monitoring"] = 1
+        if self.loop_volumes:
+            caps["loop-volumes"] = 1
+        if self.tools_service:
+            caps["tools"] = 1
+        for feature in self.features:
+            caps.setdefault(feature, 1)
+        return caps
+
+    def missing(self, requirements: list[str] | tuple[str, ...]) -> list[str]:
+        """The requirements (``pooler``, ``dcs-members>=3``, …) this stack does not meet."""
+        return unmet(requirements, self.capabilities())
+
+
+def unmet(requirements: list[str] | tuple[str, ...], caps: dict[str, int]) -> list[str]:
+    """The requirements that `caps` does not meet, each as written (with what there is)."""
+    out = []
+    for req in requirements:
+        m = _CAPABILITY.match(req)
+        if m is None:
+            raise PgchaosError(f"malformed capability {req!r}: write NAME or NAME>=N")
+        name, least = m.group(1), int(m.group(2) or 1)
+        have = caps.get(name, 0)
+        if have < least:
+            out.append(req if have == 0 else f"{req} (has {have})")
+    return out
+
+
+# -- loading and validation ------------------------------------------------------
+
+class _Reader:
+    """Typed access to one table of the TOML document, naming the key on error."""
+
+    def __init__(self, path: Path, table: dict[str, Any], where: str, allowed: set[str]) -> None:
+        self.path, self.table, self.where = path, table, where
+        unknown = sorted(set(table) - allowed)
+        if unknown:
+            key = f"{where}.{unknown[0]}" if where else unknown[0]
+            raise ManifestError(f"{path}: unknown key {key!r}; valid here: {', '.join(sorted(allowed))}")
+
+    def _key(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def fail(self, key: str, fix: str) -> ManifestError:
+        return ManifestError(f"{self.path}: {self._key(key)}: {fix}")
+
+    def get(self, key: str, kind: type, default: Any = ..., *, required: bool = False) -> Any:
+        if key not in self.table:
+            if required or default is ...:
+                raise self.fail(key, f"missing; add {key} = <{kind.__name__}>")
+            return default
+        value = self.table[key]
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise self.fail(key, f"must be an integer, not {value!r}")
+        if kind is not int and not isinstance(value, kind):
+            raise self.fail(key, f"must be a {kind.__name__}, not {value!r}")
+        return value
+
+    def names(self, key: str, default: Any = ..., *, allow_empty: bool = False) -> tuple[str, ...]:
+        value = self.get(key, list, default)
+        if value is None:
+            return ()
+        if not all(isinstance(v, str) and v for v in value) or (not value and not allow_empty):
+            raise self.fail(key, 'must be a non-empty list of service names, e.g. ["patroni1", "patroni2"]')
+        return tuple(value)
+
+    def port(self, key: str, default: Any = ...) -> Any:
+        value = self.get(key, int, default)
+        if value is not None and not 0 < value < 65536:
+            raise self.fail(key, f"{value} is not a port number")
+        return value
+
+    def sub(self, key: str, allowed: set[str], required: bool = False) -> _Reader | None:
+        if key not in self.table:
+            if required:
+                raise self.fail(key, f"missing table; add [{self._key(key)}]")
+            return None
+        value = self.table[key]
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a table")
+        return _Reader(self.path, value, self._key(key), allowed)
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and validate a manifest; one-line ManifestError on any problem."""
+    path = Path(path).resolve()
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError(f"manifest not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"manifest {path}: cannot read it ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(f"manifest {path}: not valid TOML ({exc})") from None
+    top = _Reader(path, doc, "", {"stack", "database", "groups", "router", "pooler", "dcs",
+                                  "toxiproxy", "monitoring", "load"})
+    stack = top.sub("stack", {"name", "compose_files", "images", "config_dir", "variants_dir",
+                              "loop_volumes", "volume_size_mb", "features", "tools_service"},
+                    required=True)
+    assert stack is not None
+    compose_files = stack.names("compose_files", ["docker-compose.yml"])
+    images = stack.get("images", str, None)
+    if images not in (None, "reference"):
+        raise stack.fail("images", 'must be "reference" (build pgchaos\'s images) or left out')
+
+    db = top.sub("database", {"name", "user_env", "password_env", "defaults"}, required=True)
+    assert db is not None
+    defaults = db.get("defaults", dict, {})
+    if not all(k in ("user", "password") and isinstance(v, str) for k, v in defaults.items()):
+        raise db.fail("defaults", 'may only hold user = "..." and password = "..."')
+    database = Database(db.get("name", str, required=True), db.get("user_env", str, required=True),
+                        db.get("password_env", str, required=True), dict(defaults))
+
+    raw_groups = top.get("groups", list, required=True)
+    if not raw_groups:
+        raise top.fail("groups", "needs at least one [[groups]] table")
+    groups = []
+    for i, raw in enumerate(raw_groups):
+        if not isinstance(raw, dict):
+            raise top.fail(f"groups[{i}]", "must be a table ([[groups]])")
+        g = _Reader(path, raw, f"groups[{i}]", {"name", "role", "members", "scope", "citus_group",
+                                                "patroni", "patroni_config", "rest_port", "pg_port"})
+        role = g.get("role", str, required=True)
+        if role not in ROLES:
+            raise g.fail("role", f"must be one of {', '.join(ROLES)}, not {role!r}")
+        patroni = g.get("patroni", bool, True)
+        members = g.names("members")
+        groups.append(Group(
+            name=g.get("name", str, required=True), role=role, members=members,
+            scope=g.get("scope", str, None) if patroni else None,
+            citus_group=g.get("citus_group", int, None), patroni=patroni,
+            patroni_config=g.get("patroni_config", str, "/etc/patroni/patroni.yml"),
+            rest_port=g.port("rest_port", 8008), pg_port=g.port("pg_port", 5432)))
+        if patroni and groups[-1].scope is None:
+            raise g.fail("scope", "missing; add the Patroni scope of this group")
+    if not any(g.patroni for g in groups):
+        raise top.fail("groups", "needs at least one Patroni group (patroni = true)")
+    if sum(g.role == "coordinator" for g in groups) > 1:
+        raise top.fail("groups", "only one group can have role = \"coordinator\"")
+    seen: set[str] = set()
+    for g in groups:
+        for m in g.members:
+            if m in seen:
+                raise ManifestError(f"{path}: groups: member {m!r} is in two groups")
+            seen.add(m)
+    if len({g.name for g in groups}) != len(groups):
+        raise top.fail("groups", "group names must be unique")
+
+    r = top.sub("router", {"service", "primary_port", "replica_port", "stats_port", "health_port"},
+                required=True)
+    assert r is not None
+    router = Router(r.get("service", str, required=True), r.port("primary_port", 5000),
+                    r.port("replica_port", None), r.port("stats_port", None), r.port("health_port", None))
+
+    d = top.sub("dcs", {"kind", "members", "client_port"}, required=True)
+    assert d is not None
+    kind = d.get("kind", str, "etcd")
+    if kind not in DCS_KINDS:
+        raise d.fail("kind", f"must be one of {', '.join(DCS_KINDS)}, not {kind!r}")
+    dcs = Dcs(kind, d.names("members"), d.port("client_port", 2379))
+
+    pooler = None
+    if (p := top.sub("pooler", {"service", "port", "admin_db"})) is not None:
+        pooler = Pooler(p.get("service", str, required=True), p.port("port", 6432),
+                        p.get("admin_db", str, "pgbouncer"))
+
+    toxi = None
+    if (t := top.sub("toxiproxy", {"service", "api_port", "client", "replication", "workers"})) is not None:
+        workers = t.get("workers", dict, {})
+        names = {g.name for g in groups if g.role == "worker"}
+        for k, v in workers.items():
+            if k not in names or not isinstance(v, str):
+                raise t.fail(f"workers.{k}", f'must map a worker group ({", ".join(sorted(names)) or "none"}) '
+                                             'to a proxy name')
+        replication = t.get("replication", str, None)
+        if replication is not None and "{member}" not in replication:
+            raise t.fail("replication", 'must be a pattern with {member}, e.g. "replication-{member}"')
+        toxi = Toxiproxy(t.get("service", str, required=True), t.port("api_port", 8474),
+                         t.get("client", str, None), replication, dict(workers))
+
+    monitoring = None
+    if (mo := top.sub("monitoring", {"prometheus", "prometheus_port"})) is not None:
+        monitoring = Monitoring(mo.get("prometheus", str, None), mo.port("prometheus_port", 9090))
+
+    load_sql = None
+    if (lo := top.sub("load", {"setup_sql"})) is not None:
+        load_sql = lo.get("setup_sql", str, None)
+        if load_sql is not None and not (path.parent / load_sql).is_file():
+            raise lo.fail("setup_sql", f"file not found: {path.parent / load_sql}")
+
+    features = stack.names("features", (), allow_empty=True)
+    size = stack.get("volume_size_mb", int, 1024)
+    if size < 64:
+        raise stack.fail("volume_size_mb", "must be at least 64")
+    manifest = Manifest(
+        path=path, name=stack.get("name", str, path.parent.name), compose_files=compose_files,
+        database=database, groups=tuple(groups), router=router, dcs=dcs, pooler=pooler,
+        toxiproxy=toxi, monitoring=monitoring, images=images, config_dir=stack.get("config_dir", str, None),
+        variants_dir=stack.get("variants_dir", str, "variants"),
+        loop_volumes=stack.get("loop_volumes", bool, False), volume_size_mb=size, features=features,
+        load_setup_sql=load_sql, tools_service=stack.get("tools_service", str, None))
+    for name in compose_files:
+        if not (manifest.dir / name).is_file():
+            raise stack.fail("compose_files", f"file not found: {manifest.dir / name}")
+    if manifest.config_dir is not None and not (manifest.dir / manifest.config_dir).is_dir():
+        raise stack.fail("config_dir", f"folder not found: {manifest.dir / manifest.config_dir}")
+    return manifest
+
+
+def check_against_services(manifest: Manifest, services: list[str]) -> None:
+    """Every service the manifest names must exist in the compose files."""
+    missing = [s for s in manifest.services() if s not in services]
+    if manifest.tools_service and manifest.tools_service not in services:
+        missing.append(manifest.tools_service)
+    if missing:
+        raise ManifestError(
+            f"{manifest.path}: service {missing[0]!r} is not in the compose files "
+            f"({', '.join(manifest.compose_files)}); services there: {', '.join(sorted(services))}")
