@@ -8,13 +8,15 @@ import pytest
 import requests
 
 from harness.stack import Stack, StackSpec, discover, steady_state
-from harness.stack.spec import COORDINATORS, Ports
+from harness.stack.spec import Ports
 from harness.stack.stack import OWNER_LABEL, docker_client
 
 pytestmark = pytest.mark.docker
 
 GUIDE_CHECKS = {"services", "patroni_leader", "replicas_streaming", "replication_lag", "router_health",
-                "pgbouncer_pools", "workers", "disk_space", "slow_queries", "idle_in_transaction"}
+                "pgbouncer_pools", "workers", "disk_space", "slow_queries", "idle_in_transaction",
+                "router_write"}
+COORDINATORS = ("coordinator-1", "coordinator-2", "coordinator-3")
 
 
 def test_steady_state_is_the_daily_health_check(pgchaos_stack):
@@ -31,8 +33,8 @@ def test_write_and_read_through_pgbouncer_on_loopback(pgchaos_stack):
     dsn = pgchaos_stack.dsn()
     assert "host=127.0.0.1" in dsn
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("INSERT INTO ledger (key, writer) VALUES (-1, 0) ON CONFLICT DO NOTHING")
-        assert conn.execute("SELECT key FROM ledger WHERE key = -1").fetchone() == (-1,)
+        conn.execute("INSERT INTO pgchaos.ledger (key, writer) VALUES (-1, 0) ON CONFLICT DO NOTHING")
+        assert conn.execute("SELECT key FROM pgchaos.ledger WHERE key = -1").fetchone() == (-1,)
         # distributed tables reach both workers through postgres_fdw
         assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 1000
         per_worker = conn.execute(
@@ -44,6 +46,17 @@ def test_write_and_read_through_pgbouncer_on_loopback(pgchaos_stack):
         assert len(nearest) == 5
 
 
+def test_the_load_schema_is_ours_and_spread_over_the_workers(pgchaos_stack):
+    """The load writes only into schema pgchaos; its events reach both workers."""
+    with psycopg.connect(pgchaos_stack.dsn(), autocommit=True) as conn:
+        tables = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'pgchaos' "
+                              "ORDER BY 1").fetchall()
+        parts = conn.execute("SELECT inhrelid::regclass::text FROM pg_inherits "
+                             "WHERE inhparent = 'pgchaos.events'::regclass ORDER BY 1").fetchall()
+    assert [t for (t,) in tables] == ["events", "ledger"]
+    assert [p for (p,) in parts] == ["pgchaos.events_w1", "pgchaos.events_w2"]
+
+
 def test_patronictl_list_inside(pgchaos_stack):
     out = pgchaos_stack.patronictl_list()
     assert out.count("Leader") == 1, out
@@ -51,9 +64,9 @@ def test_patronictl_list_inside(pgchaos_stack):
 
 
 def test_router_health_and_stats_pages(pgchaos_stack):
-    ports = pgchaos_stack.spec.ports
-    assert requests.get(f"http://127.0.0.1:{ports.health}/health", timeout=3).status_code == 200
-    stats = requests.get(f"http://127.0.0.1:{ports.haproxy_stats}/stats;csv", timeout=3).text
+    health = pgchaos_stack.endpoint("haproxy", 8008)
+    assert requests.get(f"http://{health}/health", timeout=3).status_code == 200
+    stats = requests.get(f"http://{pgchaos_stack.endpoint('haproxy', 8404)}/stats;csv", timeout=3).text
     assert "primary,coordinator-1" in stats
     leader = discover(pgchaos_stack).leader
     up_line = next(line for line in stats.splitlines() if line.startswith(f"primary,{leader},"))
@@ -61,8 +74,8 @@ def test_router_health_and_stats_pages(pgchaos_stack):
 
 
 def test_prometheus_scrapes_the_stack(pgchaos_stack):
-    port = pgchaos_stack.spec.ports.prometheus
-    targets = requests.get(f"http://127.0.0.1:{port}/api/v1/targets", timeout=3).json()
+    prometheus = pgchaos_stack.endpoint("prometheus", 9090)
+    targets = requests.get(f"http://{prometheus}/api/v1/targets", timeout=3).json()
     jobs = {t["labels"]["job"] for t in targets["data"]["activeTargets"]}
     assert {"patroni", "haproxy", "postgres"} <= jobs
 

@@ -16,6 +16,6 @@ CREATE TABLE IF NOT EXISTS pgchaos.events (
     created_at timestamptz NOT NULL DEFAULT now()
 ) PARTITION BY HASH (id);
 CREATE FOREIGN TABLE IF NOT EXISTS pgchaos.events_w1 PARTITION OF pgchaos.events
-    FOR VALUES WITH (MODULUS 2, REMAINDER 0) SERVER worker_1 OPTIONS (table_name 'pgchaos_events_shard');
+    FOR VALUES WITH (MODULUS 2, REMAINDER 0) SERVER worker_1 OPTIONS (schema_name 'public', table_name 'pgchaos_events_shard');
 CREATE FOREIGN TABLE IF NOT EXISTS pgchaos.events_w2 PARTITION OF pgchaos.events
-    FOR VALUES WITH (MODULUS 2, REMAINDER 1) SERVER worker_2 OPTIONS (table_name 'pgchaos_events_shard');
+    FOR VALUES WITH (MODULUS 2, REMAINDER 1) SERVER worker_2 OPTIONS (schema_name 'public', table_name 'pgchaos_events_shard');

@@ -107,18 +107,21 @@ class ComposeDeployment:
             raise PgchaosError(f"docker compose {args[0]} timed out after {timeout:.0f} s") from None
 
     # -- the compose model -----------------------------------------------------------
-    def config(self) -> dict[str, Any]:
+    def config(self, every_profile: bool = True) -> dict[str, Any]:
         """The merged compose model (`docker compose config --format json`)."""
-        proc = self._compose("--profile", "*", "config", "--format", "json")  # every profile's services
+        profiles = ["--profile", "*"] if every_profile else []
+        proc = self._compose(*profiles, "config", "--format", "json")
         if proc.returncode != 0:
             line = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise PgchaosError(f"docker compose config failed: {line}")
         return json.loads(proc.stdout)
 
-    def services(self) -> list[str]:
-        """Service names declared by the compose files (cached)."""
+    def services(self, every_profile: bool = False) -> list[str]:
+        """Service names the compose files start by default (or of every profile)."""
+        if every_profile:
+            return sorted(self.config().get("services", {}))
         if self._services is None:
-            self._services = sorted(self.config().get("services", {}))
+            self._services = sorted(self.config(every_profile=False).get("services", {}))
         return self._services
 
     def write_owner_override(self, path: Path, labels: dict[str, str]) -> None:

@@ -207,7 +207,7 @@ class Stack:
         manifest service in the compose files, host ports free and on 127.0.0.1."""
         self._write_state()
         try:
-            check_against_services(self.manifest, self.deployment.services())
+            check_against_services(self.manifest, self.deployment.services(every_profile=True))
             check_ports_free(self.deployment.published_ports())
         finally:
             shutil.rmtree(self.state_dir, ignore_errors=True)
