@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.stack import volumes
 from harness.stack.stack import (
@@ -73,9 +74,9 @@ def _state_runs() -> dict[str, bool]:
     return found
 
 
-def collect(everything: bool = False) -> GcReport:
-    """Remove leftovers of dead runs (or of every run with everything=True)."""
-    client = docker_client()
+def liveness(client: Any) -> dict[str, bool]:
+    """Project -> live, for every run of this state folder and every project
+    whose containers or networks carry our ownership label."""
     live = _state_runs()
     for container in client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}=pgchaos"},
                                             ignore_removed=True):
@@ -89,8 +90,14 @@ def collect(everything: bool = False) -> GcReport:
         project = (network.attrs.get("Labels") or {}).get(PROJECT_LABEL)
         if project and project not in live:
             live[project] = False  # a network whose containers are gone
+    return live
+
+
+def collect(everything: bool = False) -> GcReport:
+    """Remove leftovers of dead runs (or of every run with everything=True)."""
+    client = docker_client()
     report = GcReport()
-    for project, alive in sorted(live.items()):
+    for project, alive in sorted(liveness(client).items()):
         if alive and not everything:
             report.kept.append(project)
             continue
@@ -102,3 +109,12 @@ def collect(everything: bool = False) -> GcReport:
         shutil.rmtree(run_dir, ignore_errors=True)
         report.projects.append(project)
     return report
+
+
+def leaked_mounts() -> list[str]:
+    """Loop mounts under this state folder that belong to no live run (CI's
+    last check: a live stack of someone else's is not a leak)."""
+    live = {p.removeprefix("pgchaos-") for p, alive in liveness(docker_client()).items() if alive}
+    root = runs_dir()
+    return [str(m) for m in volumes.mounts_under(root)
+            if m.resolve().relative_to(root.resolve()).parts[0] not in live]

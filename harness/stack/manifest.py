@@ -124,6 +124,7 @@ class Manifest:
     volume_size_mb: int = 1024
     features: tuple[str, ...] = ()
     load_setup_sql: str | None = None
+    load_clients: int = 200  # the declared client profile: connections at once through the pooler
     tools_service: str | None = None
 
     @property
@@ -380,7 +381,11 @@ def load_manifest(path: str | Path) -> Manifest:
         monitoring = Monitoring(mo.get("prometheus", str, None), mo.port("prometheus_port", 9090))
 
     load_sql = None
-    if (lo := top.sub("load", {"setup_sql"})) is not None:
+    clients = 200
+    if (lo := top.sub("load", {"setup_sql", "clients"})) is not None:
+        clients = lo.get("clients", int, 200)
+        if clients < 1:
+            raise lo.fail("clients", "must be at least 1")
         load_sql = lo.get("setup_sql", str, None)
         if load_sql is not None and not (path.parent / load_sql).is_file():
             raise lo.fail("setup_sql", f"file not found: {path.parent / load_sql}")
@@ -395,7 +400,7 @@ def load_manifest(path: str | Path) -> Manifest:
         toxiproxy=toxi, monitoring=monitoring, images=images, config_dir=stack.get("config_dir", str, None),
         variants_dir=stack.get("variants_dir", str, "variants"),
         loop_volumes=stack.get("loop_volumes", bool, False), volume_size_mb=size, features=features,
-        load_setup_sql=load_sql, tools_service=stack.get("tools_service", str, None))
+        load_setup_sql=load_sql, load_clients=clients, tools_service=stack.get("tools_service", str, None))
     for name in compose_files:
         if not (manifest.dir / name).is_file():
             raise stack.fail("compose_files", f"file not found: {manifest.dir / name}")

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from harness import assets
 from harness.errors import PgchaosError
 from harness.stack.manifest import Manifest, load_manifest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_DIR = REPO_ROOT / "compose"
+COMPOSE_DIR = assets.compose_dir()  # the reference stack (package data, or the checkout's compose/)
 MANIFEST_NAME = "pgchaos.toml"
 PROFILES = {
     "local": "PostgreSQL + pgvector, Patroni, etcd, HAProxy, PgBouncer, Toxiproxy, Prometheus (Debian packages)",

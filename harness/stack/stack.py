@@ -200,7 +200,21 @@ class Stack:
             self.project = self.deployment.project = found[0]
         self.deployment.require_running(services)
         check_against_services(self.manifest, sorted(self.deployment.containers()))
+        self.check_patroni_answers()
         self.progress(f"attached to compose project {self.project}")
+
+    def check_patroni_answers(self, timeout: float = 3.0) -> None:
+        """Every Patroni member's REST API answers on its published port."""
+        import requests
+
+        for group in self.manifest.patroni_groups:
+            for member in group.members:
+                try:
+                    requests.get(f"{self.patroni_url(member)}/patroni", timeout=timeout).raise_for_status()
+                except (requests.RequestException, PgchaosError) as exc:
+                    why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+                    raise PgchaosError(f"{member}: Patroni REST API (port {group.rest_port}) does not "
+                                       f"answer: {why}") from None
 
     def preflight(self) -> None:
         """What can be checked before any engine work: the run's state folder, every
@@ -230,7 +244,19 @@ class Stack:
         for node in self.loop_members:
             volumes.create(self.data_image(node), self.data_mount(node), self.manifest.volume_size_mb)
         self.progress(f"docker compose up ({self.project})")
-        self.deployment.up()
+        try:
+            self.deployment.up()
+        except PgchaosError as exc:
+            raise PgchaosError(f"{exc}; {self.why_unhealthy()}") from None
+
+    def why_unhealthy(self) -> str:
+        """The daily health check's failing checks, with the log lines that say why."""
+        from harness.stack.steady_state import steady_state
+
+        try:
+            return steady_state(self).summary()
+        except Exception as exc:  # the check itself could not run: say so, keep the first error
+            return f"health check could not run: {type(exc).__name__}: {exc}"
 
     def stop(self) -> None:
         """Provisioned: remove containers, networks, volumes and loop mounts of this run.

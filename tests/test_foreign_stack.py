@@ -1,0 +1,85 @@
+"""A stack in another shape than the reference (tests/foreign: patroni1..3, three
+etcd members, HAProxy only, Patroni ttl 30, database `shop`), described by its
+own manifest: provisioned from its own compose file, and attached to while a
+plain `docker compose` runs it. Scenarios give verdicts with figures; those
+that need a pooler or Toxiproxy are skipped naming the capability."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.stack import images
+from harness.stack.deployment import docker_client
+from harness.stack.spec import COMPOSE_DIR
+
+pytestmark = pytest.mark.docker
+
+FOREIGN = Path(__file__).parent / "foreign"
+MANIFEST = FOREIGN / "pgchaos.toml"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_scenarios(tmp_path: Path, names: list[str], *extra: str) -> tuple[subprocess.CompletedProcess[str],
+                                                                           dict[str, dict]]:
+    reports = tmp_path / "reports"
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
+           *[f"scenarios/test_{n}.py" for n in names], "--manifest", str(MANIFEST),
+           "--reports-dir", str(reports), "--load-users", "1", *extra]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1200)
+    verdicts = {p.parent.name: json.loads(p.read_text()) for p in reports.glob("*/*/verdict.json")}
+    return proc, verdicts
+
+
+def test_foreign_stack_provisioned_from_its_manifest(tmp_path: Path) -> None:
+    proc, verdicts = run_scenarios(tmp_path, ["coordinator_hard_loss", "coordinator_graceful_stop",
+                                              "switchover_and_failover", "dcs_member_loss",
+                                              "pool_exhaustion", "network_lag"])
+    out = proc.stdout + proc.stderr
+    print(out[-3000:])
+    for name in ("test_pool_exhaustion", "test_network_lag"):
+        assert name not in verdicts, f"{name} ran on a stack without its capability"
+    assert "lacks: pooler" in out and "lacks: client-link" in out, out[-2000:]
+    for name in ("test_coordinator_graceful_stop", "test_patronictl_switchover", "test_dcs_member_loss",
+                 "test_coordinator_hard_loss"):
+        v = verdicts.get(name)
+        assert v is not None, f"{name}: no verdict\n{out[-2000:]}"
+        print(f"{name}: {v['verdict']} RTO {v['rto_s']} lost {v['rpo'].get('lost')}")
+        assert v["rpo"]["lost"] == 0, v["reasons"]
+        assert v["rto_s"]["write"] is not None, v["reasons"]
+    for name in ("test_coordinator_graceful_stop", "test_patronictl_switchover", "test_dcs_member_loss"):
+        assert verdicts[name]["verdict"] == "pass", verdicts[name]["reasons"]
+    # ttl 30: a hard kill is noticed only when the leader key expires, far past the 10 s target
+    hard = verdicts["test_coordinator_hard_loss"]
+    assert hard["rto_s"]["write"] > 10, hard["rto_s"]
+    assert hard["verdict"] == "fail", hard["reasons"]
+
+
+def test_foreign_stack_attached_is_left_running_and_unharmed(tmp_path: Path) -> None:
+    tag = images.ensure_images(COMPOSE_DIR, lambda msg: None)
+    project = f"shop-attach-{os.getpid()}"
+    env = {**os.environ, "PGCHAOS_IMAGE_TAG": tag}
+    compose = ["docker", "compose", "-p", project, "-f", str(FOREIGN / "docker-compose.yml")]
+    subprocess.run([*compose, "up", "-d", "--wait"], env=env, check=True, capture_output=True, timeout=300)
+    try:
+        client = docker_client()
+        before = {c.name: c.id for c in client.containers.list(
+            filters={"label": f"com.docker.compose.project={project}"})}
+        proc, verdicts = run_scenarios(tmp_path, ["coordinator_graceful_stop"], f"--attach={project}")
+        print((proc.stdout + proc.stderr)[-2000:])
+        v = verdicts.get("test_coordinator_graceful_stop")
+        assert v is not None and v["verdict"] == "pass", (v or {}).get("reasons")
+        after = client.containers.list(filters={"label": f"com.docker.compose.project={project}"})
+        assert {c.name: c.id for c in after} == before  # the same containers, none removed or replaced
+        assert all(c.status == "running" for c in after)
+        assert not any(c.labels.get("io.pgchaos.owner") for c in after)
+        ps = subprocess.run([*compose, "ps", "--format", "json"], env=env, capture_output=True, text=True)
+        health = [json.loads(line).get("Health") for line in ps.stdout.splitlines() if line.strip()]
+        assert all(h in ("", "healthy") for h in health), health
+    finally:
+        subprocess.run([*compose, "down", "-v"], env=env, capture_output=True, timeout=180)
