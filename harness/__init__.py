@@ -1,3 +1,21 @@
 """pgchaos: chaos and verification harness for a distributed PostgreSQL cluster."""
 
+from __future__ import annotations
+
+from typing import Any
+
 __version__ = "0.1.0"
+__all__ = ["__version__", "assert_verdict"]
+
+
+def assert_verdict(verdict: dict[str, Any] | None) -> None:
+    """A scenario passes on `pass` or an explicit, bounded waiver; anything else fails
+    (AssertionError naming the verdict, its figures and its reasons).
+
+    Under the pytest plugin a scenario test fails on such a verdict even without
+    this call; use it to stop a test at the failing run, or outside pytest."""
+    assert verdict is not None, "the scenario produced no verdict"
+    if verdict["verdict"] not in ("pass", "waived"):
+        from harness.scenario import verdict_message
+
+        raise AssertionError(verdict_message(verdict))

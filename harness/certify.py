@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.stack.spec import REPO_ROOT
+from harness.assets import default_reports_dir
 
 PytestRunner = Callable[[list[str], list[str]], int]
 
@@ -57,9 +57,11 @@ def write_repetition_report(base: Path, report: dict[str, Any]) -> Path:
     return path
 
 
-def certify(repeat: int, pytest_args: list[str], run_pytest: PytestRunner) -> int:
-    """Run every scenario `repeat` times; non-zero when any session failed a target."""
-    base = REPO_ROOT / "reports" / f"certify-{time.strftime('%Y%m%d-%H%M%S')}"
+def certify(repeat: int, pytest_args: list[str], run_pytest: PytestRunner,
+            reports_dir: Path | None = None) -> int:
+    """Run every scenario `repeat` times; non-zero when any session failed a target.
+    The report goes under `reports_dir` (default ./reports of the working directory)."""
+    base = (reports_dir or default_reports_dir()) / f"certify-{time.strftime('%Y%m%d-%H%M%S')}"
     codes, reps = [], []
     extra = [a for a in pytest_args if a != "--"]
     for i in range(1, max(1, repeat) + 1):

@@ -3,6 +3,11 @@
 Loaded through the `pytest11` entry point (or `-p harness.plugin`). Every
 fixture is one line over a library call; scenarios share one session stack,
 healed and checked for the steady state between them.
+
+Inert in a session that uses none of it: no file is written and allure is not
+switched on unless the selected tests include scenarios (marked `scenario`, or
+using `scenario_run`). Every option is spelled `--pgchaos-*`; the older short
+spellings stay as aliases where no other plugin registered them first.
 """
 
 from __future__ import annotations
@@ -17,7 +22,11 @@ if TYPE_CHECKING:
     from harness.scenario import RunOptions, ScenarioRun
     from harness.stack import Stack
 
-VERDICTS_KEY = pytest.StashKey[list]()
+VERDICTS_KEY = pytest.StashKey[list]()  # config: every verdict of the session
+RUNS_KEY = pytest.StashKey[list]()  # item: the ScenarioRuns the test made
+TARGET_ERROR_KEY = pytest.StashKey[str]()  # item: its target("row") names no row of the table
+SCENARIO_FIXTURES = frozenset({"scenario_run"})
+PASSING = ("pass", "waived")
 # The operations guide's section for each of its target rows (allure's "feature").
 GUIDE_SECTIONS = {
     "coordinator-failure": "Disaster Recovery: Single Coordinator Failure",
@@ -27,38 +36,69 @@ GUIDE_SECTIONS = {
 }
 
 
+# (name, legacy alias or None, addoption keywords); dests are unchanged for library callers
+OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
+    ("--pgchaos-profile", "--stack-profile", dict(
+        dest="pgchaos_profile", default="local", metavar="NAME",
+        help="stack profile to provision (local, citus)")),
+    ("--pgchaos-variant", "--stack-variant", dict(
+        dest="pgchaos_variant", default=None, metavar="NAME",
+        help="config variant under compose/variants/ (CI gating of config changes)")),
+    ("--pgchaos-compose-dir", "--compose-dir", dict(
+        dest="pgchaos_compose_dir", default=None, metavar="DIR",
+        help="use another repository's compose folder (same layout as compose/)")),
+    ("--pgchaos-manifest", "--manifest", dict(
+        dest="pgchaos_manifest", default=None, metavar="FILE",
+        help="stack manifest (TOML) of the stack to test (default: the reference)")),
+    ("--pgchaos-attach", "--attach", dict(
+        dest="pgchaos_attach", nargs="?", const="", default=None, metavar="PROJECT",
+        help="test a stack that is already running (compose project; found from the manifest when not "
+             "named); nothing of it is removed")),
+    ("--pgchaos-keep-stack", "--keep-stack", dict(
+        dest="pgchaos_keep", action="store_true",
+        help="leave the stack up after the session (pgchaos down removes it)")),
+    ("--pgchaos-targets", "--targets", dict(
+        dest="pgchaos_targets", default=None, metavar="TOML",
+        help="RTO/RPO table (default: the shipped scenarios/targets.toml)")),
+    ("--pgchaos-load-users", "--load-users", dict(
+        dest="pgchaos_users", type=int, default=3, metavar="N",
+        help="locust users during each scenario (0: probe only)")),
+    ("--pgchaos-seed", "--seed", dict(
+        dest="pgchaos_seed", type=int, default=None, metavar="N", help="seed for randomised schedules")),
+    ("--pgchaos-timeout-multiplier", "--timeout-multiplier", dict(
+        dest="pgchaos_timeout_mult", type=float, default=1.0, metavar="X",
+        help="scale every wait (slow machines)")),
+    ("--pgchaos-reports-dir", "--reports-dir", dict(
+        dest="pgchaos_reports", default=None, metavar="DIR",
+        help="where run reports go (default: ./reports of the working directory); allure results go to "
+             "DIR/allure when scenarios run and no --alluredir is given")),
+)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("pgchaos", "pgchaos chaos scenarios")
-    group.addoption("--stack-profile", dest="pgchaos_profile", default="local", metavar="NAME",
-                    help="stack profile to provision (local, citus)")
-    group.addoption("--stack-variant", dest="pgchaos_variant", default=None, metavar="NAME",
-                    help="config variant under compose/variants/ (CI gating of config changes)")
-    group.addoption("--compose-dir", dest="pgchaos_compose_dir", default=None, metavar="DIR",
-                    help="use another repository's compose folder (same layout as compose/)")
-    group.addoption("--keep-stack", dest="pgchaos_keep", action="store_true",
-                    help="leave the stack up after the session (pgchaos down removes it)")
-    group.addoption("--targets", dest="pgchaos_targets", default=None, metavar="TOML",
-                    help="RTO/RPO table (default scenarios/targets.toml)")
-    group.addoption("--load-users", dest="pgchaos_users", type=int, default=3, metavar="N",
-                    help="locust users during each scenario (0: probe only)")
-    group.addoption("--seed", dest="pgchaos_seed", type=int, default=None, metavar="N",
-                    help="seed for randomised schedules")
-    group.addoption("--timeout-multiplier", dest="pgchaos_timeout_mult", type=float, default=1.0,
-                    metavar="X", help="scale every wait (slow machines)")
-    group.addoption("--reports-dir", dest="pgchaos_reports", default=None, metavar="DIR",
-                    help="where run reports go (default reports/)")
+    taken = _option_names(parser)
+    for name, alias, kwargs in OPTIONS:
+        names = [name] + ([alias] if alias and alias not in taken else [])
+        group.addoption(*names, **kwargs)
 
 
-@pytest.hookimpl(tryfirst=True)
+def _option_names(parser: pytest.Parser) -> set[str]:
+    """Option strings other plugins registered before this one (a legacy alias
+    that one of them uses is left out rather than clash)."""
+    try:
+        groups = [*parser._groups, parser._anonymous]  # noqa: SLF001 - pytest has no public listing
+        return {n for g in groups for opt in g.options for n in opt.names()}
+    except AttributeError:
+        return set()
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    # allure results go to reports/allure unless --alluredir says otherwise
-    if hasattr(config.option, "allure_report_dir") and not config.option.allure_report_dir:
-        reports = config.getoption("pgchaos_reports") or str(Path(config.rootpath) / "reports")
-        config.option.allure_report_dir = str(Path(reports) / "allure")
     for line in (
         "scenario: a disaster scenario run against the live stack",
         "target(row): the row of targets.toml the scenario is judged against",
-        "requires(feature): needs a stack feature (e.g. citus); skipped with the reason otherwise",
+        "requires(*capabilities): what the stack must offer (pooler, toxiproxy, dcs-members>=3, citus, ...); "
+        "skipped naming the missing one otherwise",
         "docker: needs a Docker engine and the stack",
     ):
         config.addinivalue_line("markers", line)
@@ -74,13 +114,88 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    profile = config.getoption("pgchaos_profile")
-    for item in items:
-        for mark in item.iter_markers("requires"):
-            feature = mark.args[0] if mark.args else ""
-            if feature == "citus" and profile != "citus":
-                item.add_marker(pytest.mark.skip(
-                    reason="needs the citus profile (Citus is not packaged in any registry reachable here)"))
+    _check_target_rows(config, items)
+    _skip_unmet_requirements(config, items)
+
+
+def _check_target_rows(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A target("row") naming no row of the table: the test fails at setup, before
+    any fixture (so before a stack is started); other tests run."""
+    marked = [(item, mark.args[0]) for item in items
+              if (mark := item.get_closest_marker("target")) is not None and mark.args]
+    if not marked:
+        return
+    from harness.errors import PgchaosError
+
+    try:
+        rows = set(_targets(config).rows)
+    except PgchaosError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    for item, row in marked:
+        if row not in rows:
+            item.stash[TARGET_ERROR_KEY] = (f"{item.nodeid}: target({row!r}) is not a row of "
+                                            f"{_targets_path(config)}; valid rows: {', '.join(sorted(rows))}")
+
+
+def _targets_path(config: pytest.Config) -> Path:
+    from harness.assets import targets_file
+
+    given = config.getoption("pgchaos_targets")
+    return Path(given) if given else targets_file()
+
+
+def _targets(config: pytest.Config) -> Any:
+    from harness.targets import load_targets
+
+    return load_targets(_targets_path(config))
+
+
+def is_scenario(item: pytest.Item) -> bool:
+    """A pgchaos scenario: marked `scenario`, or using the scenario_run fixture."""
+    return (item.get_closest_marker("scenario") is not None
+            or bool(SCENARIO_FIXTURES & set(getattr(item, "fixturenames", ()))))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Allure results under <reports>/allure, only for a session that runs scenarios."""
+    config = session.config
+    if config.option.collectonly or not any(is_scenario(item) for item in session.items):
+        return
+    from harness.report.allure_session import enable_results
+
+    enable_results(config, run_options(config).reports_dir / "allure")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    error = item.stash.get(TARGET_ERROR_KEY, None)
+    if error is not None:
+        pytest.fail(error, pytrace=False)
+
+
+def _skip_unmet_requirements(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip, naming the capability, every test that needs what the stack lacks."""
+    needing = [(item, [r for m in item.iter_markers("requires") for r in m.args]) for item in items]
+    needing = [(item, reqs) for item, reqs in needing if reqs]
+    if not needing:
+        return
+    from harness.errors import PgchaosError
+    from harness.stack.manifest import unmet
+    from harness.stack.stack import mode_capabilities
+
+    try:
+        spec = stack_spec(config)
+        caps = mode_capabilities(spec.manifest, spec.attach is not None)
+    except PgchaosError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    for item, reqs in needing:
+        try:
+            missing = unmet(reqs, caps)
+        except PgchaosError as exc:
+            raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
+        if missing:
+            item.add_marker(pytest.mark.skip(
+                reason=f"the stack ({spec.manifest.name}) lacks: {', '.join(missing)}"))
 
 
 def run_options(config: pytest.Config) -> RunOptions:
@@ -89,8 +204,8 @@ def run_options(config: pytest.Config) -> RunOptions:
     opts = RunOptions(load_users=config.getoption("pgchaos_users"),
                       timeout_multiplier=config.getoption("pgchaos_timeout_mult"),
                       seed=config.getoption("pgchaos_seed"))
-    if config.getoption("pgchaos_reports"):
-        opts.reports_dir = Path(config.getoption("pgchaos_reports"))
+    if config.getoption("pgchaos_reports"):  # otherwise ./reports of the working directory
+        opts.reports_dir = Path(config.getoption("pgchaos_reports")).resolve()
     if config.getoption("pgchaos_targets"):
         opts.targets_path = Path(config.getoption("pgchaos_targets"))
     return opts
@@ -100,9 +215,12 @@ def stack_spec(config: pytest.Config) -> Any:
     from harness.stack import StackSpec
 
     kwargs: dict[str, Any] = {"profile": config.getoption("pgchaos_profile"),
-                              "variant": config.getoption("pgchaos_variant")}
+                              "variant": config.getoption("pgchaos_variant"),
+                              "attach": config.getoption("pgchaos_attach")}
     if config.getoption("pgchaos_compose_dir"):
         kwargs["compose_dir"] = Path(config.getoption("pgchaos_compose_dir")).resolve()
+    if config.getoption("pgchaos_manifest"):
+        kwargs["manifest_path"] = Path(config.getoption("pgchaos_manifest")).resolve()
     return StackSpec(**kwargs)
 
 
@@ -119,37 +237,58 @@ def pgchaos_stack(pytestconfig: pytest.Config) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def scenario_run(request: pytest.FixtureRequest, pgchaos_stack: Stack,
-                 pgchaos_options: RunOptions) -> Callable[..., ScenarioRun]:
+def scenario_run(request: pytest.FixtureRequest, pgchaos_options: RunOptions) -> Callable[..., ScenarioRun]:
+    """A factory of ScenarioRun on the session's stack: `with scenario_run() as run: ...`.
+    The test fails on a verdict other than pass/waived even without an assert."""
     from harness.scenario import ScenarioRun
 
     mark = request.node.get_closest_marker("target")
     row = mark.args[0] if mark and mark.args else None
+    _check_row(request.config, row)  # before the stack is asked for
+    stack: Stack = request.getfixturevalue("pgchaos_stack")
 
     def make(name: str | None = None, target: str | None = row, load: bool = True) -> ScenarioRun:
         from harness.report.allure_report import AllureObserver
 
+        if target != row:
+            _check_row(request.config, target)
         observer = AllureObserver()
         observer.labels(feature=GUIDE_SECTIONS.get(target or "", "Troubleshooting"),
                         severity="critical" if target in GUIDE_SECTIONS else "normal",
                         scenario=name or request.node.name)
-        run = ScenarioRun(pgchaos_stack, name or request.node.name, target, pgchaos_options, load,
-                          observer=observer)
-        request.node.stash[VERDICTS_KEY] = run
+        run = ScenarioRun(stack, name or request.node.name, target, pgchaos_options, load, observer=observer)
+        request.node.stash.setdefault(RUNS_KEY, []).append(run)
         return run
 
     return make
 
 
+def _check_row(config: pytest.Config, row: str | None) -> None:
+    if row is None:
+        return
+    rows = _targets(config).rows
+    if row not in rows:
+        pytest.fail(f"target({row!r}) is not a row of {_targets_path(config)}; valid rows: "
+                    f"{', '.join(sorted(rows))}", pytrace=False)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
-    run = item.stash.get(VERDICTS_KEY, None)
-    if call.when == "call" and run is not None and run.verdict is not None:
-        item.config.stash[VERDICTS_KEY].append(run.verdict)
-        report = outcome.get_result()
-        from harness.scenario import verdict_message
+    runs = [run for run in item.stash.get(RUNS_KEY, []) if run.verdict is not None]
+    if call.when != "call" or not runs:
+        return
+    from harness.scenario import verdict_message
 
+    report = outcome.get_result()
+    failing = [run for run in runs if run.verdict.get("verdict") not in PASSING]
+    if failing and report.passed and not hasattr(report, "wasxfail"):
+        # a scenario is judged by its verdict, assert or not
+        report.outcome = "failed"
+        report.longrepr = "\n".join(f"pgchaos verdict of {run.name}: {verdict_message(run.verdict)}"
+                                    for run in failing)
+    for run in runs:
+        item.config.stash[VERDICTS_KEY].append(run.verdict)
         report.sections.append(("pgchaos verdict", verdict_message(run.verdict)))
         if run.observer is not None:
             run.observer.attach_scenario(run.dir, run.verdict, failed=report.failed)

@@ -8,9 +8,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from harness.assets import targets_file
 from harness.errors import PgchaosError
 
-DEFAULT_PATH: Final = Path(__file__).resolve().parent.parent / "scenarios" / "targets.toml"
+DEFAULT_PATH: Final = targets_file()  # package data, or the checkout's scenarios/targets.toml
 SOURCES: Final = ("operations-guide", "pgchaos")
 METRICS: Final = ("rto_s",)
 ROW_KEYS: Final = ("source", "guide_row", "rto_s", "rpo_s", "notes")

@@ -1,13 +1,10 @@
-"""Scenario helpers shared by the scenario modules."""
+"""Scenario helpers shared by the scenario modules (`from conftest import assert_verdict`).
+
+`assert_verdict` is the library's (`harness.assert_verdict`); it is re-exported
+here so the scenario modules keep their import."""
 
 from __future__ import annotations
 
-from typing import Any
+from harness import assert_verdict
 
-from harness.scenario import verdict_message
-
-
-def assert_verdict(verdict: dict[str, Any] | None) -> None:
-    """A scenario passes on `pass` or an explicit, bounded waiver; anything else fails."""
-    assert verdict is not None, "the scenario produced no verdict"
-    assert verdict["verdict"] in ("pass", "waived"), verdict_message(verdict)
+__all__ = ["assert_verdict"]

@@ -15,11 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness import assets
 from harness.errors import PgchaosError
-from harness.stack.spec import REPO_ROOT
 
 PR_SET_PDEATHSIG = 1
-LOCUSTFILE = REPO_ROOT / "loadtests" / "locustfile.py"
+LOCUSTFILE = assets.locustfile()
 USER_CLASSES = ("WriterUser", "ReaderUser", "VectorUser")
 
 
@@ -64,7 +64,8 @@ class LocustLoad:
         env = {
             **os.environ, "PGCHAOS_DSN": self.dsn, "PGCHAOS_HISTORY": str(self.history_path),
             "PGCHAOS_RUN_START": repr(self.run_start), "PGCHAOS_KEY_BASE": str(self.key_base),
-            "PGCHAOS_PACING_S": str(self.pacing_s), "PYTHONPATH": str(REPO_ROOT),
+            "PGCHAOS_PACING_S": str(self.pacing_s), "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(assets.import_root()), os.environ.get("PYTHONPATH")])),
         }
         log = open(self.out_dir / "locust.log", "wb")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(self.command(), env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -89,9 +89,11 @@ def worker_up(stack: Stack, name: str) -> bool:
         return False
 
 
-def _members(doc: dict[str, Any]) -> list[Member]:
+def _members(doc: dict[str, Any], citus_group: int | None = None) -> list[Member]:
     out = []
     for m in doc.get("members", []):
+        if citus_group is not None and m.get("group", citus_group) != citus_group:
+            continue  # a Citus coordinator's /cluster may list every group
         lag = m.get("lag")
         out.append(Member(name=m["name"], role=m.get("role", "unknown"), state=m.get("state", "unknown"),
                           timeline=m.get("timeline"), lag_bytes=lag if isinstance(lag, int) else None))
@@ -104,7 +106,7 @@ def discover(stack: Stack) -> Topology:
     topo = Topology()
     for group in manifest.patroni_groups:
         try:
-            topo.groups[group.name] = _members(patroni_cluster(stack, group))
+            topo.groups[group.name] = _members(patroni_cluster(stack, group), group.citus_group)
         except PgchaosError:
             topo.groups[group.name] = []
     topo.members = topo.groups.get(manifest.coordinator.name, [])

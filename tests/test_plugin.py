@@ -1,0 +1,97 @@
+"""The pytest plugin in sessions of its own (pytester): inert when unused, prefixed
+options with their old spellings, a wrong target row stopped before any stack, and
+a failing verdict failing its test without an assert. No Docker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ("pytester",)
+
+NO_CACHE = ("-p", "no:cacheprovider")
+PYTESTER_OWN = ("stdout", "stderr", "runpytest-current")  # pytester's capture files and basetemp
+
+
+def files_under(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")
+            if "__pycache__" not in p.parts and p.relative_to(root).parts[0] not in PYTESTER_OWN
+            and not p.relative_to(root).parts[0].startswith("runpytest-")}
+
+
+def test_a_session_that_uses_nothing_of_the_plugin_writes_nothing(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain="def test_one():\n    assert 1 == 1\n")
+    before = files_under(pytester.path)
+    result = pytester.runpytest_subprocess(*NO_CACHE)
+    result.assert_outcomes(passed=1)
+    assert files_under(pytester.path) == before  # no reports/, no allure results
+
+
+def test_prefixed_options_and_their_old_spellings(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_opts="""
+        def test_opts(pytestconfig):
+            print("OPTS", pytestconfig.getoption("pgchaos_timeout_mult"), pytestconfig.getoption("pgchaos_seed"),
+                  pytestconfig.getoption("pgchaos_users"))
+    """)
+    new = pytester.runpytest_subprocess(*NO_CACHE, "-s", "--pgchaos-timeout-multiplier", "1.5",
+                                        "--pgchaos-seed", "7", "--pgchaos-load-users", "0")
+    new.assert_outcomes(passed=1)
+    assert "OPTS 1.5 7 0" in new.stdout.str()
+    old = pytester.runpytest_subprocess(*NO_CACHE, "-s", "--timeout-multiplier", "2", "--seed", "8",
+                                        "--load-users", "1")
+    old.assert_outcomes(passed=1)
+    assert "OPTS 2.0 8 1" in old.stdout.str()
+
+
+def test_a_wrong_target_row_fails_before_any_stack(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("""
+        import pytest
+        from pathlib import Path
+
+        @pytest.fixture(scope="session")
+        def pgchaos_stack():
+            Path("STACK-STARTED").write_text("")
+            raise RuntimeError("no stack in this test")
+    """)
+    pytester.makepyfile(test_row="""
+        import pytest
+
+        @pytest.mark.scenario
+        @pytest.mark.target("no-such-row")
+        def test_bad_row(scenario_run):
+            with scenario_run():
+                pass
+    """)
+    result = pytester.runpytest_subprocess(*NO_CACHE)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*target('no-such-row') is not a row of *targets.toml; valid rows: *"])
+    assert not (pytester.path / "STACK-STARTED").exists()
+    # a session that runs scenarios records allure results under ./reports/allure
+    assert list((pytester.path / "reports" / "allure").glob("*-result.json"))
+
+
+def test_a_failing_verdict_fails_the_test_without_an_assert(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    pytester.makepyfile(test_verdicts=f"""
+        from pathlib import Path
+        from harness.plugin import RUNS_KEY
+
+        class Run:  # what scenario_run stashes: a ScenarioRun with its verdict
+            observer = None
+
+            def __init__(self, name, verdict):
+                self.name, self.dir = name, Path({str(reports)!r}) / "run-1" / name
+                self.verdict = {{"scenario": name, "verdict": verdict, "reasons": ["RTO 31 s > 10 s"],
+                                "rto_s": {{}}, "rpo": {{}}, "history": str(self.dir / "history.jsonl")}}
+
+        def test_failing(request):
+            request.node.stash[RUNS_KEY] = [Run("failing", "fail")]
+
+        def test_waived(request):
+            request.node.stash[RUNS_KEY] = [Run("waived", "waived")]
+    """)
+    result = pytester.runpytest_subprocess(*NO_CACHE, "--pgchaos-reports-dir", str(reports))
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*pgchaos verdict of failing: failing: fail*", "*RTO 31 s > 10 s*"])
+    assert (reports / "run-1" / "summary.json").exists()
