@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from harness.checkers import check_safe
+from harness.assets import default_reports_dir
 from harness.errors import PgchaosError
-from harness.history import HistoryWriter, Op, merge_histories, pair_invocations, write_history
+from harness.history import HistoryWriter, Op, merge_histories, write_history
 from harness.load.client import Client, key_base
 from harness.load.locust_runner import LocustLoad
 from harness.load.probe import Probe
 from harness.nemesis import Nemesis
-from harness.stack.spec import REPO_ROOT
 from harness.stack.steady_state import SteadyState, wait_for_steady_state
 from harness.stack.topology import discover
 from harness.targets import load_targets
@@ -44,7 +43,7 @@ LOG_WATCH = re.compile(r"PANIC|could not write|No space left on device|data corr
 class RunOptions:
     """Knobs shared by every scenario of a session."""
 
-    reports_dir: Path = REPO_ROOT / "reports"
+    reports_dir: Path = field(default_factory=default_reports_dir)  # ./reports of the caller, at run time
     run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
     load_users: int = 3
     probe_period_s: float = 0.04
@@ -248,20 +247,10 @@ class ScenarioRun:
         if self.target_row is not None:
             targets = load_targets(self.options.targets_path)
             target, waivers = targets.row(self.target_row), targets.waivers_for(self.target_row)
-        result = check_history(ops, target, waivers,
-                               backup_age_s=self.figures.get("backup_age_s"))
+        # one pipeline: every checker, the scenario's own checks included, composed in the verdict
+        result = check_history(ops, target, waivers, backup_age_s=self.figures.get("backup_age_s"),
+                               checks=dict(self.post_checks))
         result["history"] = str(self.dir / "history.jsonl")
-        result["scenario_checks"] = {"after-recovery": failures_after_recovery(ops, result)}
-        if result["scenario_checks"]["after-recovery"]["valid"] is False:
-            self.extra_reasons.append(result["scenario_checks"]["after-recovery"]["reason"])
-        for name, checker in self.post_checks:
-            res = check_safe(checker, ops)
-            result["scenario_checks"][name] = res
-            if res["valid"] is False:
-                self.extra_reasons.append(f"{name}: {res.get('reason') or res}")
-            elif res["valid"] != True and result["verdict"] in ("pass", "waived"):  # noqa: E712
-                result["verdict"], result["valid"] = "unknown", False
-                result["reasons"].append(f"{name} could not judge: {res.get('error')}")
         log_alerts = self.scan_logs()
         gated = [a for a in log_alerts if a["gate"]]
         reasons = list(self.extra_reasons)
@@ -316,23 +305,13 @@ class ScenarioRun:
 
 
 def failures_after_recovery(ops: list[Op], result: dict[str, Any]) -> dict[str, Any]:
-    """Writes or reads requested after the last heal and the last recovery that failed: the
-    RTO stretch only has to hold until the heal, so a router that keeps sending
-    writes to the wrong node after the heal would otherwise go unjudged."""
-    faults = result.get("faults") or []
-    if not faults:
-        return {"valid": True, "failures": 0}
-    marks = [f["healed_at"] or f["time"] for f in faults]
-    for f in faults:
-        marks += [f["time"] + v for v in (f.get("rto_s") or {}).values() if v is not None]
-    since = max(marks)
-    invoked = pair_invocations(ops)  # requests made after recovery; ones in flight across it
-    bad = [op for i, op in enumerate(ops)  # belong to the outage, as in the RTO checker
-           if op.f in ("write", "read") and op.type in ("fail", "info") and op.process != FINAL_READER
-           and (ops[invoked[i]].time if invoked[i] is not None else op.time) > since]
-    return {"valid": not bad, "since_s": round(since, 3), "failures": len(bad),
-            "reason": f"{len(bad)} writes/reads failed after every fault was healed and had recovered "
-                      f"(from {since:.1f} s; first: {bad[0].error if bad else ''})"}
+    """The after-recovery checker (harness.checkers.after_recovery) over a verdict's faults.
+
+    Writes or reads requested after the last heal and the last recovery that
+    failed; kept here for callers of the old name."""
+    from harness.checkers.after_recovery import after_recovery
+
+    return after_recovery(ops, rto_result=result, exclude_processes=(FINAL_READER,))
 
 
 def verdict_message(verdict: dict[str, Any]) -> str:

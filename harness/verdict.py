@@ -6,13 +6,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from harness.checkers import UNKNOWN, availability, check_safe, rpo, rto
+from harness.checkers import UNKNOWN, Checker, availability, check_safe, rpo, rto
+from harness.checkers.after_recovery import after_recovery
+from harness.checkers.fault_effect import fault_effect
 from harness.checkers.rto import DEFAULT_STABLE_S
+from harness.checkers.split_brain import split_brain
 from harness.history import Op, gc_paused, read_history
 from harness.targets import Target, Waiver, load_targets
 
@@ -54,7 +57,7 @@ class _Judgement:
 def _judge_rto(
     res: dict[str, Any], target: Target | None, waivers: Sequence[Waiver], j: _Judgement
 ) -> None:
-    if res["valid"] == UNKNOWN:
+    if "faults" not in res:
         j.unknown.append(f"RTO could not be judged: {res.get('error', 'no result')}")
         return
     for fault in res["faults"]:
@@ -63,6 +66,10 @@ def _judge_rto(
             value = fault["rto_s"].get(kind)
             if kind in fault.get("unobserved", ()):
                 j.notes.append(f"{name}: no {kind} completed after it; {kind} RTO not measured")
+            elif kind in fault.get("unconfirmed", ()):
+                j.unknown.append(
+                    f"{name}: {kind} recovery not confirmed: no stable stretch of ok {kind}s "
+                    f"after it (the last {kind} was ok, but {kind}s did not keep succeeding)")
             elif value is None:
                 j.failures.append(f"{name}: {kind}s never recovered")
             elif target is not None and value > target.rto_s:
@@ -125,24 +132,93 @@ def _judge_rpo(
         )
 
 
+# Checkers every history gets, in this order; scenario checks come after them.
+BUILTIN_CHECKS: Final = ("rto", "rpo", "availability", "fault-effect", "after-recovery", "split-brain")
+# Results whose reasons the verdict words itself; any other check is judged by _judge_check.
+_OWN_WORDING: Final = frozenset({"rto", "rpo", "availability", "fault-effect"})
+
+
+def run_checks(
+    ops: Sequence[Op],
+    *,
+    stable_s: float = DEFAULT_STABLE_S,
+    gap_s: float | None = None,
+    checks: Mapping[str, Checker] | None = None,
+    recorded: Mapping[str, dict[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Every checker over ``ops``, each made safe (a crash is "unknown"): Jepsen's compose.
+
+    The built-in checkers (:data:`BUILTIN_CHECKS`; split-brain only when the
+    history has ``writable`` samples), then ``checks`` (scenario checks
+    registered with ``ScenarioRun.add_check``; a name of a built-in replaces
+    it), then ``recorded``: results of scenario checks that cannot be re-run
+    from the history (closures of a finished run), applied as recorded and
+    marked ``"source": "recorded"``.
+    """
+    with gc_paused():
+        results: dict[str, dict[str, Any]] = {
+            "rto": check_safe(rto, ops, stable_s=stable_s, gap_s=gap_s),
+            "rpo": check_safe(rpo, ops),
+            "availability": check_safe(availability, ops, gap_s=gap_s),
+            "fault-effect": check_safe(fault_effect, ops),
+        }
+        if "faults" in results["rto"]:
+            results["after-recovery"] = check_safe(after_recovery, ops, rto_result=results["rto"])
+        else:
+            results["after-recovery"] = {"valid": UNKNOWN, "error": "no RTO result to start from"}
+        if any(op.f == "writable" for op in ops):
+            results["split-brain"] = check_safe(split_brain, ops)
+    for name, checker in (checks or {}).items():
+        if name == "valid":
+            raise ValueError("a check cannot be named 'valid'")
+        results[name] = {**check_safe(checker, ops), "source": "scenario"}
+    for name, res in (recorded or {}).items():
+        if name not in results and isinstance(res, dict):
+            valid = res.get("valid")
+            results[name] = {**res, "valid": valid if valid in (True, False) else UNKNOWN,
+                             "source": "recorded"}
+    return results
+
+
+def _judge_check(name: str, res: dict[str, Any], j: _Judgement) -> None:
+    if res["valid"] is False:
+        j.failures.append(res.get("reason") if name == "after-recovery" and res.get("reason")
+                          else f"{name}: {res.get('reason') or res}")
+    elif res["valid"] is not True:
+        j.unknown.append(f"{name} could not judge: {res.get('error') or res.get('reason')}")
+
+
+def _judge_fault_effect(res: dict[str, Any], j: _Judgement) -> None:
+    if res["valid"] is True:
+        return
+    if "reasons" in res:
+        j.unknown.extend(res["reasons"])
+    else:
+        j.unknown.append(f"fault-effect could not judge: {res.get('error')}")
+
+
 def check_history(
     ops: Sequence[Op],
     target: Target | None = None,
     waivers: Sequence[Waiver] = (),
     *,
     stable_s: float = DEFAULT_STABLE_S,
+    gap_s: float | None = None,
     backup_age_s: float | None = None,
+    checks: Mapping[str, Checker] | None = None,
+    recorded: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Run every checker over ``ops`` and judge them (against ``target`` when given).
+    """Run every checker over ``ops`` (:func:`run_checks`) and judge them, against ``target`` when given.
 
     ``valid`` is strict: True only for a clean pass. ``verdict`` is "waived"
     when the only failures are RTO figures over target that a waiver for the
-    row and fault covers within its bound; lost writes are never waived.
+    row and fault covers within its bound; lost writes are never waived. Any
+    checker that cannot judge (no final read, a fault with no observation that
+    it took effect, a recovery not confirmed by a stable stretch, a crash)
+    makes it "unknown" unless something failed.
     """
-    with gc_paused():
-        r_rto = check_safe(rto, ops, stable_s=stable_s)
-        r_rpo = check_safe(rpo, ops)
-        r_av = check_safe(availability, ops)
+    results = run_checks(ops, stable_s=stable_s, gap_s=gap_s, checks=checks, recorded=recorded)
+    r_rto, r_rpo, r_av, r_fe = (results[k] for k in ("rto", "rpo", "availability", "fault-effect"))
     usable = [w for w in waivers if target is not None and w.row == target.row]
 
     j = _Judgement()
@@ -150,6 +226,10 @@ def check_history(
     _judge_rpo(r_rpo, target, backup_age_s, j)
     if r_av["valid"] == UNKNOWN:
         j.unknown.append(f"availability could not be judged: {r_av.get('error')}")
+    _judge_fault_effect(r_fe, j)
+    for name, res in results.items():
+        if name not in _OWN_WORDING:
+            _judge_check(name, res, j)
 
     rpo_out = {k: r_rpo.get(k) for k in ("lost", "lost_keys", "window_s", "unknown", "unexpected")}
     for extra in ("unexpected_keys", "late", "late_keys", "duplicates", "acknowledged"):
@@ -160,8 +240,8 @@ def check_history(
 
     verdict = j.verdict
     checkers = {
-        name: {k: v for k, v in res.items() if k in ("valid", "error")}
-        for name, res in (("rto", r_rto), ("rpo", r_rpo), ("availability", r_av))
+        name: {k: v for k, v in res.items() if k in ("valid", "error", "reason", "source")}
+        for name, res in results.items()
     }
     return {
         "valid": verdict == "pass",
@@ -176,8 +256,12 @@ def check_history(
         "counts": r_av.get("counts", {}),
         "availability": {k: r_av[k] for k in ("windows", "longest") if k in r_av},
         "checkers": checkers,
+        "scenario_checks": {k: v for k, v in results.items() if k not in _OWN_WORDING},
+        "fault_effect": r_fe,
         "ops": len(ops),
         "stable_s": stable_s,
+        "gap_s": r_rto.get("gap_s"),
+        "probe_period_s": r_rto.get("probe_period_s"),
     }
 
 
@@ -187,6 +271,7 @@ def check_file(
     targets_path: Path | None = None,
     *,
     stable_s: float = DEFAULT_STABLE_S,
+    gap_s: float | None = None,
     backup_age_s: float | None = None,
 ) -> dict[str, Any]:
     """Check the history at ``path``, judged against ``target_row`` of the targets table.
@@ -201,7 +286,8 @@ def check_file(
         target = targets.row(target_row)
         waivers = targets.waivers_for(target_row)
     ops = read_history(path)
-    result = check_history(ops, target, waivers, stable_s=stable_s, backup_age_s=backup_age_s)
+    result = check_history(ops, target, waivers, stable_s=stable_s, gap_s=gap_s,
+                           backup_age_s=backup_age_s)
     result["history"] = str(path)
     return result
 

@@ -25,8 +25,9 @@ HEAL_AFTER_S = 4.0
 FAULTS = ("kill", "pause", "partition", "latency", "pg-kill", "switchover")
 
 
-def generate(path: Path, n_ops: int, seed: int = 1) -> dict[str, int]:
-    """Write about ``n_ops`` lines: client op pairs, faults, heals and a final read-all."""
+def generate(path: Path, n_ops: int, seed: int = 1, observe: bool = True) -> dict[str, int]:
+    """Write about ``n_ops`` lines: client op pairs, faults (each observed to take effect
+    when ``observe``), heals and a final read-all."""
     rng = random.Random(seed)
     acked: list[int] = []
     key = 0
@@ -63,6 +64,9 @@ def generate(path: Path, n_ops: int, seed: int = 1) -> dict[str, int]:
             node = f"pg{fault_count % 3 + 1}"
             fault_index = index
             emit("nemesis", "info", name, {"target": node})
+            if observe:
+                emit("observer", "ok", "fault-effect",
+                     {"fault": fault_index, "target": node, "evidence": "seen"}, f',"node":"{node}"')
             outage_end = t + OUTAGE_S * rng.uniform(0.3, 1.0)
             heal_at = (t + HEAL_AFTER_S, fault_index, node)
             next_fault += FAULT_EVERY_S
@@ -130,8 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak RSS     {peak_kib / 1024:.0f} MiB (before check: {rss_before / 1024:.0f} MiB)")
     print(
         f"verdict      {result['verdict']}; rto_s {result['rto_s']}; "
-        f"lost {result['rpo']['lost']}; unknown {result['rpo']['unknown']}"
+        f"lost {result['rpo']['lost']}; unknown {result['rpo']['unknown']}; gap_s {result['gap_s']}"
     )
+    for reason in result["reasons"][:3]:
+        print(f"  - {reason}")
     return 0
 
 

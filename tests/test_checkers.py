@@ -94,14 +94,36 @@ def _outage_history(t0: float, t1: float, times: list[float], f: str = "write") 
     return h
 
 
-@given(outages(), st.sampled_from(["write", "read"]))
-def test_known_outage_gives_rto(case: tuple[float, float, list[float]], f: str) -> None:
-    t0, t1, times = case
-    result = rto(_outage_history(t0, t1, times, f).ops())
-    expected = min(t for t in times if t > t1) - t0
+def _probe_history(t0: float, t1: float, period: float, f: str = "write", end: float | None = None,
+                   took: float = 0.005) -> list[Op]:
+    """One sequential client issuing ``f`` every ``period`` from 0 to ``end``; a fault at t0;
+    ops completing in (t0, t1] fail."""
+    ops: list[Op] = []
+    end = t1 + 3.0 if end is None else end
+    step, fault_done = 0, False
+    while (t := round(step * period, 9)) < end:
+        if not fault_done and t >= t0:
+            ops.append(Op(len(ops), t0, "nemesis", "info", "kill", {"target": "pg1"}))
+            fault_done = True
+        done = t + took
+        ops.append(Op(len(ops), t, 1, "invoke", f, step))
+        ops.append(Op(len(ops), done, 1, "fail" if t0 < done <= t1 else "ok", f, step))
+        step += 1
+    return ops
+
+
+@given(st.integers(min_value=50, max_value=2000), st.integers(min_value=1, max_value=1500),
+       st.sampled_from([0.02, 0.04, 0.1, 0.5]), st.sampled_from(["write", "read"]))
+def test_known_outage_gives_rto(t0_cs: int, outage_cs: int, period: float, f: str) -> None:
+    """A probe at any period: RTO is the first ok completion after the outage."""
+    t0, t1 = t0_cs / 100, (t0_cs + outage_cs) / 100
+    ops = _probe_history(t0, t1, period, f)
+    result = rto(ops)
+    expected = min(op.time for op in ops if op.f == f and op.type == "ok" and op.time > t1) - t0
     assert result["valid"] is True
     assert result["rto_s"][f] == pytest.approx(expected, abs=1e-9)
     assert result["faults"][0]["rto_s"][f] == pytest.approx(expected, abs=1e-9)
+    assert result["gap_s"][f] == pytest.approx(max(0.25, 5 * period))
 
 
 @given(outages(), st.randoms(use_true_random=False), st.integers(min_value=0, max_value=40))
@@ -137,20 +159,23 @@ def test_flapping_ok_does_not_end_the_outage() -> None:
 def test_stable_window_is_a_parameter() -> None:
     h = H().fault("kill", 10.0)
     h.write(1, "fail", 11.0).write(2, "ok", 12.0).write(3, "fail", 12.5).write(4, "ok", 14.0)
+    h.write(5, "ok", 14.2)  # oks continue to the end of the history
     ops = h.ops()
-    assert rto(ops, stable_s=0.4)["rto_s"]["write"] == pytest.approx(2.0)
-    assert rto(ops, stable_s=0.5)["rto_s"]["write"] == pytest.approx(4.0)
+    # sparse ops, seconds apart: a gap threshold above their spacing
+    assert rto(ops, stable_s=0.4, gap_s=5.0)["rto_s"]["write"] == pytest.approx(2.0)
+    assert rto(ops, stable_s=0.5, gap_s=5.0)["rto_s"]["write"] == pytest.approx(4.0)
     assert rto(ops)["rto_s"]["write"] == pytest.approx(4.0)
 
 
 def test_ops_before_or_at_the_fault_do_not_count() -> None:
     h = H().write(1, "ok", 5.0).fault("kill", 5.0).write(2, "fail", 6.0).write(3, "ok", 9.0)
+    h.write(4, "ok", 9.1)
     assert rto(h.ops())["rto_s"]["write"] == pytest.approx(4.0)
 
 
 def test_unrecovered_fault_is_invalid_and_null() -> None:
     h = H().read("ok", 1.0).write(1, "ok", 1.0).fault("kill", 2.0)
-    h.write(2, "fail", 3.0).read("ok", 3.0)
+    h.write(2, "fail", 3.0).read("ok", 3.0).read("ok", 3.1)
     result = rto(h.ops())
     assert result["valid"] is False
     assert result["rto_s"] == {"write": None, "read": pytest.approx(1.0)}
@@ -159,6 +184,7 @@ def test_unrecovered_fault_is_invalid_and_null() -> None:
 
 def test_no_ops_after_fault_is_unobserved_not_unrecovered() -> None:
     h = H().read("ok", 1.0).fault("kill", 2.0).write(1, "fail", 3.0).write(2, "ok", 4.0)
+    h.write(3, "ok", 4.1)
     result = rto(h.ops())
     assert result["valid"] is True
     assert result["faults"][0]["rto_s"]["read"] is None
@@ -168,8 +194,8 @@ def test_no_ops_after_fault_is_unobserved_not_unrecovered() -> None:
 
 def test_worst_rto_over_faults() -> None:
     h = H().fault("kill", 10.0).write(1, "fail", 11.0).write(2, "ok", 13.0)
-    h.fault("pause", 20.0).write(3, "fail", 21.0).write(4, "ok", 27.0)
-    result = rto(h.ops())
+    h.fault("pause", 20.0).write(3, "fail", 21.0).write(4, "ok", 27.0).write(5, "ok", 27.1)
+    result = rto(h.ops(), gap_s=20.0)  # ops seconds apart: their spacing is not a gap here
     assert [x["rto_s"]["write"] for x in result["faults"]] == [
         pytest.approx(3.0),
         pytest.approx(7.0),
@@ -384,8 +410,8 @@ def test_check_safe_rejects_a_result_without_validity() -> None:
 
 def test_check_safe_passes_options_and_results_through() -> None:
     h = H().fault("kill", 1.0).write(1, "fail", 2.0).write(2, "ok", 2.5).write(3, "fail", 3.0)
-    h.write(4, "ok", 6.0)
-    assert check_safe(rto, h.ops(), stable_s=0.1)["rto_s"]["write"] == pytest.approx(1.5)
+    h.write(4, "ok", 6.0).write(5, "ok", 6.1)
+    assert check_safe(rto, h.ops(), stable_s=0.1, gap_s=5.0)["rto_s"]["write"] == pytest.approx(1.5)
 
 
 def test_rto_ignores_an_ok_followed_by_an_op_that_hangs_then_fails():
@@ -402,6 +428,8 @@ def test_rto_ignores_an_ok_followed_by_an_op_that_hangs_then_fails():
         Op(4, 15.05, 1, "fail", "read", 1),
         Op(5, 20.0, 1, "invoke", "read", 1),
         Op(6, 20.02, 1, "ok", "read", 1),
+        Op(7, 20.05, 1, "invoke", "read", 1),
+        Op(8, 20.06, 1, "ok", "read", 1),
     ]
     result = rto_checker(ops, fs=("read",))
     assert abs(result["rto_s"]["read"] - 10.02) < 1e-9
@@ -440,3 +468,118 @@ def test_rto_counts_a_stall_as_an_outage():
     # the same history with fast ops only (no stall) recovers at once
     fast = [op for op in ops if op.index not in (3, 4)]
     assert rto_checker(fast, fs=("write",))["rto_s"]["write"] < 0.1
+
+
+# --- availability at probe resolution ------------------------------------------------------------
+
+
+def _writer(ops: list[Op], start: float, end: float, period: float = 0.02, process: int = 1,
+            took: float = 0.004) -> None:
+    """A sequential writer: one write every ``period`` in [start, end), each taking ``took``."""
+    t = start
+    while t < end:
+        ops.append(Op(0, t, process, "invoke", "write", None))
+        ops.append(Op(0, t + took, process, "ok", "write", None))
+        t = round(t + period, 9)
+
+
+def _numbered(ops: list[Op]) -> list[Op]:
+    ops.sort(key=lambda op: op.time)
+    for i, op in enumerate(ops):
+        op.index = i
+    return ops
+
+
+def test_a_silent_gap_with_a_write_in_flight_is_unavailability() -> None:
+    """PostgreSQL crash on the leader, as an independent 50 Hz client saw it: writes complete
+    at +0.036, +0.05, +0.07 s, then one hangs 1.1 s (no error) and the stream resumes. The old
+    checker said 0.036 s; the write in flight with no ok for 1.1 s is an outage."""
+    ops: list[Op] = [Op(0, 10.0, "nemesis", "info", "pg-kill", {"target": "coordinator-1"})]
+    _writer(ops, 0.0, 10.0)
+    for start, done in ((10.02, 10.036), (10.04, 10.05), (10.06, 10.07)):
+        ops += [Op(0, start, 1, "invoke", "write", None), Op(0, done, 1, "ok", "write", None)]
+    ops += [Op(0, 10.08, 1, "invoke", "write", None), Op(0, 11.17, 1, "ok", "write", None)]
+    _writer(ops, 11.18, 15.0)
+    ops = _numbered(ops)
+    result = rto(ops, fs=("write",))
+    assert result["valid"] is True
+    assert result["gap_s"]["write"] == pytest.approx(0.25)  # 50 Hz: the 0.25 s floor
+    assert result["rto_s"]["write"] == pytest.approx(1.17)
+    assert result["rto_s"]["write"] >= 1.1
+    (window,) = availability(ops, fs=("write",))["windows"]["write"]
+    assert (window["start"], window["end"]) == (pytest.approx(10.08), pytest.approx(11.17))
+    # the old resolution, on request: a 2 s threshold does not see the 1.1 s stall
+    assert rto(ops, fs=("write",), gap_s=2.0)["rto_s"]["write"] == pytest.approx(0.036)
+
+
+def test_a_gap_below_the_threshold_is_not_an_outage() -> None:
+    ops: list[Op] = [Op(0, 10.0, "nemesis", "info", "pg-kill", {"target": "coordinator-1"})]
+    _writer(ops, 0.0, 10.01)
+    ops += [Op(0, 10.02, 1, "invoke", "write", None), Op(0, 10.22, 1, "ok", "write", None)]
+    _writer(ops, 10.23, 13.0)
+    ops = _numbered(ops)
+    assert rto(ops, fs=("write",))["rto_s"]["write"] == pytest.approx(0.004, abs=1e-9)
+    assert availability(ops, fs=("write",))["windows"]["write"] == []
+
+
+def test_an_ok_followed_by_paused_traffic_is_not_stable() -> None:
+    """Data corruption: traffic paused at the fault; one write completes 5 ms after it; no op
+    for 30 s (restore), then traffic resumes. RTO runs to the resumed stable stretch, not 0."""
+    for heal in (39.0, None):
+        ops: list[Op] = [Op(0, 10.0, "nemesis", "info", "corruption", {"target": "worker-1"})]
+        _writer(ops, 0.0, 9.99, period=0.04)
+        ops += [Op(0, 9.999, 1, "invoke", "write", None), Op(0, 10.005, 1, "ok", "write", None)]
+        if heal is not None:
+            ops.append(Op(0, heal, "nemesis", "info", "heal", {"target": "worker-1", "fault": 0}))
+        _writer(ops, 40.0, 45.0, period=0.04, process=11)
+        ops = _numbered(ops)
+        result = rto(ops, fs=("write",))
+        assert result["rto_s"]["write"] == pytest.approx(30.004), heal
+        assert result["valid"] is True
+
+
+def test_a_lone_ok_at_the_end_is_unconfirmed_not_recovered() -> None:
+    ops: list[Op] = [Op(0, 10.0, "nemesis", "info", "kill", {"target": "coordinator-1"})]
+    _writer(ops, 0.0, 10.0)
+    ops += [Op(0, 10.5, 1, "invoke", "write", None), Op(0, 12.5, 1, "fail", "write", None),
+            Op(0, 12.6, 1, "invoke", "write", None), Op(0, 12.61, 1, "ok", "write", None)]
+    result = rto(_numbered(ops), fs=("write",))
+    assert result["valid"] == UNKNOWN
+    assert result["rto_s"]["write"] is None
+    assert result["faults"][0]["unconfirmed"] == ["write"]
+    fault = result["faults"][0]["index"]
+    assert result["unrecovered"] == [] and result["unconfirmed"] == [{"fault": fault, "f": "write"}]
+
+
+def test_probe_period_and_gap_come_from_the_history_or_the_caller() -> None:
+    ops = _probe_history(5.0, 6.0, 0.1)
+    assert rto(ops)["probe_period_s"]["write"] == pytest.approx(0.1)
+    assert rto(ops)["gap_s"]["write"] == pytest.approx(0.5)
+    assert rto(ops, probe_period_s=0.04)["gap_s"]["write"] == pytest.approx(0.25)
+    assert rto(ops, gap_s=1.5)["gap_s"]["write"] == 1.5
+    assert availability(ops, gap_s=1.5)["gap_s"]["write"] == 1.5
+
+
+def test_an_invoke_that_never_completes_is_in_flight_until_the_last_completion() -> None:
+    ops: list[Op] = [Op(0, 10.0, "nemesis", "info", "kill", {"target": "coordinator-1"})]
+    _writer(ops, 0.0, 10.0, process=1)
+    ops.append(Op(0, 10.01, 1, "invoke", "write", None))  # hangs for ever: never completes
+    _writer(ops, 0.0, 10.0, process=2)
+    ops += [Op(0, 10.01, 2, "invoke", "write", None), Op(0, 12.0, 2, "ok", "write", None)]
+    _writer(ops, 12.01, 15.0, process=2)
+    result = rto(_numbered(ops), fs=("write",))
+    assert result["rto_s"]["write"] == pytest.approx(2.0)
+
+
+def test_observations_are_neither_faults_nor_load() -> None:
+    ops = _probe_history(5.0, 6.0, 0.1)
+    plain = rto(ops)
+    (fault,) = [op.index for op in ops if op.process == "nemesis"]
+    observed = [*ops, Op(len(ops), 6.5, "observer", "ok", "fault-effect",
+                         {"fault": fault, "target": "pg1", "evidence": "gone"}, "pg1")]
+    assert [x.index for x in faults(observed)] == [fault]
+    assert rto(observed)["rto_s"] == plain["rto_s"]
+    assert "fault-effect" not in counts(observed)
+    assert availability(observed)["windows"] == availability(ops)["windows"]
+    observed[-1] = Op(len(ops), 6.5, "observer", "ok", "write", {"fault": 0}, "pg1")
+    assert rto(observed)["rto_s"] == plain["rto_s"]

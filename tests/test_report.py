@@ -40,17 +40,22 @@ def outage(
     *,
     hang_s: float = 0.0,
     lose_one: bool = False,
+    observed: bool = True,
 ) -> list[Op]:
     """Writes and reads every 0.1 s, vector searches every 0.5 s, then a final read-all.
 
     Each fault is (time, outage_s, heal time or None): ops fail for outage_s
     after it, and for its first ``hang_s`` the op under way hangs (each
-    process blocks) and fails at the end of it.
+    process blocks) and fails at the end of it. With ``observed``, the observer
+    records each fault's effect.
     """
     rows: list[tuple[float, int | str, str, str, Any]] = []
     acked: list[int] = []
-    for fault_t, _, heal_t in faults:
+    for n, (fault_t, _, heal_t) in enumerate(faults):
         rows.append((fault_t, "nemesis", "info", "kill", {"target": "coordinator-1"}))
+        if observed:  # value["fault"]: the fault's position, renumbered to its index below
+            rows.append((fault_t + 0.001, "observer", "ok", "fault-effect",
+                         {"fault": -1 - n, "target": "coordinator-1", "evidence": "not running"}))
         if heal_t is not None:
             rows.append((heal_t, "nemesis", "info", "heal", {"target": "coordinator-1"}))
     busy: dict[int, float] = {}
@@ -72,7 +77,12 @@ def outage(
     rows.append((end + 1, 9, "invoke", "read-all", None))
     rows.append((end + 1.2, 9, "ok", "read-all", acked[1:] if lose_one else acked))
     rows.sort(key=lambda r: r[0])
-    return [Op(i, t, p, typ, f, v) for i, (t, p, typ, f, v) in enumerate(rows)]  # type: ignore[arg-type]
+    ops = [Op(i, t, p, typ, f, v) for i, (t, p, typ, f, v) in enumerate(rows)]  # type: ignore[arg-type]
+    fault_indices = [op.index for op in ops if op.process == "nemesis" and op.f != "heal"]
+    for op in ops:
+        if op.process == "observer":
+            op.value["fault"] = fault_indices[-1 - op.value["fault"]]
+    return ops
 
 
 def judged(ops: list[Op], scenario: str, row: str | None = ROW, **extra: Any) -> dict[str, Any]:
@@ -214,7 +224,9 @@ def make_run(root: Path) -> Path:
 
 def test_rebuild_rejudges_and_keeps_the_run_fields(tmp_path: Path) -> None:
     run = make_run(tmp_path)
+    originals = {p: p.read_bytes() for p in run.glob("*/verdict.json")}
     rows = rebuild_run(run)
+    assert {p: p.read_bytes() for p in run.glob("*/verdict.json")} == originals  # never overwritten
     by = {r["scenario"]: r for r in rows}
     assert set(by) == {"kill_waived", "steady_state_broken", "lost_write", "no_old_verdict", "split_brain",
                        "check_unjudged", "citus_rebalance", "torn_history"}
@@ -232,13 +244,53 @@ def test_rebuild_rejudges_and_keeps_the_run_fields(tmp_path: Path) -> None:
     assert by["citus_rebalance"]["verdict"] == "skipped"
     assert json.loads((run / "summary.json").read_text()) == json.loads(json.dumps(rows))
 
-    kept = json.loads((run / "kill_waived" / "verdict.json").read_text())
+    kept = json.loads((run / "kill_waived" / "verdict.rebuilt.json").read_text())
+    assert kept["rebuilt"]["original_verdict"] == "waived"
+    assert kept["checkers"]["fault-effect"]["valid"] is True
+    split = json.loads((run / "split_brain" / "verdict.rebuilt.json").read_text())
+    assert split["scenario_checks"]["split-brain"]["source"] == "recorded"
+    assert split["checkers"]["split-brain"] == {
+        "valid": False, "reason": "coordinator-1 and coordinator-2 writable at 24.7 s", "source": "recorded"}
     assert [p["phase"] for p in kept["phases"]][:2] == ["steady-state-before", "load-start"]
     assert kept["figures"] == {"old_leader": "coordinator-1"} and kept["wall_s"] == 42.0
     assert kept["probe"]["write"]["ops"] == 400
     for name in ("kill_waived", "steady_state_broken", "lost_write", "no_old_verdict"):
-        assert png_size(run / name / "timeline.png")[0] > 0
-    assert not (run / "torn_history" / "timeline.png").exists()
+        assert png_size(run / name / "timeline.rebuilt.png")[0] > 0
+        assert not (run / name / "timeline.png").exists()
+    assert not (run / "torn_history" / "timeline.rebuilt.png").exists()
+    assert not (run / "citus_rebalance" / "verdict.rebuilt.json").exists()
+
+
+def test_rebuild_runs_the_same_pipeline_as_the_live_run(tmp_path: Path) -> None:
+    """The rebuilt verdict of a scenario is check_history's over the same history and inputs."""
+    run = make_run(tmp_path)
+    rebuild_run(run)
+    for name in ("kill_waived", "lost_write"):
+        old = json.loads((run / name / "verdict.json").read_text())
+        new = json.loads((run / name / "verdict.rebuilt.json").read_text())
+        for key in ("verdict", "rto_s", "rpo", "faults", "reasons", "checkers", "gap_s", "waivers"):
+            assert new[key] == old[key], (name, key)
+
+
+def test_rebuild_honours_a_targets_file_and_the_backup_age(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    strict = tmp_path / "strict.toml"
+    strict.write_text(f'[{ROW}]\nsource = "pgchaos"\nrto_s = 2\nrpo_s = 0\n')
+    rows = {r["scenario"]: r for r in rebuild_run(run, strict)}
+    assert rows["steady_state_broken"]["verdict"] == "fail"
+    rebuilt = json.loads((run / "lost_write" / "verdict.rebuilt.json").read_text())
+    assert any("target 2.000 s" in r for r in rebuilt["reasons"])
+    assert rows["kill_waived"]["verdict"] == "fail"  # no waiver in that table
+    # the backup age comes from the run's figures
+    ops = outage(((5.0, 3.0, 9.0),), lose_one=True)
+    d = tmp_path / "dr" / "cluster_loss"
+    d.mkdir(parents=True)
+    write_history(d / "history.jsonl", ops)
+    old = judged(ops, "cluster_loss", row="complete-cluster-loss")
+    old["figures"] = {"backup_age_s": 90000.0}
+    (d / "verdict.json").write_text(json.dumps(old))
+    (row,) = rebuild_run(tmp_path / "dr")
+    assert row["verdict"] == "fail" and row["backup_age_s"] == 90000.0
 
 
 def test_rebuild_twice_is_stable(tmp_path: Path) -> None:

@@ -25,18 +25,25 @@ def run(
     lost: bool = False,
     read_all: bool = True,
     read_outage_s: float | None = None,
+    observed: bool = True,
 ) -> list[Op]:
-    """Writes and reads every 0.5 s for 60 s; a fault at 10 s; both fail for ``outage_s``."""
+    """Writes and reads every 0.5 s for 60 s; a fault at 10 s; both fail for ``outage_s``.
+
+    With ``observed``, the observer records that the fault took effect.
+    """
     ops: list[Op] = []
 
-    def add(t: float, process: int | str, typ: str, f: str, value: Any) -> None:
-        ops.append(Op(len(ops), t, process, typ, f, value))  # type: ignore[arg-type]
+    def add(t: float, process: int | str, typ: str, f: str, value: Any, node: str | None = None) -> None:
+        ops.append(Op(len(ops), t, process, typ, f, value, node))  # type: ignore[arg-type]
 
     fault_t, acked = 10.0, []
     for step in range(1, 121):
         t = step * 0.5
         if abs(t - fault_t) < 1e-9:
             add(t, "nemesis", "info", fault, {"target": "pg1"})
+            if observed:
+                add(t + 0.001, "observer", "ok", "fault-effect",
+                    {"fault": len(ops) - 1, "target": "pg1", "evidence": "pg1 not running"}, "pg1")
         down_w = fault_t < t <= fault_t + outage_s
         down_r = fault_t < t <= fault_t + (outage_s if read_outage_s is None else read_outage_s)
         add(t, 1, "invoke", "write", step)
@@ -81,7 +88,9 @@ def test_contract_keys() -> None:
     assert (fault["f"], fault["target"], fault["healed_at"]) == ("kill", "pg1", 61.0)
     assert result["target"]["rto_s"] == 10 and result["target"]["row"] == ROW
     assert result["counts"]["write"] == {"ok": 114, "fail": 6, "info": 0}
-    assert set(result["checkers"]) == {"rto", "rpo", "availability"}
+    assert {"rto", "rpo", "availability", "fault-effect", "after-recovery"} <= set(result["checkers"])
+    assert result["gap_s"] == {"write": pytest.approx(2.5), "read": pytest.approx(2.5)}
+    assert result["fault_effect"]["faults"][0]["observed"] is True
     json.dumps(result, allow_nan=False)
 
 
@@ -149,8 +158,10 @@ def test_no_ops_after_fault_is_noted_not_failed() -> None:
         Op(0, 1.0, 1, "ok", "write", 1),
         Op(1, 1.1, 2, "ok", "read", 1),
         Op(2, 2.0, "nemesis", "info", "kill", {"target": "pg1"}),
-        Op(3, 5.0, 1, "ok", "write", 2),
-        Op(4, 6.0, 3, "ok", "read-all", [1, 2]),
+        Op(3, 2.1, "observer", "ok", "fault-effect", {"fault": 2, "target": "pg1", "evidence": "x"}),
+        Op(4, 5.0, 1, "ok", "write", 2),
+        Op(5, 5.1, 1, "ok", "write", 3),
+        Op(6, 6.0, 3, "ok", "read-all", [1, 2, 3]),
     ]
     result = judge(ops)
     assert result["verdict"] == "pass"
@@ -247,3 +258,88 @@ def test_check_file_malformed_history(tmp_path: Path) -> None:
 )
 def test_exit_code(verdict: str, code: int) -> None:
     assert exit_code({"verdict": verdict}) == code
+
+
+def test_a_fault_without_observation_is_unknown_never_pass() -> None:
+    result = judge(run(outage_s=3.0, observed=False))
+    assert (result["valid"], result["verdict"], exit_code(result)) == (False, "unknown", 1)
+    (fault,) = result["faults"]
+    assert f"fault {fault['index']} (kill on pg1): no observation that it took effect" in result["reasons"]
+    assert result["checkers"]["fault-effect"]["valid"] == "unknown"
+    # the same history, observed, passes; a failing run stays a failure
+    assert judge(run(outage_s=3.0))["verdict"] == "pass"
+    assert judge(run(fault="pause", outage_s=12.0, observed=False))["verdict"] == "fail"
+
+
+def test_an_observation_that_saw_nothing_is_unknown_with_its_evidence() -> None:
+    ops = run(outage_s=3.0)
+    (obs,) = [op for op in ops if op.process == "observer"]
+    obs.type, obs.value = "fail", {**obs.value, "evidence": "pg1 still running, leader unchanged"}
+    result = judge(ops)
+    assert result["verdict"] == "unknown"
+    assert any("pg1 still running, leader unchanged" in r for r in result["reasons"])
+
+
+def test_observations_do_not_disturb_the_figures() -> None:
+    plain, observed = judge(run(outage_s=3.0, observed=False)), judge(run(outage_s=3.0))
+    for key in ("rto_s", "rpo", "counts", "availability"):
+        assert plain[key] == observed[key], key
+    assert [f["rto_s"] for f in plain["faults"]] == [f["rto_s"] for f in observed["faults"]]
+
+
+def test_unconfirmed_recovery_is_unknown() -> None:
+    ops = [
+        Op(0, 1.0, 1, "ok", "write", 1),
+        Op(1, 2.0, "nemesis", "info", "kill", {"target": "pg1"}),
+        Op(2, 2.1, "observer", "ok", "fault-effect", {"fault": 1, "target": "pg1", "evidence": "x"}),
+        Op(3, 5.0, 1, "ok", "write", 2),  # a lone ok, then the history ends
+        Op(4, 6.0, 3, "ok", "read-all", [1, 2]),
+    ]
+    result = judge(ops)
+    assert result["verdict"] == "unknown"
+    assert any("write recovery not confirmed" in r for r in result["reasons"])
+
+
+def test_scenario_checks_are_composed_into_the_verdict() -> None:
+    ops = run(outage_s=3.0)
+    bad = judge(ops, checks={"shard-isolation": lambda ops: {"valid": False, "reason": "2 on worker-1"}})
+    assert bad["verdict"] == "fail" and "shard-isolation: 2 on worker-1" in bad["reasons"]
+    assert bad["checkers"]["shard-isolation"] == {"valid": False, "reason": "2 on worker-1",
+                                                  "source": "scenario"}
+
+    def broken(ops: Any) -> dict[str, Any]:
+        raise RuntimeError("boom")
+
+    unjudged = judge(ops, checks={"broken": broken})
+    assert unjudged["verdict"] == "unknown"
+    assert any(r.startswith("broken could not judge: RuntimeError: boom") for r in unjudged["reasons"])
+    good = judge(ops, checks={"fine": lambda ops: {"valid": True}})
+    assert good["verdict"] == "pass" and good["scenario_checks"]["fine"]["valid"] is True
+    recorded = judge(ops, recorded={"closure": {"valid": False, "reason": "seen live"}})
+    assert recorded["verdict"] == "fail"
+    assert recorded["scenario_checks"]["closure"]["source"] == "recorded"
+
+
+def test_writes_failing_after_recovery_fail_the_run() -> None:
+    ops = run(outage_s=3.0)
+    next(op for op in ops if op.f == "heal").time = 20.0  # healed (and recovered) long before 40 s
+    late = next(op for op in ops if op.f == "write" and op.type == "ok" and op.time > 40)
+    late.type = "fail"
+    ops[-1].value = [k for k in ops[-1].value if k != late.value]
+    result = judge(ops)
+    assert result["verdict"] == "fail"
+    assert result["scenario_checks"]["after-recovery"]["failures"] == 1
+    assert any("failed after every fault was healed" in r for r in result["reasons"])
+
+
+def test_cli_check_takes_a_targets_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    path, targets = tmp_path / "history.jsonl", tmp_path / "targets.toml"
+    write_history(path, run(outage_s=3.0))
+    targets.write_text('[strict]\nsource = "pgchaos"\nrto_s = 2\nrpo_s = 0\n')
+    assert main(["check", str(path), "--target", "strict", "--targets", str(targets)]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["verdict"] == "fail" and result["target"]["row"] == "strict"
+    assert main(["check", str(path), "--target", ROW]) == 0
+    assert json.loads(capsys.readouterr().out)["verdict"] == "pass"

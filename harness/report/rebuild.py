@@ -1,13 +1,19 @@
 """`pgchaos report RUN_DIR`: re-judge a finished run from its histories.
 
-For each scenario directory: the checkers run again over history.jsonl
-against the target row its verdict.json names, the fields that only the live
-run could know (phases, figures, steady state, log alerts, ...) are kept, and
-a verdict that the run forced to "fail" for a steady-state, log-gate or
-scenario-check reason stays "fail". Scenario checks (``scenario_checks``,
-registered per scenario with ``ScenarioRun.add_check``) are not re-run: their
-recorded results are applied again. Then verdict.json, timeline.png,
-summary.json/.md and junit.xml are written anew.
+For each scenario directory: the same verdict pipeline as the live run
+(:func:`harness.verdict.check_history`: every checker composed) runs again over
+history.jsonl with the run's inputs — the target row its verdict.json names
+(waivers and rows from ``--targets FILE`` when given), the backup age from
+its figures, its stable window. Scenario checks registered in code
+(``ScenarioRun.add_check``) are closures that cannot be re-run from the
+history: their recorded results are composed again as they were, marked
+``"source": "recorded"``. The fields only the live run could know (phases,
+figures, steady state, log alerts, ...) are kept, and a verdict the run forced
+to "fail" for a steady-state or log-gate reason stays "fail".
+
+The original verdict.json is never overwritten: the new verdict goes to
+verdict.rebuilt.json beside it and its picture to timeline.rebuilt.png; the
+run's summary.json/.md and junit.xml are written from the rebuilt verdicts.
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ from harness.report.junit import write_junit
 from harness.report.summary import write_summary
 from harness.report.timeline import render_timeline
 from harness.targets import load_targets
-from harness.verdict import check_history
+from harness.verdict import BUILTIN_CHECKS, check_history
 
 HISTORY: Final = "history.jsonl"
 VERDICT: Final = "verdict.json"
-TIMELINE: Final = "timeline.png"
+REBUILT: Final = "verdict.rebuilt.json"
+TIMELINE: Final = "timeline.rebuilt.png"
+# Built-in checks that run on every history: never taken from a recorded verdict.
+ALWAYS_RUN: Final = tuple(c for c in BUILTIN_CHECKS if c != "split-brain")
 # Reasons ScenarioRun adds from outside the history; they force "fail".
 RUN_REASONS: Final = ("steady state", "log gate")
 
@@ -45,62 +54,55 @@ def _load_json(path: Path) -> dict[str, Any]:
     return doc
 
 
-def run_reasons(old: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """Reasons of ``old`` from outside ``check_history``: (forcing "fail", forcing "unknown").
-
-    The first: steady state, log gate and failed scenario checks; the second:
-    scenario checks that could not judge.
-    """
-    checks = {k: v for k, v in (old.get("scenario_checks") or {}).items() if isinstance(v, dict)}
-    failed = {f"{name}: ": f"{name}: {res.get('reason') or res}"
-              for name, res in checks.items() if res.get("valid") is False}
+def run_reasons(old: dict[str, Any]) -> list[str]:
+    """Reasons of ``old`` from outside the history (steady state, log gate): they force "fail"."""
     alerts = [a for a in old.get("log_alerts") or [] if isinstance(a, dict) and a.get("gate")]
-    failed.update({f"log gate: {a.get('service')}: {a.get('line')}": "" for a in alerts})
-    prefixes = RUN_REASONS + tuple(failed)
-    reasons = [r for r in old.get("reasons") or [] if isinstance(r, str) and r.startswith(prefixes)]
-    for prefix, text in failed.items():
-        if not any(r.startswith(prefix) for r in reasons):
-            reasons.append(text or prefix)
+    gated = [f"log gate: {a.get('service')}: {a.get('line')}" for a in alerts]
+    reasons = [r for r in old.get("reasons") or [] if isinstance(r, str) and r.startswith(RUN_REASONS)]
+    reasons += [g for g in gated if g not in reasons]
     if (old.get("steady_state") or {}).get("after") is False and not any(
             r.startswith("steady state") for r in reasons):
         reasons.append("steady state did not return after heal-all (as recorded by the run)")
-    unjudged = [f"{name} could not judge: {res.get('error')}" for name, res in checks.items()
-                if res.get("valid") not in (True, False)]
-    return reasons, unjudged
+    return reasons
+
+
+def recorded_checks(old: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Scenario checks of ``old``, to be composed as recorded where the pipeline does not
+    re-run them (a built-in that runs again on this history replaces its recorded result)."""
+    checks = old.get("scenario_checks") or {}
+    return {name: res for name, res in checks.items()
+            if isinstance(res, dict) and name not in ALWAYS_RUN}
 
 
 def rejudge(scenario_dir: Path, old: dict[str, Any],
             targets_path: Path | None = None) -> tuple[dict[str, Any], list[Op] | None]:
-    """The new verdict of one scenario (and its ops, None when the history is unreadable).
-
-    The checkers run over history.jsonl against the row ``old`` names; the
-    fields only the live run knew are kept from ``old``.
-    """
+    """The rebuilt verdict of one scenario (and its ops, None when the history is unreadable)."""
     row = (old.get("target") or {}).get("row")
     target, waivers = None, []
     if row is not None:
         targets = load_targets(targets_path)
         target, waivers = targets.row(row), targets.waivers_for(row)
     history = scenario_dir / HISTORY
-    backup_age = (old.get("rpo") or {}).get("backup_age_s", (old.get("figures") or {}).get("backup_age_s"))
+    backup_age = (old.get("figures") or {}).get("backup_age_s", (old.get("rpo") or {}).get("backup_age_s"))
+    recorded = recorded_checks(old)
     ops: list[Op] | None = None
     try:
         ops = read_history(history)
         new = check_history(ops, target, waivers, stable_s=old.get("stable_s", DEFAULT_STABLE_S),
-                            backup_age_s=backup_age)
+                            backup_age_s=backup_age, recorded=recorded)
     except HistoryFormatError as e:
-        new = check_history([], target, waivers)
+        new = check_history([], target, waivers, recorded=recorded)
         new.update(valid=False, verdict="unknown", reasons=[f"history could not be read: {e}"])
     new["history"] = str(history)
-    forced, unjudged = run_reasons(old)
-    if unjudged and new["verdict"] in ("pass", "waived"):
-        new["verdict"], new["valid"] = "unknown", False
-        new["reasons"] = new["reasons"] + unjudged
+    forced = run_reasons(old)
     if forced:
         new["reasons"] = forced + [r for r in new["reasons"] if r not in forced]
         new["verdict"], new["valid"] = "fail", False
     new.update({k: v for k, v in old.items() if k not in new})
     new.setdefault("scenario", scenario_dir.name)
+    new["rebuilt"] = {"from": str(scenario_dir / VERDICT) if old else None,
+                      "original_verdict": old.get("verdict"),
+                      "recorded_checks": sorted(recorded)}
     return new, ops
 
 
@@ -110,10 +112,11 @@ def _scenario_dirs(run_dir: Path) -> list[Path]:
 
 
 def rebuild_run(run_dir: Path, targets_path: Path | None = None) -> list[dict[str, Any]]:
-    """Re-judge every scenario of ``run_dir``; write the verdicts, timelines, summary and junit.xml.
+    """Re-judge every scenario of ``run_dir``; write verdict.rebuilt.json, timeline.rebuilt.png,
+    the summary and junit.xml (from the rebuilt verdicts).
 
     A scenario directory without history.jsonl keeps its verdict.json as it is
-    (e.g. a skipped scenario). Returns the summary rows.
+    (e.g. a skipped scenario). verdict.json itself is never written. Returns the summary rows.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -121,6 +124,8 @@ def rebuild_run(run_dir: Path, targets_path: Path | None = None) -> list[dict[st
     dirs = _scenario_dirs(run_dir)
     if not dirs:
         raise PgchaosError(f"{run_dir}: no scenario directory with a {HISTORY} or {VERDICT}")
+    if targets_path is not None:
+        load_targets(targets_path)  # a bad table is reported before anything is written
     verdicts = []
     for d in dirs:
         old = _load_json(d / VERDICT)
@@ -128,7 +133,7 @@ def rebuild_run(run_dir: Path, targets_path: Path | None = None) -> list[dict[st
             verdicts.append({"scenario": d.name, **old})
             continue
         verdict, ops = rejudge(d, old, targets_path)
-        (d / VERDICT).write_text(json.dumps(verdict, indent=2, default=str))
+        (d / REBUILT).write_text(json.dumps(verdict, indent=2, default=str))
         if ops is not None:
             render_timeline(d / HISTORY, verdict, d / TIMELINE, ops=ops)
         verdicts.append(verdict)
@@ -146,5 +151,5 @@ def main_report(run_dir: str, targets_path: str | None = None) -> int:
     rows = rebuild_run(path, None if targets_path is None else Path(targets_path))
     sys.stdout.write((path / "summary.md").read_text())
     print(f"\nwritten: {path / 'summary.md'}, {path / 'summary.json'}, {path / 'junit.xml'}, "
-          f"<scenario>/{VERDICT} and <scenario>/{TIMELINE}")
+          f"<scenario>/{REBUILT} and <scenario>/{TIMELINE} (every {VERDICT} left as the run wrote it)")
     return 0 if all(r.get("verdict") in ("pass", "waived") for r in rows) else 1

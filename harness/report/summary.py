@@ -35,6 +35,7 @@ def summary_row(verdict: dict[str, Any]) -> dict[str, Any]:
         "reason": reason,
         "wall_s": verdict.get("wall_s"),
         "figures": verdict.get("figures", {}),
+        "rebuilt": bool(verdict.get("rebuilt")),
     }
 
 
