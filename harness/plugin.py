@@ -100,6 +100,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "requires(*capabilities): what the stack must offer (pooler, toxiproxy, dcs-members>=3, citus, ...); "
         "skipped naming the missing one otherwise",
         "docker: needs a Docker engine and the stack",
+        "citus: a scenario of the Citus profile (run them with -m citus --stack-profile citus)",
     ):
         config.addinivalue_line("markers", line)
     config.stash[VERDICTS_KEY] = []
@@ -188,6 +189,7 @@ def _skip_unmet_requirements(config: pytest.Config, items: list[pytest.Item]) ->
         caps = mode_capabilities(spec.manifest, spec.attach is not None)
     except PgchaosError as exc:
         raise pytest.UsageError(str(exc)) from None
+    no_citus = _citus_unavailable(spec)
     for item, reqs in needing:
         try:
             missing = unmet(reqs, caps)
@@ -196,6 +198,22 @@ def _skip_unmet_requirements(config: pytest.Config, items: list[pytest.Item]) ->
         if missing:
             item.add_marker(pytest.mark.skip(
                 reason=f"the stack ({spec.manifest.name}) lacks: {', '.join(missing)}"))
+        elif no_citus and "citus" in reqs:
+            item.add_marker(pytest.mark.skip(reason=no_citus))
+
+
+def _citus_unavailable(spec: Any) -> str | None:
+    """Why a stack that needs the Citus image cannot be provisioned here (None: it can)."""
+    from harness.errors import PgchaosError
+    from harness.stack.images import citus_source
+
+    if spec.manifest.images != "citus" or spec.attach is not None:
+        return None
+    try:
+        citus_source()
+    except PgchaosError as exc:
+        return str(exc)
+    return None
 
 
 def run_options(config: pytest.Config) -> RunOptions:

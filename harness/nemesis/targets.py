@@ -103,7 +103,8 @@ def resolve_link(stack: Stack, role: str, links: list[str]) -> str:
         valid = sorted({*links, *roles})
         raise PgchaosError(f"unknown link {role!r}; valid: {', '.join(valid) or 'none (no toxiproxy)'}")
     if "{member}" in pattern:
-        return pattern.format(member=resolve_node(stack, "primary"))
+        group = role if role in {g.name for g in stack.manifest.worker_groups} else ""
+        return pattern.format(member=resolve_node(stack, f"primary@{group}" if group else "primary"))
     return pattern
 
 

@@ -99,3 +99,68 @@ def ensure_images(compose_dir: Path, progress: Progress = print) -> str:
             env={**os.environ, "DOCKER_BUILDKIT": "0"},
         )
     return tag
+
+
+# -- the Citus image (profile "citus") ------------------------------------------------------
+
+CITUS_DEB_ENV = "PGCHAOS_CITUS_DEB"
+CITUS_IMAGE_ENV = "PGCHAOS_CITUS_IMAGE"
+CITUS_REPOSITORY_ENV = "PGCHAOS_CITUS_REPOSITORY"
+CITUS_NEEDED = (f"the citus profile needs the Citus packages (Citus for PostgreSQL 17), which no registry reachable "
+                f"here carries: "
+                f"set {CITUS_DEB_ENV}=/path/to/postgresql-17-citus….deb, or {CITUS_IMAGE_ENV}=IMAGE (an image "
+                f"with it), or {CITUS_REPOSITORY_ENV}=1 where the Citus package repository is reachable")
+
+
+def citus_source() -> tuple[str, str]:
+    """Where Citus comes from: ("image", REF), ("file", DEB) or ("repository", URL-or-1); one line if nowhere."""
+    image = os.environ.get(CITUS_IMAGE_ENV, "").strip()
+    if image:
+        return "image", image
+    deb = os.environ.get(CITUS_DEB_ENV, "").strip()
+    if deb:
+        path = Path(deb)
+        if not path.is_file() or not path.name.startswith("postgresql-17-citus") or path.suffix != ".deb":
+            raise PgchaosError(f"{CITUS_DEB_ENV}={deb!r}: not a postgresql-17-citus….deb file")
+        return "file", str(path.resolve())
+    repository = os.environ.get(CITUS_REPOSITORY_ENV, "").strip()
+    if repository:
+        return "repository", repository
+    raise PgchaosError(CITUS_NEEDED)
+
+
+def ensure_citus_image(citus_dir: Path, base_tag: str, progress: Progress = print) -> str:
+    """The Citus image to run: the one named, or the reference image plus Citus from a package."""
+    kind, where = citus_source()
+    if kind == "image":
+        if not _image_exists(where):
+            raise PgchaosError(f"{CITUS_IMAGE_ENV}={where}: no such image on this engine")
+        return where
+    dockerfile = citus_dir / "image" / "Dockerfile"
+    digest = hashlib.sha256(dockerfile.read_bytes() + base_tag.encode() + kind.encode())
+    if kind == "file":
+        digest.update(Path(where).read_bytes())
+    else:
+        digest.update(where.encode())
+    ref = f"{IMAGE_PREFIX}/postgres-citus:{digest.hexdigest()[:12]}"
+    if _image_exists(ref):
+        return ref
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="pgchaos-citus-") as tmp:
+        context = Path(tmp)
+        shutil.copy(dockerfile, context / "Dockerfile")
+        (context / "packages").mkdir()
+        if kind == "file":
+            shutil.copy(where, context / "packages" / Path(where).name)
+        else:
+            (context / "packages" / ".none").write_text("")
+        args = ["--build-arg", f"BASE_IMAGE={IMAGE_PREFIX}/postgres:{base_tag}",
+                "--build-arg", f"CITUS_SOURCE={kind}"]
+        if kind == "repository" and where != "1":
+            args += ["--build-arg", f"CITUS_REPOSITORY={where}"]
+        progress(f"building image {ref} (Citus from {'package ' + Path(where).name if kind == 'file' else kind})")
+        _run(["docker", "build", "-q", "--force-rm", "--label", "io.pgchaos.owner=pgchaos", *args,
+              "-t", ref, "-t", f"{IMAGE_PREFIX}/postgres-citus:latest", str(context)],
+             "docker build postgres-citus", env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    return ref

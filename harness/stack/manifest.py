@@ -77,7 +77,7 @@ class Toxiproxy:
     api_port: int = 8474
     client: str | None = None  # pooler -> router
     replication: str | None = None  # pattern with {member}: the link that member's replicas use
-    workers: dict[str, str] = field(default_factory=dict)  # worker group -> coordinator->worker link
+    workers: dict[str, str] = field(default_factory=dict)  # worker group -> its link ({member}: its primary)
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,8 @@ class Manifest:
     pooler: Pooler | None = None
     toxiproxy: Toxiproxy | None = None
     monitoring: Monitoring | None = None
-    images: str | None = None  # "reference": build pgchaos's own images first
+    images: str | None = None  # "reference": pgchaos's own images; "citus": those plus the Citus image
+    schema_sql: str | None = None  # the stack's own schema, run once the stack is healthy (idempotent)
     config_dir: str | None = None  # copied per run; variants overlay it
     variants_dir: str | None = "variants"
     loop_volumes: bool = False
@@ -293,13 +294,17 @@ def load_manifest(path: str | Path) -> Manifest:
     top = _Reader(path, doc, "", {"stack", "database", "groups", "router", "pooler", "dcs",
                                   "toxiproxy", "monitoring", "load"})
     stack = top.sub("stack", {"name", "compose_files", "images", "config_dir", "variants_dir",
-                              "loop_volumes", "volume_size_mb", "features", "tools_service"},
+                              "loop_volumes", "volume_size_mb", "features", "tools_service", "schema_sql"},
                     required=True)
     assert stack is not None
     compose_files = stack.names("compose_files", ["docker-compose.yml"])
     images = stack.get("images", str, None)
-    if images not in (None, "reference"):
-        raise stack.fail("images", 'must be "reference" (build pgchaos\'s images) or left out')
+    if images not in (None, "reference", "citus"):
+        raise stack.fail("images", 'must be "reference" (build pgchaos\'s images), "citus" (and the '
+                         "Citus image) or left out")
+    schema_sql = stack.get("schema_sql", str, None)
+    if schema_sql is not None and not (path.parent / schema_sql).is_file():
+        raise stack.fail("schema_sql", f"file not found: {path.parent / schema_sql}")
 
     db = top.sub("database", {"name", "user_env", "password_env", "defaults"}, required=True)
     assert db is not None
@@ -400,7 +405,8 @@ def load_manifest(path: str | Path) -> Manifest:
         toxiproxy=toxi, monitoring=monitoring, images=images, config_dir=stack.get("config_dir", str, None),
         variants_dir=stack.get("variants_dir", str, "variants"),
         loop_volumes=stack.get("loop_volumes", bool, False), volume_size_mb=size, features=features,
-        load_setup_sql=load_sql, load_clients=clients, tools_service=stack.get("tools_service", str, None))
+        schema_sql=schema_sql, load_setup_sql=load_sql, load_clients=clients,
+        tools_service=stack.get("tools_service", str, None))
     for name in compose_files:
         if not (manifest.dir / name).is_file():
             raise stack.fail("compose_files", f"file not found: {manifest.dir / name}")

@@ -64,7 +64,9 @@ class StackSpec:
 
     @property
     def manifest_file(self) -> Path:
-        return self.manifest_path if self.manifest_path is not None else self.compose_dir / MANIFEST_NAME
+        if self.manifest_path is not None:
+            return self.manifest_path
+        return self.compose_dir / ("citus" if self.profile == "citus" else "") / MANIFEST_NAME
 
     @cached_property
     def manifest(self) -> Manifest:
@@ -81,11 +83,6 @@ class StackSpec:
     def validate(self) -> Manifest:
         if self.profile not in PROFILES:
             raise PgchaosError(f"unknown profile {self.profile!r}; valid: {', '.join(PROFILES)}")
-        if self.profile == "citus":
-            raise PgchaosError(
-                "profile 'citus' needs the Citus packages, which no reachable registry "
-                "provides here; use --profile local"
-            )
         manifest = self.manifest
         if self.variant is not None:
             valid = variants(manifest)

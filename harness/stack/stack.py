@@ -99,6 +99,7 @@ class Stack:
         self.detached = detached
         self.progress = progress
         self.image_tag = "latest"
+        self.citus_image = ""
         self._docker: docker.DockerClient | None = None
         if self.attached:
             self.project = self.spec.attach or ""
@@ -219,6 +220,8 @@ class Stack:
     def preflight(self) -> None:
         """What can be checked before any engine work: the run's state folder, every
         manifest service in the compose files, host ports free and on 127.0.0.1."""
+        if self.manifest.images == "citus":
+            images.citus_source()  # one line saying what to provide when there is no Citus package or image
         self._write_state()
         try:
             check_against_services(self.manifest, self.deployment.services(every_profile=True))
@@ -233,9 +236,11 @@ class Stack:
         self.preflight()
         self._write_state()
         self.docker  # noqa: B018 - fails early with one line when no engine answers
-        if self.manifest.images == "reference":
+        if self.manifest.images in ("reference", "citus"):
             self.image_tag = images.ensure_images(spec_module.COMPOSE_DIR, self.progress)
-            self._write_env()
+        if self.manifest.images == "citus":
+            self.citus_image = images.ensure_citus_image(self.manifest.dir, self.image_tag, self.progress)
+        self._write_env()
         self.deployment.write_owner_override(
             self.override_file, ownership_labels(self.run_id, os.getpid(), self.detached))
         self._write_meta()
@@ -295,6 +300,7 @@ class Stack:
             "PGCHAOS_OWNER_PID": str(os.getpid()),
             "PGCHAOS_DETACHED": "true" if self.detached else "false",
             "PGCHAOS_IMAGE_TAG": self.image_tag,
+            **({"PGCHAOS_CITUS_IMAGE": self.citus_image} if self.citus_image else {}),
             "PGCHAOS_DATA": str(self.state_dir / "data"),
             "PGCHAOS_CONFIG": str(self.config_dir),
             "PGCHAOS_BACKUPS": str(self.backups_dir),
@@ -317,10 +323,38 @@ class Stack:
         """The load's own schema, and the guide's sample rows on a stack that has the guide's tables."""
         from harness.load.schema import create_load_schema
 
+        if self.manifest.schema_sql:
+            self.run_schema_sql(self.manifest.dir / self.manifest.schema_sql)
         setup = self.manifest.load_setup_sql
         create_load_schema(self.dsn(via="router"), self.manifest.dir / setup if setup else None)
         if "guide-schema" in self.capabilities():
             self.seed()
+
+    def run_schema_sql(self, path: Path, timeout_s: float = 120.0) -> None:
+        """The stack's own schema (idempotent), retried while the formation settles
+        (Citus: until Patroni has registered every worker group's primary)."""
+        import psycopg
+
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                with psycopg.connect(self.dsn(via="router", connect_timeout=3), autocommit=True) as conn:
+                    if self.manifest.capabilities().get("citus"):
+                        groups = conn.execute("SELECT count(DISTINCT groupid) FROM pg_dist_node "
+                                              "WHERE noderole = 'primary' AND isactive AND groupid > 0"
+                                              ).fetchone()[0]
+                        if groups < len(self.manifest.worker_groups):
+                            last = f"{groups}/{len(self.manifest.worker_groups)} worker groups in pg_dist_node"
+                            time.sleep(1.0)
+                            continue
+                    with conn.transaction():
+                        conn.execute(path.read_text())
+                return
+            except psycopg.Error as exc:
+                last = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                time.sleep(1.0)
+        raise PgchaosError(f"{path.name} could not be applied in {timeout_s:.0f} s: {last}")
 
     def drop_load_schema(self) -> None:
         from harness.load.schema import drop_load_schema
