@@ -106,8 +106,8 @@ def ensure_images(compose_dir: Path, progress: Progress = print) -> str:
 CITUS_DEB_ENV = "PGCHAOS_CITUS_DEB"
 CITUS_IMAGE_ENV = "PGCHAOS_CITUS_IMAGE"
 CITUS_REPOSITORY_ENV = "PGCHAOS_CITUS_REPOSITORY"
-CITUS_NEEDED = (f"the citus profile needs the Citus packages (Citus for PostgreSQL 17), which no registry reachable "
-                f"here carries: "
+CITUS_NEEDED = (f"the citus profile needs the Citus packages (Citus for PostgreSQL 17), which no registry "
+                f"reachable here carries: "
                 f"set {CITUS_DEB_ENV}=/path/to/postgresql-17-citus….deb, or {CITUS_IMAGE_ENV}=IMAGE (an image "
                 f"with it), or {CITUS_REPOSITORY_ENV}=1 where the Citus package repository is reachable")
 
