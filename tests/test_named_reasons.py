@@ -13,7 +13,8 @@ from harness.stack import Stack, StackSpec
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("offset_env")]
 
 
-def test_replication_refused_is_named_with_the_log_line() -> None:
+def test_replication_refused_is_named_with_the_log_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGCHAOS_UP_TIMEOUT", "45")  # the replicas never become healthy: no need to wait 3 min
     with pytest.raises(PgchaosError) as err, Stack(StackSpec(variant="replication-refused"),
                                                    progress=lambda msg: None):
         pass

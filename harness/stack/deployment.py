@@ -147,15 +147,16 @@ class ComposeDeployment:
         return out
 
     # -- lifecycle ---------------------------------------------------------------------
-    def up(self) -> None:
+    def up(self, timeout_s: float = 180.0) -> None:
+        """`docker compose up --wait`, bounded: every service running and healthy within `timeout_s`."""
         if not self.provisioned:
             self.require_running()
             return
-        try:
-            self.compose.start()
-        except subprocess.CalledProcessError as exc:
-            detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
-            raise PgchaosError(f"docker compose up failed: {' | '.join(detail)}") from None
+        proc = self._compose("up", "--detach", "--wait", "--wait-timeout", str(int(timeout_s)),
+                             timeout=timeout_s + 60)
+        if proc.returncode != 0:
+            detail = [line for line in proc.stderr.strip().splitlines() if line.strip()][-3:]
+            raise PgchaosError(f"docker compose up failed: {' | '.join(detail) or 'no output'}")
 
     def require_running(self, services: list[str] | None = None) -> None:
         found = self.containers()

@@ -10,10 +10,12 @@ another state folder are judged correctly too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness.stack import volumes
@@ -93,16 +95,30 @@ def liveness(client: Any) -> dict[str, bool]:
     return live
 
 
+def _run_dirs() -> dict[str, Path]:
+    """Project -> its run folder (a swarm run's project is its stack name, not pgchaos-RUN)."""
+    out: dict[str, Path] = {}
+    if runs_dir().exists():
+        for run in runs_dir().iterdir():
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                out[json.loads((run / "run.json").read_text())["project"]] = run
+    return out
+
+
 def collect(everything: bool = False) -> GcReport:
     """Remove leftovers of dead runs (or of every run with everything=True)."""
+    from harness.stack.swarm import collect_swarm
+
     client = docker_client()
     report = GcReport()
+    report.projects += collect_swarm(everything, progress=lambda msg: None)  # before their mounts go
+    dirs = _run_dirs()
     for project, alive in sorted(liveness(client).items()):
         if alive and not everything:
             report.kept.append(project)
             continue
         remove_project_resources(client, project)
-        run_dir = runs_dir() / project.removeprefix("pgchaos-")
+        run_dir = dirs.get(project, runs_dir() / project.removeprefix("pgchaos-"))
         for mount in volumes.mounts_under(run_dir):
             volumes.unmount(mount)
             report.mounts.append(str(mount))
@@ -114,7 +130,9 @@ def collect(everything: bool = False) -> GcReport:
 def leaked_mounts() -> list[str]:
     """Loop mounts under this state folder that belong to no live run (CI's
     last check: a live stack of someone else's is not a leak)."""
-    live = {p.removeprefix("pgchaos-") for p, alive in liveness(docker_client()).items() if alive}
+    dirs = _run_dirs()
+    live = {dirs[p].name if p in dirs else p.removeprefix("pgchaos-")
+            for p, alive in liveness(docker_client()).items() if alive}
     root = runs_dir()
     return [str(m) for m in volumes.mounts_under(root)
             if m.resolve().relative_to(root.resolve()).parts[0] not in live]

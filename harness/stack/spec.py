@@ -17,6 +17,10 @@ PROFILES = {
     "local": "PostgreSQL + pgvector, Patroni, etcd, HAProxy, PgBouncer, Toxiproxy, Prometheus (Debian packages)",
     "citus": "Citus coordinator/worker groups under Patroni's Citus mode (needs Citus packages)",
 }
+ENGINES = {
+    "compose": "docker compose (the default)",
+    "swarm": "Docker Swarm: `docker stack deploy` of the stack file beside the manifest (docker-stack.yml)",
+}
 DATA_NODES = ("coordinator-1", "coordinator-2", "coordinator-3", "worker-1", "worker-2")
 COORDINATORS = DATA_NODES[:3]
 WORKERS = DATA_NODES[3:]
@@ -61,6 +65,8 @@ class StackSpec:
     variant: str | None = None
     attach: str | None = None
     ports: Ports = field(default_factory=Ports)
+    engine: str = "compose"  # ENGINES
+    stack_name: str | None = None  # swarm: the stack's name (default postgres-mesh, or $PGCHAOS_SWARM_STACK)
 
     @property
     def manifest_file(self) -> Path:
@@ -83,6 +89,10 @@ class StackSpec:
     def validate(self) -> Manifest:
         if self.profile not in PROFILES:
             raise PgchaosError(f"unknown profile {self.profile!r}; valid: {', '.join(PROFILES)}")
+        if self.engine not in ENGINES:
+            raise PgchaosError(f"unknown engine {self.engine!r}; valid: {', '.join(ENGINES)}")
+        if self.engine == "swarm" and self.attach is not None:
+            raise PgchaosError("--attach works with --engine compose only; the swarm engine provisions its stack")
         manifest = self.manifest
         if self.variant is not None:
             valid = variants(manifest)

@@ -76,13 +76,17 @@ def check_ports_free(published: list[tuple[str, str, int]]) -> None:
                     "PGCHAOS_<NAME>_PORT variable the compose file reads") from None
 
 
-def mode_capabilities(manifest: Manifest, attached: bool) -> dict[str, int]:
+def mode_capabilities(manifest: Manifest, attached: bool, engine: str = "compose") -> dict[str, int]:
     """The manifest's capabilities in a mode: an attached stack is not ours, so it has
-    no loop volumes to fill and no one-shot tools run in the user's project."""
+    no loop volumes to fill and no one-shot tools run in the user's project. The
+    swarm engine adds "swarm" (and has no one-shot tools)."""
     caps = manifest.capabilities()
     if attached:
         caps.pop("loop-volumes", None)
         caps.pop("tools", None)
+    if engine == "swarm":
+        caps.pop("tools", None)
+        caps["swarm"] = 1
     return caps
 
 
@@ -100,6 +104,7 @@ class Stack:
         self.progress = progress
         self.image_tag = "latest"
         self.citus_image = ""
+        self.up_timeout_s = float(os.environ.get("PGCHAOS_UP_TIMEOUT", "180"))
         self._docker: docker.DockerClient | None = None
         if self.attached:
             self.project = self.spec.attach or ""
@@ -107,9 +112,18 @@ class Stack:
         else:
             self.project = f"pgchaos-{self.run_id}"
             files = [*self.manifest.compose_files, str(self.override_file)]
-        self.deployment = ComposeDeployment(
-            self.project, self.manifest.dir, files,
-            env_file=None if self.attached else self.env_file, provisioned=not self.attached)
+        self.deployment: Any
+        if self.spec.engine == "swarm":
+            from harness.stack.swarm import DEFAULT_STACK, SwarmDeployment
+
+            self.project = self.spec.stack_name or os.environ.get("PGCHAOS_SWARM_STACK") or DEFAULT_STACK
+            self.deployment = SwarmDeployment(
+                self.project, self.manifest.dir, self.manifest, self.spec.ports, env_file=self.env_file,
+                override_file=self.override_file, state_dir=self.state_dir, progress=progress)
+        else:
+            self.deployment = ComposeDeployment(
+                self.project, self.manifest.dir, files,
+                env_file=None if self.attached else self.env_file, provisioned=not self.attached)
 
     # -- paths -------------------------------------------------------------
     @property
@@ -146,7 +160,7 @@ class Stack:
         return self._docker
 
     def capabilities(self) -> dict[str, int]:
-        return mode_capabilities(self.manifest, self.attached)
+        return mode_capabilities(self.manifest, self.attached, self.spec.engine)
 
     def missing(self, requirements: list[str] | tuple[str, ...]) -> list[str]:
         """Requirements of a scenario that this stack (in this mode) does not meet."""
@@ -250,7 +264,7 @@ class Stack:
             volumes.create(self.data_image(node), self.data_mount(node), self.manifest.volume_size_mb)
         self.progress(f"docker compose up ({self.project})")
         try:
-            self.deployment.up()
+            self.deployment.up(timeout_s=self.up_timeout_s)
         except PgchaosError as exc:
             raise PgchaosError(f"{exc}; {self.why_unhealthy()}") from None
 
@@ -315,6 +329,7 @@ class Stack:
             "manifest": str(self.manifest.path), "compose_dir": str(self.manifest.dir),
             "compose_files": list(self.manifest.compose_files),
             "ports": self.spec.ports.__dict__, "image_tag": self.image_tag,
+            "engine": self.spec.engine,
         }
         (self.state_dir / "run.json").write_text(json.dumps(meta, indent=2))
 
@@ -482,7 +497,9 @@ class Stack:
             raise PgchaosError(f"{metas[-1]}: corrupt run.json ({exc}); remove it with `pgchaos gc`") from None
         manifest = Path(meta["manifest"]) if meta.get("manifest") else None
         spec = StackSpec(profile=meta["profile"], compose_dir=Path(meta["compose_dir"]),
-                         manifest_path=manifest, variant=meta["variant"], ports=ports)
+                         manifest_path=manifest, variant=meta["variant"], ports=ports,
+                         engine=meta.get("engine", "compose"),
+                         stack_name=meta["project"] if meta.get("engine") == "swarm" else None)
         stack = cls(spec, run_id=meta["run_id"], detached=meta["detached"], progress=progress)
         stack.image_tag = meta["image_tag"]
         return stack

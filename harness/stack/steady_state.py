@@ -78,19 +78,26 @@ def check_services(stack: Stack) -> Check:
     return Check("services", ok, detail, {"services": sorted(containers)})
 
 
-# Log lines that say why a member is not doing its job (newest wins).
-WHY = re.compile(r"FATAL|PANIC|ERROR|could not|no pg_hba\.conf entry|password authentication failed", re.I)
+# Log lines that say why a member is not doing its job, most telling first; the
+# newest line of the first kind found wins. REST API noise (a health check's
+# connection reset) says nothing about the member and is skipped.
+WHY = (
+    re.compile(r"FATAL|PANIC|no pg_hba\.conf entry|pg_hba\.conf rejects|password authentication failed"),
+    re.compile(r"\bERROR\b|could not|No space left on device", re.I),
+)
+NOISE = re.compile(r"ConnectionResetError|BrokenPipeError|Exception happened during processing of request")
 
 
-def last_error(stack: Stack, service: str, tail: int = 300) -> str | None:
+def last_error(stack: Stack, service: str, tail: int = 400) -> str | None:
     """The newest log line of a service that says what went wrong, if any."""
     try:
-        text = stack.logs(service, tail=tail)
+        lines = [line for line in stack.logs(service, tail=tail).splitlines() if not NOISE.search(line)]
     except Exception:
         return None
-    for line in reversed(text.splitlines()):
-        if WHY.search(line):
-            return line.strip()[:240]
+    for pattern in WHY:
+        for line in reversed(lines):
+            if pattern.search(line):
+                return line.strip()[:240]
     return None
 
 
@@ -229,6 +236,36 @@ def check_workers(topo: Topology) -> Check:
     return Check("workers", not down, f"down: {down}" if down else "all workers accept connections")
 
 
+def check_citus(stack: Stack, topo: Topology) -> list[Check]:
+    """The guide's Citus health checks on the coordinator: every node reaches every
+    other (citus_check_cluster_node_health) and the active workers are exactly
+    the worker groups' primaries (citus_get_active_worker_nodes)."""
+    from harness.stack import citus
+
+    dsn = stack.dsn(via="router", connect_timeout=3)
+
+    def health() -> Check:
+        rows = citus.node_health(dsn)
+        bad = [f"{r['from']}->{r['to']}" for r in rows if not r["ok"]]
+        return Check("citus_node_health", bool(rows) and not bad,
+                     f"{len(rows) - len(bad)}/{len(rows)} node pairs ok" + (f"; failing: {bad}" if bad else ""),
+                     {"failing": bad, "pairs": len(rows)})
+
+    def active() -> Check:
+        workers = citus.active_workers(dsn)
+        prim = citus.primaries(dsn)
+        want = {g.citus_group for g in stack.manifest.worker_groups if g.citus_group is not None}
+        missing = sorted(want - set(prim))
+        ok = not missing and sorted(workers) == sorted(prim.values())
+        leaders = {g.name: topo.group_leaders(g.name) for g in stack.manifest.worker_groups}
+        return Check("citus_active_workers", ok,
+                     f"active workers {workers}; primaries in pg_dist_node by group {prim}"
+                     + (f"; worker groups without a primary: {missing}" if missing else "")
+                     + f"; Patroni leaders {leaders}", {"active": workers, "primaries": prim})
+
+    return [_guard("citus_node_health", health), _guard("citus_active_workers", active)]
+
+
 def check_router(stack: Stack) -> Check:
     router = stack.manifest.router
     url = f"http://{stack.endpoint(router.service, router.health_port)}/health"
@@ -241,6 +278,10 @@ def steady_state(stack: Stack) -> SteadyState:
     topo = discover(stack)
     manifest = stack.manifest
     checks = [_guard("services", lambda: check_services(stack))]
+    if getattr(stack.deployment, "engine", "compose") == "swarm":  # `docker stack services NAME`
+        from harness.stack.swarm import steady_check
+
+        checks.append(_guard("swarm_replicas", lambda: steady_check(stack)))
     for group in manifest.patroni_groups:
         checks.append(check_leader(topo, group.name, _suffix(stack, group.name)))
         checks.append(_guard(f"replicas_streaming{_suffix(stack, group.name)}",
@@ -253,6 +294,8 @@ def steady_state(stack: Stack) -> SteadyState:
         checks.append(_guard("pgbouncer_pools", lambda: check_pools(stack)))
     if manifest.worker_groups:
         checks.append(check_workers(topo))
+    if stack.capabilities().get("citus"):
+        checks += check_citus(stack, topo)
     if stack.loop_members:
         checks.append(_guard("disk_space", lambda: check_disk(stack)))
     try:
