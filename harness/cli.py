@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
+from harness import assets
 from harness.errors import PgchaosError
-from harness.stack.spec import COMPOSE_DIR, PROFILES, REPO_ROOT
+from harness.stack.spec import PROFILES
 
 Handler = Callable[[argparse.Namespace], int]
+STACK_COMMANDS = ("up", "status", "run", "certify", "drill", "inject", "heal")
 
 
 def _progress(msg: str) -> None:
@@ -22,26 +26,31 @@ def _progress(msg: str) -> None:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    return subprocess.call(["bash", str(COMPOSE_DIR / "scripts" / "setup-host.sh")])
+    return subprocess.call(["bash", str(assets.compose_dir() / "scripts" / "setup-host.sh")])
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from harness.stack import Stack, StackSpec
+    from harness.stack import Stack
     from harness.stack.gc import collect
-    from harness.stack.stack import check_ports_free, runs_dir
+    from harness.stack.stack import runs_dir
 
-    spec = StackSpec(profile=args.profile, variant=args.variant)
+    spec = _spec(args, variant=args.variant)
     spec.validate()
+    if spec.attach is not None:  # nothing to bring up: check the running stack and show it
+        stack = Stack(spec, progress=_progress)
+        stack.connect()
+        return _print_status(stack, args.json)
     if runs_dir().exists() and any(runs_dir().glob("*/run.json")):
         running = ", ".join(p.parent.name for p in runs_dir().glob("*/run.json"))
         raise PgchaosError(f"a stack is already up ({running}); run `pgchaos down` first")
-    check_ports_free(dict(spec.ports.__dict__))
-    gc = collect()
-    if gc.projects:
-        _progress(str(gc))
     stack = Stack(spec, detached=True, progress=_progress)
     t0 = time.monotonic()
+    stack.preflight()  # bad input: one line, nothing created
+    stack.docker  # noqa: B018 - no engine: one line, nothing created
     try:
+        gc = collect()
+        if gc.projects:
+            _progress(str(gc))
         stack.start()
     except BaseException:
         from harness.session import stop_uninterrupted
@@ -53,13 +62,42 @@ def cmd_up(args: argparse.Namespace) -> int:
     return cmd_status(argparse.Namespace(json=args.json, run_id=stack.run_id))
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    from harness.stack import Stack, steady_state
+def _spec(args: argparse.Namespace, variant: str | None = None) -> Any:
+    from pathlib import Path
 
-    stack = Stack.attach(getattr(args, "run_id", None), progress=_progress)
+    from harness.stack import StackSpec
+
+    manifest = getattr(args, "manifest", None)
+    return StackSpec(profile=getattr(args, "profile", "local"), variant=variant,
+                     manifest_path=Path(manifest).resolve() if manifest else None,
+                     attach=getattr(args, "attach", None), engine=getattr(args, "engine", None) or "compose")
+
+
+def _stack(args: argparse.Namespace) -> Any:
+    """The stack a command works on: `--manifest FILE --attach` names a running
+    stack of the user's; otherwise the one `pgchaos up` started."""
+    from harness.stack import Stack
+
+    if getattr(args, "attach", None) is not None:
+        stack = Stack(_spec(args), progress=_progress)
+        stack.connect()
+        return stack
+    if getattr(args, "manifest", None):
+        raise PgchaosError("--manifest without --attach names no running stack: use `pgchaos up --manifest "
+                           "FILE` first, or add --attach for a stack you started")
+    return Stack.attach(getattr(args, "run_id", None), progress=_progress)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    return _print_status(_stack(args), args.json)
+
+
+def _print_status(stack: Any, as_json: bool) -> int:
+    from harness.stack import steady_state
+
     state = steady_state(stack)
     doc = {"run_id": stack.run_id, "project": stack.project, **state.as_dict()}
-    if args.json:
+    if as_json:
         print(json.dumps(doc, indent=2, default=str))
     else:
         print(f"stack {stack.project}: {'HEALTHY' if state.healthy else 'UNHEALTHY'}")
@@ -90,17 +128,18 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from harness.verdict import check_file, exit_code
 
-    result = check_file(args.history, target_row=args.target)
+    targets = None if args.targets is None else Path(args.targets)
+    result = check_file(args.history, target_row=args.target, targets_path=targets)
     print(json.dumps(result, indent=2))
     return exit_code(result)
 
 
-def _detached() -> Any:
-    from harness.stack import Stack
-
-    return Stack.attach(progress=_progress)
+def _detached(args: argparse.Namespace | None = None) -> Any:
+    return _stack(args or argparse.Namespace())
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -142,7 +181,7 @@ def scenario_names() -> dict[str, str]:
     import ast
 
     found = {}
-    for path in sorted((REPO_ROOT / "scenarios").glob("test_*.py")):
+    for path in sorted(assets.scenarios_dir().glob("test_*.py")):
         doc = ast.get_docstring(ast.parse(path.read_text())) or ""
         found[path.stem.removeprefix("test_")] = doc.strip().splitlines()[0] if doc else ""
     return found
@@ -154,16 +193,18 @@ def cmd_inject(args: argparse.Namespace) -> int:
     from harness.progress import spinner
 
     Nemesis.fault(args.fault)  # an unknown fault is named before any stack is looked for
-    params = parse_params(args.param or [])
-    stack = _detached()
-    record = inject(stack, args.fault, args.target, params)
+    params = parse_params(args.param or [], args.fault)
+    stack = _detached(args)
+    t0 = time.monotonic()
+    record = inject(stack, args.fault, args.target, params)  # returns once its effect was looked for
     out = {"injected": record}
     if args.duration is not None:
         with spinner(f"{args.fault} on {record['target']} for {args.duration:.0f} s"):
-            time.sleep(args.duration)
+            time.sleep(max(0.0, args.duration - (time.monotonic() - t0)))
         out["healed"] = heal(stack, str(record["id"]))
     print(json.dumps(out) if args.json else
           f"injected #{record['id']}: {record['fault']} on {record['target']}"
+          + _effect_text(record.get("effect"))
           + (" (healed)" if "healed" in out else f"; heal with: pgchaos heal {record['id']}"))
     return 0
 
@@ -173,16 +214,57 @@ def cmd_heal(args: argparse.Namespace) -> int:
 
     if args.id is None and not args.all:
         raise PgchaosError("say which fault to heal (pgchaos heal ID) or --all")
-    healed = heal(_detached(), None if args.all else args.id)
+    healed = heal(_detached(args), None if args.all else args.id)
     names = ", ".join("#{id} {fault} {target}".format(**r) for r in healed) or "nothing active"
     print(json.dumps({"healed": healed}) if args.json else
           f"healed: {names}" + ("; every container running, links clean, disks freed" if args.all else ""))
     return 0
 
 
+def _effect_text(effect: dict[str, Any] | None) -> str:
+    if not effect:
+        return ""
+    return f" ({'took effect' if effect['seen'] else 'NO EFFECT SEEN'}: {effect['evidence']})"
+
+
+def _default_sigint() -> None:
+    """In the child before exec: Ctrl-C's default disposition, whatever the parent
+    inherited (a background job of a non-interactive shell starts with SIGINT
+    ignored, and Python then installs no KeyboardInterrupt handler)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _pytest(paths: list[str], extra: list[str]) -> int:
-    return subprocess.call([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *paths, *extra],
-                           cwd=REPO_ROOT)
+    """pytest in a child that gets Ctrl-C like a terminal would give it; on our own
+    Ctrl-C we wait for its teardown (subprocess.call would SIGKILL it, leaving its stack).
+
+    `paths` are relative to where the scenarios ship (the checkout, or the installed
+    package's data); the child runs in the caller's working directory, so reports go to
+    ./reports there. From an installed package no pytest configuration of the
+    surroundings applies (the checkout's own pyproject.toml does)."""
+    import signal
+
+    root = assets.assets_root()
+    isolate = [] if assets.checkout_root() else ["--rootdir", str(assets.scenarios_dir()), "-c", os.devnull]
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *isolate,
+                             *(str(root / p) for p in paths), *extra], preexec_fn=_default_sigint)
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            if not _terminal_foreground():  # a terminal's Ctrl-C reached the child already
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGINT)
+            print("pgchaos: interrupted; waiting for pytest to remove what it started", file=sys.stderr)
+
+
+def _terminal_foreground() -> bool:
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError):
+        return False
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -190,27 +272,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     unknown = [n for n in args.scenario if n not in names]
     if unknown:
         raise PgchaosError(f"unknown scenario {unknown[0]!r}; valid: {', '.join(names)}")
-    return _pytest([f"scenarios/test_{n}.py" for n in args.scenario], args.pytest_args)
+    return _pytest([f"scenarios/test_{n}.py" for n in args.scenario],
+                   _stack_args(args) + _reports_args(args) + args.pytest_args)
+
+
+def _reports_args(args: argparse.Namespace) -> list[str]:
+    reports = getattr(args, "reports_dir", None)
+    return ["--pgchaos-reports-dir", str(Path(reports).resolve())] if reports else []
+
+
+def _stack_args(args: argparse.Namespace) -> list[str]:
+    """--manifest / --attach handed on to the pytest plugin."""
+    out = []
+    if getattr(args, "manifest", None):
+        out += ["--manifest", str(args.manifest)]
+    if getattr(args, "attach", None) is not None:
+        out += [f"--attach={args.attach}"]
+    if getattr(args, "engine", None) not in (None, "compose"):
+        out += ["--pgchaos-engine", args.engine]
+    return out
 
 
 def cmd_certify(args: argparse.Namespace) -> int:
     from harness.certify import certify
 
-    return certify(args.repeat, args.pytest_args, _pytest)
+    reports = Path(args.reports_dir).resolve() if getattr(args, "reports_dir", None) else None
+    return certify(args.repeat, _stack_args(args) + args.pytest_args, _pytest, reports)
 
 
 def cmd_soak(args: argparse.Namespace) -> int:
     if args.minutes <= 0:
         raise PgchaosError("--minutes must be positive")
     os.environ["PGCHAOS_SOAK_MINUTES"] = str(args.minutes)
-    extra = ["-s"] + (["--seed", str(args.seed)] if args.seed is not None else [])
+    extra = ["-s"] + (["--pgchaos-seed", str(args.seed)] if args.seed is not None else [])
+    if assets.checkout_root() is None:
+        raise PgchaosError("pgchaos soak runs tests/test_random_schedules.py of a checkout of the repository; "
+                           "this installation has none (clone it and pip install -e .)")
     return _pytest(["tests/test_random_schedules.py"], extra)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report.rebuild import main_report
 
-    return main_report(args.run_dir)
+    return main_report(args.run_dir, args.targets)
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
@@ -234,7 +338,8 @@ def cmd_drill(args: argparse.Namespace) -> int:
             if answer == "s":
                 return "skip"
 
-    verdict = run_drill(_detached(), args.scenario, decide, print, REPO_ROOT / "reports")
+    reports = Path(args.reports_dir) if args.reports_dir else assets.default_reports_dir()
+    verdict = run_drill(_detached(args), args.scenario, decide, print, reports)
     rto, rpo = verdict.get("rto_s", {}), verdict.get("rpo", {})
     target = verdict.get("target") or {}
     summary = {"verdict": verdict.get("verdict"), "rto_s": rto, "target_rto_s": target.get("rto_s"),
@@ -261,11 +366,22 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="pgchaos", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"pgchaos {assets.version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Handler, help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(handler=handler)
+        if name in STACK_COMMANDS:
+            p.add_argument("--manifest", default=None, metavar="FILE",
+                           help="the stack manifest (TOML); default: the reference stack's")
+            p.add_argument("--attach", nargs="?", const="", default=None, metavar="PROJECT",
+                           help="use a stack that is already running (its compose project; found from "
+                                "the manifest's services when not named); pgchaos removes nothing of it")
+        if name in ("up", "run", "certify"):
+            p.add_argument("--engine", default="compose", choices=("compose", "swarm"),
+                           help="deployment engine: compose (default) or swarm (docker stack deploy of "
+                                "docker-stack.yml beside the manifest, stack postgres-mesh)")
         return p
 
     add("setup", cmd_setup, "install and start what the host needs (Docker engine, compose)")
@@ -282,7 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="also remove live and detached stacks")
     p = add("check", cmd_check, "run the checkers on a history file and print the verdict JSON")
     p.add_argument("history", help="history JSONL file")
-    p.add_argument("--target", default=None, metavar="ROW", help="row of scenarios/targets.toml")
+    p.add_argument("--target", default=None, metavar="ROW", help="row of the targets table")
+    p.add_argument("--targets", default=None, metavar="FILE",
+                   help="RTO/RPO table (default scenarios/targets.toml)")
     p = add("list", cmd_list, "faults, targets, scenarios and drills")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = add("inject", cmd_inject, "inject a fault into the stack of `pgchaos up` (game day)")
@@ -296,28 +414,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", nargs="?", default=None, help="fault id printed by inject")
     p.add_argument("--all", action="store_true", help="heal everything")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p = add("run", cmd_run, "run scenarios by name (pytest underneath; reports under reports/)")
+    p = add("run", cmd_run, "run scenarios by name (pytest underneath; reports under ./reports)")
+    p.add_argument("--reports-dir", default=None, metavar="DIR", help="where reports go (default ./reports)")
     p.add_argument("scenario", nargs="+", help="scenario name (pgchaos list)")
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: more pytest options")
     p = add("certify", cmd_certify, "run the whole catalogue and write the report; non-zero exit "
             "when a target fails without a waiver")
     p.add_argument("--repeat", type=int, default=1, metavar="N", help="run everything N times; "
                    "report verdict flips and the RTO spread")
+    p.add_argument("--reports-dir", default=None, metavar="DIR", help="where reports go (default ./reports)")
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: more pytest options")
     p = add("soak", cmd_soak, "random fault schedules for N minutes (Hypothesis; seed printed)")
     p.add_argument("--minutes", type=float, required=True, metavar="N", help="how long to soak")
     p.add_argument("--seed", type=int, default=None, metavar="N", help="replay a printed seed")
-    p = add("report", cmd_report, "rebuild summary, JUnit and pictures from a run directory")
+    p = add("report", cmd_report, "re-judge a run from its histories: verdict.rebuilt.json per "
+            "scenario (verdict.json is kept), summary, JUnit and pictures")
     p.add_argument("run_dir", help="reports/<run-id>")
+    p.add_argument("--targets", default=None, metavar="FILE",
+                   help="RTO/RPO table (default scenarios/targets.toml)")
     p = add("drill", cmd_drill, "walk through the guide's runbook for a disaster, timing each step")
+    p.add_argument("--reports-dir", default=None, metavar="DIR", help="where reports go (default ./reports)")
     p.add_argument("scenario", help="drill name (pgchaos list)")
     p.add_argument("--yes", action="store_true", help="run every step without asking")
     p.add_argument("--json", action="store_true", help="machine-readable summary")
     return parser
 
 
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Arguments after `--` of `run` and `certify` go to pytest as they are."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] in ("run", "certify") and "--" in argv:
+        cut = argv.index("--")
+        args = parser.parse_args(argv[:cut])
+        args.pytest_args = [*args.pytest_args, *argv[cut + 1:]]
+        return args
+    return parser.parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     try:
         return args.handler(args)
     except PgchaosError as exc:
@@ -331,6 +467,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pgchaos: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug or an unforeseen failure: one line, never a traceback
+        detail = " ".join(str(exc).split()) or "(no message)"
+        print(f"pgchaos: {type(exc).__name__}: {detail} (PGCHAOS_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        if os.environ.get("PGCHAOS_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        return 2
 
 
 if __name__ == "__main__":

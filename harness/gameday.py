@@ -14,7 +14,9 @@ from typing import Any
 from harness.errors import PgchaosError
 from harness.history import HistoryWriter, read_history
 from harness.nemesis import CATALOGUE, Nemesis
-from harness.nemesis.faults import FILL_FILE, ensure_running
+from harness.nemesis.faults import FILL_FILE, check_params, ensure_running
+from harness.nemesis.swarm_faults import SWARM_FAULTS
+from harness.nemesis.swarm_faults import repair as swarm_repair
 from harness.stack.stack import Stack
 
 
@@ -50,27 +52,37 @@ def _history(stack: Stack) -> HistoryWriter:
                          index_offset=offset)
 
 
-def parse_params(pairs: list[str]) -> dict[str, str]:
+def parse_params(pairs: list[str], fault: str | None = None) -> dict[str, str]:
+    """`--param K=V` pairs; with the fault's name, checked against what it takes."""
     params = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise PgchaosError(f"--param takes key=value, not {pair!r}")
         params[key] = value
+    if fault is not None:
+        check_params(Nemesis.fault(fault), params)
     return params
 
 
 def inject(stack: Stack, fault: str, target: str, params: dict[str, str]) -> dict[str, Any]:
-    """Inject one fault and remember it so that a later `pgchaos heal` can undo it."""
-    Nemesis.fault(fault)  # an unknown name fails before anything is written
+    """Inject one fault and remember it so that a later `pgchaos heal` can undo it.
+    The look at its effect is waited for (and recorded) before this returns:
+    `record["effect"]` says what was seen."""
+    check_params(Nemesis.fault(fault), params)  # an unknown name fails before anything is written
     with _history(stack) as history:
-        active = Nemesis(stack, history).inject(fault, target, **params)
+        nem = Nemesis(stack, history)
+        active = nem.inject(fault, target, **params)
+        effect = nem.observed(active)
     record = {"id": active.id, "fault": fault, "target": active.target, "role": target,
-              "params": params, "time": active.time}
+              "params": params, "time": active.time, "effect": effect}
     faults = load_active(stack)
     faults[str(active.id)] = record
     _save_active(stack, faults)
     return record
+
+
+SWARM_FAULT_NAMES = frozenset(f.name for f in SWARM_FAULTS)
 
 
 def _repair(nem: Nemesis, record: dict[str, Any]) -> None:
@@ -90,7 +102,9 @@ def _repair(nem: Nemesis, record: dict[str, Any]) -> None:
         if container.id not in {c.id for c in network.containers}:
             network.connect(container, aliases=[target])
     elif fault == "etcd-outage":
-        ensure_running(nem.owned("etcd"))
+        ensure_running(nem.owned(target))  # the DCS member it stopped
+    elif fault in SWARM_FAULT_NAMES:  # the swarm engine's: wait for Swarm, scale back, start the edge
+        swarm_repair(nem, record)
     elif CATALOGUE[fault].kind == "node":
         ensure_running(nem.owned(target))
 

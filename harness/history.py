@@ -35,7 +35,10 @@ except ImportError:  # orjson is an optional speed-up
 OpType = Literal["invoke", "ok", "fail", "info"]
 OP_TYPES: Final = frozenset({"invoke", "ok", "fail", "info"})
 NEMESIS: Final = "nemesis"
+OBSERVER: Final = "observer"  # what was seen of a fault's effect (f "fault-effect")
+NAMED_PROCESSES: Final = frozenset({NEMESIS, OBSERVER})
 HEAL: Final = "heal"
+FAULT_REFS: Final = frozenset({HEAL, "fault-effect"})  # ops whose value["fault"] names a fault op
 REQUIRED_FIELDS: Final = ("index", "time", "process", "type", "f", "value")
 
 
@@ -120,9 +123,9 @@ def op_from_dict(d: Any, line: int = 0, prev_index: int | None = None) -> Op:
         raise HistoryFormatError(line, f"'time' must be a number, got {_type_name(t)}")
     if not math.isfinite(t) if tt is float else abs(t) > 2**53:
         raise HistoryFormatError(line, f"'time' must be a finite number of seconds, got {t}")
-    if type(process) is not int and process != NEMESIS:
+    if type(process) is not int and process not in NAMED_PROCESSES:
         raise HistoryFormatError(
-            line, f"'process' must be an integer or \"nemesis\", got {process!r}"
+            line, f"'process' must be an integer or \"nemesis\" (or \"observer\"), got {process!r}"
         )
     if type(typ) is not str or typ not in OP_TYPES:
         raise HistoryFormatError(line, f"'type' must be one of invoke, ok, fail, info; got {typ!r}")
@@ -186,7 +189,7 @@ def _read_history(path: str | Path) -> list[Op]:
                     and index > prev
                     and type(t) is float
                     and t - t == 0.0
-                    and (type(process) is int or process == NEMESIS)
+                    and (type(process) is int or process in NAMED_PROCESSES)
                     and type(typ) is str
                     and typ in types
                     and type(f) is str
@@ -268,8 +271,9 @@ class HistoryWriter:
 def merge_histories(paths: Iterable[str | Path]) -> list[Op]:
     """Merge several history files by ``time`` and re-number ``index`` from 0.
 
-    Ties keep file order, then line order. A heal's ``value["fault"]`` that
-    refers to an op of its own file is rewritten to that op's new index.
+    Ties keep file order, then line order. A heal's or a fault-effect
+    observation's ``value["fault"]`` that refers to an op of its own file is
+    rewritten to that op's new index.
     """
     def stream(src: int, path: str | Path) -> Iterator[tuple[float, int, int, Op]]:
         # a function, not a nested generator expression: `src` must bind per file
@@ -280,7 +284,7 @@ def merge_histories(paths: Iterable[str | Path]) -> list[Op]:
     merged: list[Op] = []
     for new, (_, src, _n, op) in enumerate(heapq.merge(*streams, key=lambda x: x[:3])):
         remap[(src, op.index)] = new
-        if op.f == HEAL and isinstance(op.value, dict) and type(op.value.get("fault")) is int:
+        if op.f in FAULT_REFS and isinstance(op.value, dict) and type(op.value.get("fault")) is int:
             ref = remap.get((src, op.value["fault"]))
             if ref is not None:
                 op.value = {**op.value, "fault": ref}

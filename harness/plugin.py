@@ -41,6 +41,9 @@ OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
     ("--pgchaos-profile", "--stack-profile", dict(
         dest="pgchaos_profile", default="local", metavar="NAME",
         help="stack profile to provision (local, citus)")),
+    ("--pgchaos-engine", "--engine", dict(
+        dest="pgchaos_engine", default="compose", choices=("compose", "swarm"),
+        help="deployment engine: compose (default) or swarm (docker stack deploy of docker-stack.yml)")),
     ("--pgchaos-variant", "--stack-variant", dict(
         dest="pgchaos_variant", default=None, metavar="NAME",
         help="config variant under compose/variants/ (CI gating of config changes)")),
@@ -186,7 +189,7 @@ def _skip_unmet_requirements(config: pytest.Config, items: list[pytest.Item]) ->
 
     try:
         spec = stack_spec(config)
-        caps = mode_capabilities(spec.manifest, spec.attach is not None)
+        caps = mode_capabilities(spec.manifest, spec.attach is not None, spec.engine)
     except PgchaosError as exc:
         raise pytest.UsageError(str(exc)) from None
     no_citus = _citus_unavailable(spec)
@@ -234,7 +237,8 @@ def stack_spec(config: pytest.Config) -> Any:
 
     kwargs: dict[str, Any] = {"profile": config.getoption("pgchaos_profile"),
                               "variant": config.getoption("pgchaos_variant"),
-                              "attach": config.getoption("pgchaos_attach")}
+                              "attach": config.getoption("pgchaos_attach"),
+                              "engine": config.getoption("pgchaos_engine")}
     if config.getoption("pgchaos_compose_dir"):
         kwargs["compose_dir"] = Path(config.getoption("pgchaos_compose_dir")).resolve()
     if config.getoption("pgchaos_manifest"):

@@ -1,6 +1,8 @@
 """A stack for a whole test session: gc of dead runs first, one stack reused
-by every scenario, removed at the end (unless kept), also on Ctrl-C or
-SIGTERM, and a second Ctrl-C cannot cut the removal short."""
+by every scenario, removed at the end (unless kept, and always when it never
+came up), also on Ctrl-C or SIGTERM, and a second Ctrl-C cannot cut the
+removal short. None of this depends on how SIGINT was disposed of when the
+process started: the removal runs in `finally` with SIGINT and SIGTERM ignored."""
 
 from __future__ import annotations
 
@@ -30,14 +32,20 @@ def session_stack(spec: StackSpec, keep: bool = False) -> Iterator[Stack]:
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     reused = _detached_stack(spec)
     stack = reused or Stack(spec, detached=keep, progress=_progress)
+    started = False
     try:
         if reused is None:
             stack.start()
         else:
             _progress(f"reusing the stack started by `pgchaos up`: {stack.project}")
+        started = True
         yield stack
     finally:
-        if not keep and reused is None:
+        # --keep-stack keeps a stack that came up; one whose start failed is removed
+        # (it is labelled detached, so gc would keep it for ever).
+        if reused is None and (not keep or not started):
+            if keep:
+                _progress("the stack did not come up: removing it despite --keep-stack")
             stop_uninterrupted(stack)
         signal.signal(signal.SIGTERM, previous)
 
@@ -63,6 +71,8 @@ def _detached_stack(spec: StackSpec) -> Stack | None:
         stack = Stack.attach(progress=_progress)
     except PgchaosError:
         return None
-    same = (stack.spec.profile, stack.spec.variant, stack.spec.compose_dir) == (
-        spec.profile, spec.variant, spec.compose_dir)
+    if spec.attach is not None:
+        return None
+    same = (stack.spec.profile, stack.spec.variant, stack.manifest.path, stack.spec.engine) == (
+        spec.profile, spec.variant, spec.manifest_file.resolve(), spec.engine)
     return stack if stack.detached and same else None

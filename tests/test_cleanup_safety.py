@@ -23,7 +23,7 @@ from offset_stack import OFFSET_ENV, STATE_DIR, offset_env  # noqa: E402,F401 - 
 from harness.errors import PgchaosError
 from harness.nemesis import Nemesis
 from harness.stack import Stack, StackSpec
-from harness.stack.gc import PID_LABEL, collect
+from harness.stack.gc import DETACHED_LABEL, PID_LABEL, collect, pid_alive
 from harness.stack.stack import OWNER_LABEL, PROJECT_LABEL, SERVICE_LABEL, docker_client
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("offset_env")]
@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("offset_env")]
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OURS = f"{OWNER_LABEL}=pgchaos"
 SCENARIO = "scenarios/test_coordinator_hard_loss.py"
+OWNER_LABELS: dict[str, dict[str, str]] = {}  # project -> labels of one of its containers, as first seen
 
 
 @pytest.fixture
@@ -42,8 +43,10 @@ def client() -> Any:
 def others(client: Any) -> dict[str, tuple[str, str]]:
     """Containers labelled as ours that exist before the test (someone else's runs):
     id -> (name, project)."""
-    return {c.id: (c.name, c.labels.get(PROJECT_LABEL, "")) for c in
-            client.containers.list(all=True, filters={"label": OURS}, ignore_removed=True)}
+    found = client.containers.list(all=True, filters={"label": OURS}, ignore_removed=True)
+    for c in found:
+        OWNER_LABELS.setdefault(c.labels.get(PROJECT_LABEL, ""), dict(c.labels))
+    return {c.id: (c.name, c.labels.get(PROJECT_LABEL, "")) for c in found}
 
 
 # -- an interrupted or killed scenario run -------------------------------------------------
@@ -59,6 +62,14 @@ class Runner:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+def default_sigint() -> None:
+    """In the runner before exec: SIGINT's default disposition. Started from a
+    background job of a non-interactive shell, we inherit SIGINT ignored, and
+    so would the runner (Python then installs no KeyboardInterrupt handler and
+    the Ctrl-C under test would never arrive)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def runner(tmp_path: Path) -> Iterator[Runner]:
     """The scenario run under test; whatever happens to the test, it is ended
@@ -68,7 +79,8 @@ def runner(tmp_path: Path) -> Iterator[Runner]:
            "--reports-dir", str(reports)]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env={**os.environ, **OFFSET_ENV},
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=default_sigint)
     run = Runner(proc, reports, log)
     yield run
     if proc.poll() is None:
@@ -142,9 +154,21 @@ def load_processes(reports: Path) -> list[int]:
 
 
 def gone(client: Any, others: dict[str, tuple[str, str]]) -> list[str]:
-    """Names of the containers in `others` that no longer exist."""
+    """Names of the containers in `others` that no longer exist, leaving out those of
+    runs that ended meanwhile (on a shared engine, other runs remove their own stacks;
+    an owner that is still alive, or detached, did not)."""
+    ended = {project for _, project in others.values() if not owner_alive(client, project)}
     present = {c.id for c in client.containers.list(all=True, filters={"label": OURS}, ignore_removed=True)}
-    return [name for cid, (name, _) in others.items() if cid not in present]
+    return [name for cid, (name, project) in others.items() if cid not in present and project not in ended]
+
+
+def owner_alive(client: Any, project: str) -> bool:
+    """The run that owns `project` is alive: its owner process runs, or it was started
+    detached (read from whatever of it remains, else from what was seen at the start)."""
+    found = client.containers.list(all=True, filters={"label": [OURS, f"{PROJECT_LABEL}={project}"]},
+                                   ignore_removed=True)
+    labels = found[0].labels if found else OWNER_LABELS.get(project, {})
+    return labels.get(DETACHED_LABEL) == "true" or pid_alive(int(labels.get(PID_LABEL, "0") or 0))
 
 
 def removed_by(gc_output: str) -> str:

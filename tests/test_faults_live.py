@@ -1,7 +1,11 @@
 """Each fault of the catalogue that no scenario exercises on its own, live:
 inject, observe its effect, heal, and the steady state returns with nothing
 lost. (kill, stop, pg-kill, partition, disk-full, etcd-outage, latency,
-bandwidth, switchover and failover are exercised by scenarios/.)"""
+bandwidth, switchover and failover are exercised by scenarios/.)
+
+Every fault, live: the nemesis's own look at the fault's effect (process
+"observer", f "fault-effect") is recorded as "ok" in the history, before the
+fault's heal, with evidence of what was seen."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from harness.history import read_history
 from harness.scenario import ScenarioRun
 
 pytestmark = pytest.mark.docker
@@ -58,3 +63,53 @@ def test_fault_has_its_effect_and_heals(scenario_run, case):
     assert verdict["steady_state"]["after"], verdict["reasons"]
     assert verdict["rpo"]["lost"] == 0, verdict["reasons"]
     assert verdict["verdict"] == "pass", verdict["reasons"]
+    assert_observed(run, fault, active.target)
+
+
+def assert_observed(run: ScenarioRun, fault: str, target: str) -> dict[str, Any]:
+    """The fault's op, then an "ok" fault-effect observation naming it, before its heal."""
+    ops = read_history(run.dir / "history-harness.jsonl")
+    [fault_op] = [op for op in ops if op.process == "nemesis" and op.f == fault]
+    looks = [op for op in ops if op.process == "observer" and op.f == "fault-effect"
+             and op.value["fault"] == fault_op.index]
+    assert [op.type for op in looks] == ["ok"], [op.value for op in looks]
+    assert looks[0].value["target"] == looks[0].node == target == fault_op.value["target"]
+    heal = [op for op in ops if op.f == "heal" and op.value.get("fault") == fault_op.index]
+    assert heal and looks[0].index < heal[0].index, "the look is recorded before the heal"
+    return looks[0].value
+
+
+# case -> (fault, role, params, words the evidence must hold)
+OBSERVED: dict[str, tuple[str, str, dict[str, Any], str]] = {
+    "kill-replica": ("kill", "replica", {}, "exited"),
+    "stop-replica": ("stop", "replica", {"timeout": 5}, "exited"),
+    "pg-kill-replica": ("pg-kill", "replica", {}, "postmaster pid"),
+    "pg-kill-worker": ("pg-kill", "worker-1", {}, "gone with its container"),  # its postmaster is PID 1
+    "partition-replica": ("partition", "replica", {}, "not attached to"),
+    "disk-full-replica": ("disk-full", "replica", {}, "ENOSPC"),
+    "etcd-outage": ("etcd-outage", "dcs", {}, "last reached the DCS"),
+    "latency-client": ("latency", "client", {"latency": 100, "jitter": 10}, "latency downstream"),
+    "bandwidth-replication": ("bandwidth", "replication", {"rate": 256, "stream": "downstream"},
+                              "bandwidth downstream"),
+    "switchover": ("switchover", "candidate", {}, "leader "),
+    "failover": ("failover", "candidate", {}, "leader "),
+}
+
+
+@pytest.mark.parametrize("case", list(OBSERVED))
+def test_fault_effect_is_observed(scenario_run, case):
+    fault, role, params, words = OBSERVED[case]
+    with scenario_run(name=f"effect-{case}", target=None, load=False) as run:
+        if role == "candidate":
+            role = run.nemesis.resolve_node("candidate")
+        active = run.nemesis.inject(fault, role, **params)
+        effect = run.nemesis.observed(active)
+        assert effect is not None and effect["seen"], effect
+        run.nemesis.heal(active)
+        run.sleep(3)  # a stretch of successful ops after the fault, for the RTO checker to confirm
+        run.wait_for_recovery(timeout_s=120)
+    value = assert_observed(run, fault, active.target)
+    assert words in value["evidence"], value
+    verdict = run.verdict
+    assert verdict["steady_state"]["after"], verdict["reasons"]
+    assert verdict["rpo"]["lost"] == 0, verdict["reasons"]

@@ -22,6 +22,8 @@ PGCHAOS = {
     "disk-full": (60, 0),
     "dcs-outage": (60, 0),
     "pool-exhaustion": (30, 0),
+    "zero-downtime-update": (1, 0),  # the swarm engine's rows (ours)
+    "pooler-restart": (10, 0),
 }
 
 
@@ -49,10 +51,12 @@ def test_pgchaos_rows() -> None:
 
 def test_shipped_waiver() -> None:
     targets = load_targets()
-    (w,) = targets.waivers
+    w, swarm = targets.waivers  # docker kill on compose; a killed task on swarm
     assert (w.row, w.faults, w.metric, w.bound) == ("coordinator-failure", ("kill",), "rto_s", 25)
     assert "ttl" in w.reason and "25 s" in w.reason
-    assert targets.waivers_for("coordinator-failure") == [w]
+    assert (swarm.row, swarm.faults, swarm.metric, swarm.bound) == ("coordinator-failure", ("task-kill",),
+                                                                     "rto_s", 25)
+    assert targets.waivers_for("coordinator-failure") == [w, swarm]
     assert targets.waivers_for("worker-failure") == []
     # the waiver does not change the target
     assert targets.row("coordinator-failure").rto_s == 10

@@ -1,33 +1,74 @@
 """The fault catalogue: each fault injects on a resolved target and returns
-the action that heals it. Faults never judge; the Nemesis records them."""
+the action that heals it, and says how to see that it bit (its Effect: one
+look that answers (seen, evidence), polled briefly after the injection).
+Faults never judge; the Nemesis records them and what was seen."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import requests
+
 from harness.errors import PgchaosError
 from harness.nemesis.targets import is_data_node
+from harness.stack.spec import COORDINATORS
 
 if TYPE_CHECKING:
     from harness.nemesis.nemesis import Nemesis
 
 Heal = Callable[[], None]
+Seen = tuple[bool, str]  # (the effect was seen, what was seen)
 FILL_FILE = "pgchaos-disk-fill"
+ENOSPC_PROBE = ".pgchaos-enospc-probe"
+
+
+@dataclass(frozen=True)
+class Effect:
+    """How to see that a fault took effect. `before(nem, target, params)` reads,
+    before the injection, what `check` compares against; `check(nem, target,
+    ctx)` looks once (ctx = before's answer plus "params"). The nemesis polls
+    `check` for up to `timeout_s` (scaled) after the injection."""
+
+    check: Callable[[Nemesis, str, dict[str, Any]], Seen]
+    before: Callable[[Nemesis, str, dict[str, Any]], dict[str, Any]] | None = None
+    timeout_s: float = 10.0
 
 
 @dataclass(frozen=True)
 class Fault:
-    """One kind of fault: a name, what it targets and how it is injected."""
+    """One kind of fault: a name, what it targets, how it is injected and seen."""
 
     name: str
     kind: str  # "node" or "link" or "action"
     description: str
     inject: Callable[[Nemesis, str, dict[str, Any]], Heal]
+    effect: Effect | None = None
+    params: tuple[str, ...] = ()  # the parameters it takes (numbers, except "stream" and "signal")
+
+
+def check_params(fault: Fault, params: dict[str, Any]) -> None:
+    """One line for a parameter the fault does not take or a value it cannot use."""
+    for key, value in params.items():
+        if key not in fault.params:
+            valid = ", ".join(fault.params) or "none"
+            raise PgchaosError(f"{fault.name} takes no parameter {key!r}; valid: {valid}")
+        if key == "stream":
+            if value not in ("both", "downstream", "upstream"):
+                raise PgchaosError(f"stream={value!r}: valid: both, downstream, upstream")
+        elif key != "signal":
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise PgchaosError(f"{key}={value!r} is not a number") from None
+            if not number >= 0 or number == float("inf"):
+                raise PgchaosError(f"{key}={value!r} must be a finite number >= 0")
 
 
 def _kill(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
@@ -52,8 +93,14 @@ def _restart(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
 
 
 def _pg_kill(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
-    if not is_data_node(target):
+    if not is_data_node(target, nem.stack):
         raise PgchaosError(f"pg-kill needs a PostgreSQL node, not {target!r}")
+    if _postmaster(nem, target) == 1:
+        # The postmaster is the container's init (a plain worker): the kernel drops a
+        # SIGKILL sent to it from inside its PID namespace, so it comes through Docker;
+        # the container ends with it, and nobody but the heal starts it again.
+        nem.owned(target).kill(signal="SIGKILL")
+        return lambda: nem.owned(target).start()
     rc, out = nem.stack.exec(target, ["pkill", "-KILL", "-o", "-x", "postgres"], timeout=10)
     if rc != 0:
         raise PgchaosError(f"pg-kill on {target}: no postmaster to kill ({out.strip()})")
@@ -74,21 +121,47 @@ def _partition(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
 
 
 def _etcd_outage(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
-    nem.owned("etcd").stop(timeout=1)
-    return lambda: nem.owned("etcd").start()
+    """Stop the DCS member the target names (the nemesis resolves it: `etcd`, `dcs`)."""
+    nem.owned(target).stop(timeout=1)
+    return lambda: nem.owned(target).start()
 
 
 def _disk_full(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
-    if not is_data_node(target):
+    if not is_data_node(target, nem.stack):
         raise PgchaosError(f"disk-full needs a PostgreSQL node, not {target!r}")
     fill = nem.stack.data_mount(target) / FILL_FILE
+    try:
+        fill_to_enospc(fill)
+    except BaseException:
+        fill.unlink(missing_ok=True)
+        raise
+    return lambda: fill.unlink(missing_ok=True)
+
+
+def _last_line(text: str) -> str:
+    return (text.strip().splitlines() or ["(no output)"])[-1]
+
+
+def fill_to_enospc(fill: Any) -> None:
+    """Allocate the free space of fill's file system to `fill`, then top it up
+    with dd until the write fails with ENOSPC. fallocate may itself stop at
+    ENOSPC (metadata rounding); dd must. Anything else is one line of error."""
     st = os.statvfs(fill.parent)
     free = st.f_bavail * st.f_frsize
-    subprocess.run(["fallocate", "-l", str(max(free - 4096, 4096)), str(fill)], capture_output=True)
-    # Top up whatever fallocate left (metadata rounding) until ENOSPC.
-    subprocess.run(["dd", "if=/dev/zero", f"of={fill}", "bs=64k", "oflag=append",
-                    "conv=notrunc"], capture_output=True)
-    return lambda: fill.unlink(missing_ok=True)
+    try:
+        proc = subprocess.run(["fallocate", "-l", str(max(free - 4096, 4096)), str(fill)],
+                              capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0 and "No space left on device" not in proc.stderr:
+            raise PgchaosError(f"disk-full: fallocate on {fill} failed (exit {proc.returncode}): "
+                               f"{_last_line(proc.stderr)}")
+        # Top up whatever fallocate left until ENOSPC: dd with /dev/zero ends no other way.
+        proc = subprocess.run(["dd", "if=/dev/zero", f"of={fill}", "bs=64k", "oflag=append",
+                               "conv=notrunc"], capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise PgchaosError(f"disk-full: could not fill {fill}: {exc}") from None
+    if proc.returncode == 0 or "No space left on device" not in proc.stderr:
+        raise PgchaosError(f"disk-full: dd on {fill} did not end with ENOSPC (exit {proc.returncode}): "
+                           f"{_last_line(proc.stderr)}")
 
 
 def _number(value: Any) -> int | float:
@@ -100,8 +173,7 @@ def _number(value: Any) -> int | float:
 def _toxic(fault: str) -> Callable[[Nemesis, str, dict[str, Any]], Heal]:
     def inject(nem: Nemesis, link: str, params: dict[str, Any]) -> Heal:
         attrs = {k: _number(v) for k, v in params.items() if k != "stream"}
-        streams = ["downstream", "upstream"] if params.get("stream", "both") == "both" \
-            else [str(params["stream"])]
+        streams = [name.rsplit("-", 1)[1] for name in _toxic_names(fault, params)]
         names = [nem.links.add_toxic(link, fault, stream=s, **attrs) for s in streams]
 
         def heal() -> None:
@@ -120,15 +192,15 @@ def _link_down(nem: Nemesis, link: str, params: dict[str, Any]) -> Heal:
 
 def _patronictl(verb: str) -> Callable[[Nemesis, str, dict[str, Any]], Heal]:
     def inject(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
-        leader = nem.resolve_node("primary")
-        cmd = ["patronictl", "-c", "/etc/patroni/patroni.yml", verb]
+        group = nem.stack.manifest.group_of(target) or nem.stack.manifest.coordinator
+        leader = nem.resolve_node(f"primary@{group.name}")
+        cmd = ["patronictl", "-c", group.patroni_config, verb]
         if verb == "switchover":
             cmd += ["--leader", leader]
         if target not in ("primary", "leader", leader):
             cmd += ["--candidate", target]
         cmd += ["--force"]
-        runner = next(c for c in ("coordinator-1", "coordinator-2", "coordinator-3")
-                      if c != leader)
+        runner = next(c for c in group.members if c != leader)
         rc, out = nem.stack.exec(runner, cmd, user="postgres", timeout=60)
         # patronictl may exit 0 after refusing (e.g. a candidate that is not a sync standby)
         if rc != 0 or "Successfully" not in out:
@@ -138,27 +210,226 @@ def _patronictl(verb: str) -> Callable[[Nemesis, str, dict[str, Any]], Heal]:
     return inject
 
 
+# -- effects: one look each; the nemesis polls them right after the injection ----------------
+def _state(nem: Nemesis, target: str) -> tuple[Any, dict[str, Any]]:
+    container = nem.owned(target)
+    container.reload()
+    return container, container.attrs.get("State") or {}
+
+
+def _before_state(nem: Nemesis, target: str, params: dict[str, Any]) -> dict[str, Any]:
+    container, state = _state(nem, target)
+    return {"status": container.status, "started": state.get("StartedAt"),
+            "finished": state.get("FinishedAt")}
+
+
+def _seen_down(nem: Nemesis, target: str, ctx: dict[str, Any]) -> Seen:
+    """kill, stop: the container went from running to gone or exited (or it exited
+    and was started since: its FinishedAt moved)."""
+    try:
+        container, state = _state(nem, target)
+    except PgchaosError as exc:
+        return True, f"container gone ({exc})"
+    moved = state.get("FinishedAt") != ctx.get("finished")
+    if container.status in ("exited", "dead") and (moved or ctx.get("status") == "running"):
+        return True, f"container {container.status} (exit code {state.get('ExitCode')})"
+    if moved:
+        return True, f"container exited at {state.get('FinishedAt')} and is {container.status} again"
+    if ctx.get("status") not in (None, "running"):
+        return False, f"container was already {ctx['status']} before the fault; nothing changed"
+    return False, f"container still {container.status} since {state.get('StartedAt')}"
+
+
+def _seen_paused(nem: Nemesis, target: str, ctx: dict[str, Any]) -> Seen:
+    container, _ = _state(nem, target)
+    return container.status == "paused", f"container status {container.status}"
+
+
+def _seen_restarted(nem: Nemesis, target: str, ctx: dict[str, Any]) -> Seen:
+    container, state = _state(nem, target)
+    if state.get("StartedAt") != ctx.get("started"):
+        return True, f"container started again at {state.get('StartedAt')} (was {ctx.get('started')})"
+    return False, f"container {container.status}, not restarted (started {state.get('StartedAt')})"
+
+
+def _postmaster(nem: Nemesis, target: str) -> int | None:
+    """The postmaster's PID (the oldest postgres process), None when none runs."""
+    rc, out = nem.stack.exec(target, ["pgrep", "-o", "-x", "postgres"], timeout=10)
+    return int(out.split()[0]) if rc == 0 and out.split() and out.split()[0].isdigit() else None
+
+
+def _before_postmaster(nem: Nemesis, target: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {"pid": _postmaster(nem, target)}
+
+
+def _seen_postmaster_killed(nem: Nemesis, target: str, ctx: dict[str, Any]) -> Seen:
+    """pg-kill: the postmaster read before the kill is dead (gone or a zombie)."""
+    old = ctx.get("pid")
+    container, _ = _state(nem, target)
+    if container.status != "running":
+        return True, f"postmaster {old} gone with its container ({container.status})"
+    if old is None:
+        return False, "no postmaster was running before the kill"
+    rc, out = nem.stack.exec(target, ["cat", f"/proc/{old}/stat"], timeout=10)
+    if rc == 0 and ") Z " not in out:
+        return False, f"postmaster pid {old} still alive"
+    now = _postmaster(nem, target)
+    return True, f"postmaster pid {old} gone; postmaster now {now or 'not running'}"
+
+
+def _seen_partitioned(nem: Nemesis, target: str, ctx: dict[str, Any]) -> Seen:
+    network = nem.stack_network()
+    container, _ = _state(nem, target)
+    attached = sorted((container.attrs.get("NetworkSettings") or {}).get("Networks") or {})
+    if network.name in attached:
+        return False, f"still attached to {network.name}"
+    return True, f"not attached to {network.name} (networks: {', '.join(attached) or 'none'})"
+
+
+def _seen_enospc(nem: Nemesis, target: str, ctx: dict[str, Any]) -> Seen:
+    """disk-full: writing one more byte to the data volume fails with ENOSPC."""
+    mount = nem.stack.data_mount(target)
+    probe = mount / ENOSPC_PROBE
+    st = os.statvfs(mount)
+    free = f"{st.f_bavail * st.f_frsize} bytes free"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"x")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        return True, f"1-byte write to {mount}: ENOSPC ({free})"
+    finally:
+        probe.unlink(missing_ok=True)
+    return False, f"a 1-byte write to {mount} succeeded ({free})"
+
+
+def _patroni_members(nem: Nemesis, target: str | None = None) -> list[str]:
+    """The Patroni members to ask: the target's group, else the coordinator group."""
+    manifest = getattr(nem.stack, "manifest", None)
+    try:
+        group = (manifest.group_of(target) if target else None) or manifest.coordinator
+        return list(group.members)
+    except AttributeError:
+        return list(COORDINATORS)
+
+
+def _patroni(nem: Nemesis, member: str, path: str) -> dict[str, Any]:
+    resp = requests.get(f"{nem.stack.patroni_url(member)}/{path}", timeout=3)
+    return resp.json()
+
+
+def _before_dcs(nem: Nemesis, target: str, params: dict[str, Any]) -> dict[str, Any]:
+    for member in _patroni_members(nem):
+        with contextlib.suppress(Exception):
+            return {"loop_wait": int(_patroni(nem, member, "config").get("loop_wait", 10))}
+    return {"loop_wait": 10}
+
+
+def _seen_dcs_unreachable(nem: Nemesis, target: str, ctx: dict[str, Any]) -> Seen:
+    """etcd-outage: the DCS member is down and Patroni has not reached the DCS
+    for more than two of its loops (its REST API's dcs_last_seen)."""
+    container, _ = _state(nem, target)
+    if container.status == "running":
+        return False, f"{target} still running"
+    stale_after = 2 * ctx.get("loop_wait", 10) + 1
+    ages = []
+    for member in _patroni_members(nem):
+        try:
+            last = _patroni(nem, member, "patroni").get("dcs_last_seen")
+        except (requests.RequestException, ValueError, PgchaosError):
+            continue
+        if isinstance(last, (int, float)):
+            age = time.time() - last
+            ages.append(f"{member} {age:.0f} s")
+            if age > stale_after:
+                return True, (f"{target} {container.status}; Patroni on {member} last reached the DCS "
+                              f"{age:.1f} s ago (loop_wait {ctx.get('loop_wait')} s)")
+    return False, (f"{target} {container.status}; Patroni still reached the DCS within {stale_after} s "
+                   f"({', '.join(ages) or 'no dcs_last_seen answered'})")
+
+
+def _toxic_names(fault: str, params: dict[str, Any]) -> list[str]:
+    streams = ["downstream", "upstream"] if params.get("stream", "both") == "both" \
+        else [str(params["stream"])]
+    return [f"pgchaos-{fault}-{s}" for s in streams]
+
+
+def _seen_toxic(fault: str) -> Callable[[Nemesis, str, dict[str, Any]], Seen]:
+    def check(nem: Nemesis, link: str, ctx: dict[str, Any]) -> Seen:
+        """The link's toxics, read back from Toxiproxy, include this fault's."""
+        toxics = nem.links._proxy(link).toxics()
+        wanted = _toxic_names(fault, ctx.get("params") or {})
+        missing = [n for n in wanted if n not in toxics]
+        if missing:
+            return False, f"{link}: toxic(s) {', '.join(missing)} absent (has: {', '.join(toxics) or 'none'})"
+        return True, f"{link}: " + "; ".join(
+            f"{toxics[n].type} {toxics[n].stream} {toxics[n].attributes}" for n in wanted)
+
+    return check
+
+
+def _seen_link_down(nem: Nemesis, link: str, ctx: dict[str, Any]) -> Seen:
+    enabled = nem.links._proxy(link).enabled
+    return not enabled, f"{link}: Toxiproxy reports enabled={str(enabled).lower()}"
+
+
+def _leader(nem: Nemesis, target: str) -> str | None:
+    """The leader of the target's Patroni group (the coordinator group's for `primary`)."""
+    for member in _patroni_members(nem, target):
+        with contextlib.suppress(Exception):
+            doc = _patroni(nem, member, "cluster")
+            leaders = [m["name"] for m in doc.get("members", []) if m.get("role") in ("leader", "master")]
+            return leaders[0] if len(leaders) == 1 else None
+    return None
+
+
+def _before_leader(nem: Nemesis, target: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {"leader": _leader(nem, target)}
+
+
+def _seen_leader_changed(nem: Nemesis, target: str, ctx: dict[str, Any]) -> Seen:
+    old, new = ctx.get("leader"), _leader(nem, target)
+    if new is not None and new != old:
+        return True, f"leader {old} -> {new}"
+    return False, f"leader {new or 'none'} (was {old})"
+
+
+DOWN = Effect(_seen_down, _before_state)
+
+
 CATALOGUE: dict[str, Fault] = {f.name: f for f in [
-    Fault("kill", "node", "SIGKILL the container (hard loss)", _kill),
-    Fault("stop", "node", "docker stop: graceful shutdown", _stop),
-    Fault("pause", "node", "freeze every process of the container", _pause),
-    Fault("restart", "node", "docker restart", _restart),
-    Fault("pg-kill", "node", "SIGKILL PostgreSQL's postmaster, Patroni stays alive", _pg_kill),
-    Fault("partition", "node", "disconnect the node from the stack network", _partition),
-    Fault("disk-full", "node", "fill the node's loop-mounted data volume to ENOSPC", _disk_full),
-    Fault("etcd-outage", "node", "stop the DCS (etcd)", _etcd_outage),
-    Fault("latency", "link", "Toxiproxy latency (latency, jitter ms) on a link", _toxic("latency")),
+    Fault("kill", "node", "SIGKILL the container (hard loss)", _kill, DOWN, ("signal",)),
+    Fault("stop", "node", "docker stop: graceful shutdown", _stop, DOWN, ("timeout",)),
+    Fault("pause", "node", "freeze every process of the container", _pause, Effect(_seen_paused)),
+    Fault("restart", "node", "docker restart", _restart, Effect(_seen_restarted, _before_state, 30.0),
+          ("timeout",)),
+    Fault("pg-kill", "node", "SIGKILL PostgreSQL's postmaster, Patroni stays alive", _pg_kill,
+          Effect(_seen_postmaster_killed, _before_postmaster, 15.0)),
+    Fault("partition", "node", "disconnect the node from the stack network", _partition,
+          Effect(_seen_partitioned)),
+    Fault("disk-full", "node", "fill the node's loop-mounted data volume to ENOSPC", _disk_full,
+          Effect(_seen_enospc)),
+    Fault("etcd-outage", "node", "stop the DCS (etcd)", _etcd_outage,
+          Effect(_seen_dcs_unreachable, _before_dcs, 30.0)),
+    Fault("latency", "link", "Toxiproxy latency (latency, jitter ms) on a link", _toxic("latency"),
+          Effect(_seen_toxic("latency")), ("latency", "jitter", "stream")),
     Fault("bandwidth", "link", "Toxiproxy bandwidth limit (rate KB/s) on a link",
-          _toxic("bandwidth")),
+          _toxic("bandwidth"), Effect(_seen_toxic("bandwidth")), ("rate", "stream")),
     Fault("timeout", "link", "Toxiproxy blackhole: data stops, connections hang",
-          _toxic("timeout")),
+          _toxic("timeout"), Effect(_seen_toxic("timeout")), ("timeout", "stream")),
     Fault("reset-peer", "link", "Toxiproxy TCP RST on the link's connections",
-          _toxic("reset-peer")),
-    Fault("link-down", "link", "disable the link: connections refused", _link_down),
+          _toxic("reset-peer"), Effect(_seen_toxic("reset-peer")), ("timeout", "stream")),
+    Fault("link-down", "link", "disable the link: connections refused", _link_down,
+          Effect(_seen_link_down)),
     Fault("switchover", "action", "patronictl switchover to a candidate (planned)",
-          _patronictl("switchover")),
+          _patronictl("switchover"), Effect(_seen_leader_changed, _before_leader, 30.0)),
     Fault("failover", "action", "patronictl failover --force (emergency)",
-          _patronictl("failover")),
+          _patronictl("failover"), Effect(_seen_leader_changed, _before_leader, 30.0)),
 ]}
 
 

@@ -1,12 +1,17 @@
 """The nemesis: injects and heals faults on one stack and records both in the
-run's history (process "nemesis", type "info"). Its final heal-all always
+run's history (process "nemesis", type "info"). Right after each injection it
+looks, in a background thread and for a bounded time, for the fault's effect
+and records what it saw (process "observer", type "ok" when seen, "fail" when
+not, f "fault-effect"); a heal waits for that look. Its final heal-all always
 runs, even after an exception, and leaves every container running,
 unpaused and connected, every link clean and every disk freed."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -15,16 +20,16 @@ import docker.errors
 
 from harness.errors import PgchaosError
 from harness.history import HistoryWriter
-from harness.nemesis.faults import CATALOGUE, FILL_FILE, Fault, Heal, ensure_running
+from harness.nemesis.faults import CATALOGUE, FILL_FILE, Fault, Heal, check_params, ensure_running
 from harness.nemesis.targets import resolve_link, resolve_node
 from harness.nemesis.toxiproxy import ToxiproxyLinks
-from harness.stack.spec import DATA_NODES
-from harness.stack.stack import OWNER_LABEL, PROJECT_LABEL
 
 if TYPE_CHECKING:
     from harness.stack.stack import Stack
 
 NEMESIS = "nemesis"
+OBSERVER = "observer"
+FAULT_EFFECT = "fault-effect"
 
 
 @dataclass
@@ -37,15 +42,27 @@ class ActiveFault:
     time: float
     params: dict[str, Any] = field(default_factory=dict)
     heal: Heal | None = None
+    effect: dict[str, Any] | None = None  # {"seen", "evidence", "after_s"} once looked at
+    observer: threading.Thread | None = field(default=None, repr=False, compare=False)
+
+
+def toxiproxy_links(stack: Stack) -> ToxiproxyLinks:
+    """The stack's Toxiproxy API through its 127.0.0.1 port (lazily: a stack may have none)."""
+    toxi = stack.manifest.toxiproxy
+    if toxi is None:
+        return ToxiproxyLinks.absent("this stack has no toxiproxy (manifest [toxiproxy])")
+    return ToxiproxyLinks.resolving(lambda: stack.deployment.endpoint(toxi.service, toxi.api_port))
 
 
 class Nemesis:
     """Faults on one stack, recorded in one history."""
 
-    def __init__(self, stack: Stack, history: HistoryWriter | None = None) -> None:
+    def __init__(self, stack: Stack, history: HistoryWriter | None = None,
+                 timeout_multiplier: float | None = None) -> None:
         self.stack = stack
         self.history = history
-        self.links = ToxiproxyLinks("127.0.0.1", stack.spec.ports.toxiproxy)
+        self.timeout_multiplier = _multiplier() if timeout_multiplier is None else timeout_multiplier
+        self.links = toxiproxy_links(stack)
         self.active: dict[int, ActiveFault] = {}
         self.listeners: list[Callable[[str, ActiveFault], None]] = []  # (verb, fault) on inject/heal
         self._lock = threading.Lock()
@@ -53,19 +70,14 @@ class Nemesis:
 
     # -- helpers used by faults ------------------------------------------------
     def owned(self, service: str) -> Any:
-        """The service's container, refusing anything without our labels."""
+        """The service's container, refusing anything outside this stack (ours, or the attached project)."""
         container = self.stack.container(service)
-        labels = container.labels
-        if labels.get(OWNER_LABEL) != "pgchaos" or labels.get(PROJECT_LABEL) != self.stack.project:
-            raise PgchaosError(f"refusing to touch {container.name}: not owned by {self.stack.project}")
+        if not self.stack.deployment.owns(container):
+            raise PgchaosError(f"refusing to touch {container.name}: not part of {self.stack.project}")
         return container
 
     def stack_network(self) -> Any:
-        nets = self.stack.docker.networks.list(
-            filters={"label": [f"{PROJECT_LABEL}={self.stack.project}", f"{OWNER_LABEL}=pgchaos"]})
-        if not nets:
-            raise PgchaosError(f"no network of {self.stack.project} found")
-        return nets[0]
+        return self.stack.deployment.network()
 
     def resolve_node(self, role: str) -> str:
         return resolve_node(self.stack, role)
@@ -82,12 +94,26 @@ class Nemesis:
             return resolve_link(self.stack, role, self.links.names())
         if fault.kind == "action":
             return role
+        if fault.name == "etcd-outage":
+            return self._dcs_member(role)
         return resolve_node(self.stack, role)
+
+    def _dcs_member(self, role: str) -> str:
+        """The DCS member an etcd-outage stops: the one the role names (`dcs`, `etcd`)."""
+        dcs = getattr(self.stack.manifest, "dcs", None)
+        members = list(getattr(dcs, "members", None) or ["etcd"])
+        service = resolve_node(self.stack, role)
+        if service not in members:
+            raise PgchaosError(f"etcd-outage stops a DCS member, not {service!r}; valid: dcs, "
+                               f"{', '.join(members)}")
+        return service
 
     def inject(self, name: str, role: str, **params: Any) -> ActiveFault:
         """Resolve the target now, record the fault, inject it."""
         fault = self.fault(name)
+        check_params(fault, params)
         target = self.resolve(fault, role)
+        before = self._before(fault, target, params)
         value = {"target": target, "role": role, **params}
         if self.history is not None:
             op = self.history.append(NEMESIS, "info", name, value)
@@ -105,8 +131,62 @@ class Nemesis:
                 raise
             raise PgchaosError(f"{name} on {target} failed: {exc.explanation or exc}") from None
         self.active[fid] = active
+        self._observe(fault, active, before)
         self._tell("inject", active)
         return active
+
+    # -- did it bite? ------------------------------------------------------------
+    def _before(self, fault: Fault, target: str, params: dict[str, Any]) -> dict[str, Any]:
+        """What the effect's check compares against, read before the injection."""
+        ctx: dict[str, Any] = {"params": params}
+        if fault.effect is not None and fault.effect.before is not None:
+            try:
+                ctx.update(fault.effect.before(self, target, params))
+            except Exception as exc:  # the check says what it could not compare
+                ctx["before_error"] = f"{type(exc).__name__}: {exc}"
+        return ctx
+
+    def _observe(self, fault: Fault, active: ActiveFault, ctx: dict[str, Any]) -> None:
+        if fault.effect is None:
+            return
+        active.observer = threading.Thread(target=self._watch, args=(fault, active, ctx), daemon=True,
+                                           name=f"pgchaos-observe-{fault.name}-{active.id}")
+        active.observer.start()
+
+    def _watch(self, fault: Fault, active: ActiveFault, ctx: dict[str, Any]) -> None:
+        """Poll the fault's check until the effect is seen or the (scaled) time is up; record it."""
+        assert fault.effect is not None
+        start = time.monotonic()
+        deadline = start + fault.effect.timeout_s * self.timeout_multiplier
+        seen, evidence = False, "not looked at"
+        while True:
+            try:
+                seen, evidence = fault.effect.check(self, active.target, ctx)
+            except Exception as exc:
+                seen, evidence = False, f"could not look: {type(exc).__name__}: {exc}"
+            if seen or time.monotonic() >= deadline:
+                break
+            time.sleep(0.25)
+        if not seen:
+            evidence += f" (looked for {time.monotonic() - start:.1f} s)"
+            if "before_error" in ctx:
+                evidence += f"; before the fault: {ctx['before_error']}"
+        evidence = " ".join(evidence.split())[:300]
+        active.effect = {"seen": seen, "evidence": evidence, "after_s": round(time.monotonic() - start, 3)}
+        if self.history is not None:
+            with contextlib.suppress(ValueError):  # a history closed under us (never before a join)
+                self.history.append(OBSERVER, "ok" if seen else "fail", FAULT_EFFECT,
+                                    {"fault": active.id, "target": active.target, "evidence": evidence},
+                                    node=active.target)
+
+    def observed(self, active: ActiveFault) -> dict[str, Any] | None:
+        """Wait for the look at a fault's effect (bounded); its {"seen", "evidence", "after_s"}."""
+        thread = active.observer
+        if thread is not None and thread is not threading.current_thread():
+            fault = CATALOGUE.get(active.fault)
+            bound = (fault.effect.timeout_s if fault and fault.effect else 10.0) * self.timeout_multiplier
+            thread.join(timeout=bound + 60.0)
+        return active.effect
 
     def _tell(self, verb: str, active: ActiveFault) -> None:
         for listener in self.listeners:
@@ -114,7 +194,8 @@ class Nemesis:
                 listener(verb, active)
 
     def heal(self, active: ActiveFault) -> None:
-        """Undo one fault and record the heal."""
+        """Undo one fault and record the heal (after the look at its effect)."""
+        self.observed(active)
         self.active.pop(active.id, None)
         error = None
         try:
@@ -137,21 +218,37 @@ class Nemesis:
             self.heal(active)
         with contextlib.suppress(Exception):
             self.links.reset()
-        for node in DATA_NODES:
+        for node in self.stack.loop_members:
             (self.stack.data_mount(node) / FILL_FILE).unlink(missing_ok=True)
         network = None
         with contextlib.suppress(PgchaosError):
             network = self.stack_network()
+        ours = set(self.stack.manifest.services())
         for service, container in self.stack.containers().items():
+            if self.stack.attached and service not in ours:
+                continue  # an attached project's other containers are none of our business
             ensure_running(container)
             if network is not None:
                 network.reload()
                 if container.id not in {c.id for c in network.containers}:
                     with contextlib.suppress(docker.errors.APIError):
                         network.connect(container, aliases=[service])
+        engine_heal = getattr(self.stack.deployment, "heal_all", None)  # e.g. swarm: edge, scaled services
+        if engine_heal is not None:
+            with contextlib.suppress(Exception):
+                engine_heal()
 
     def __enter__(self) -> Nemesis:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.heal_all()
+
+
+def _multiplier() -> float:
+    """PGCHAOS_TIMEOUT_MULTIPLIER (CI's), else 1."""
+    try:
+        value = float(os.environ.get("PGCHAOS_TIMEOUT_MULTIPLIER", "") or 1.0)
+    except ValueError:
+        return 1.0
+    return value if value > 0 else 1.0

@@ -12,8 +12,9 @@ import psycopg
 
 NODE_SQL = ("SELECT nodeid, groupid, nodename, nodeport, noderole::text, isactive, shouldhaveshards "
             "FROM pg_dist_node ORDER BY groupid, noderole, nodeport")
-PLACEMENT_SQL = ("SELECT p.shardid, p.groupid, s.logicalrelid::regclass::text "
-                 "FROM pg_dist_placement p JOIN pg_dist_shard s USING (shardid) ORDER BY 1, 2")
+PLACEMENT_SQL = ("SELECT p.shardid, p.groupid, s.logicalrelid::regclass::text, d.partmethod::text = 'n' "
+                 "FROM pg_dist_placement p JOIN pg_dist_shard s USING (shardid) "
+                 "JOIN pg_dist_partition d USING (logicalrelid) ORDER BY 1, 2")
 HEALTH_SQL = "SELECT * FROM citus_check_cluster_node_health()"
 ACTIVE_SQL = "SELECT node_name, node_port FROM citus_get_active_worker_nodes() ORDER BY 1, 2"
 GROUP_OF_KEY_SQL = ("SELECT p.groupid FROM pg_dist_placement p "
@@ -36,8 +37,8 @@ def nodes(dsn: str) -> list[dict[str, Any]]:
 
 
 def placements(dsn: str) -> list[dict[str, Any]]:
-    """pg_dist_placement with each shard's table, one dict per placement."""
-    return [{"shardid": s, "groupid": g, "table": t} for s, g, t in _rows(dsn, PLACEMENT_SQL)]
+    """pg_dist_placement with each shard's table (and whether it is a reference table's), one dict each."""
+    return [{"shardid": s, "groupid": g, "table": t, "reference": r} for s, g, t, r in _rows(dsn, PLACEMENT_SQL)]
 
 
 def metadata(dsn: str) -> dict[str, Any]:
@@ -76,9 +77,13 @@ def keys_in_group(dsn: str, table: str, group: int, first: int, count: int) -> l
     return [k for (k,) in rows]
 
 
-def placements_per_group(dsn: str) -> dict[int, int]:
+def placements_per_group(dsn: str, reference: bool = False) -> dict[int, int]:
+    """Worker group id -> placements of distributed tables' shards (reference tables' replicas too
+    with `reference`; those live on every node, drains leave them and citus_remove_node drops them)."""
     out: dict[int, int] = {}
     for p in placements(dsn):
+        if p["reference"] and not reference:
+            continue
         out[p["groupid"]] = out.get(p["groupid"], 0) + 1
     return dict(sorted(out.items()))
 

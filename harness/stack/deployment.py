@@ -5,7 +5,8 @@ compose labels. Compose is the engine today (`ComposeDeployment`, in two
 modes: provision, where pgchaos brings the stack up from the user's compose
 files plus a generated override that adds its ownership labels, and attach,
 where it works on a compose project that is already running and owns
-nothing but the faults it injects).
+nothing but the faults it injects). The Docker Swarm engine
+(`docker stack deploy`, `--engine swarm`) is `harness.stack.swarm.SwarmDeployment`.
 """
 
 from __future__ import annotations

@@ -36,9 +36,10 @@ from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
+import requests
 
 from harness.errors import PgchaosError
-from harness.stack.deployment import OWNER_LABEL, PID_LABEL, docker_client
+from harness.stack.deployment import OWNER_LABEL, PID_LABEL, RUN_LABEL, docker_client
 
 if TYPE_CHECKING:
     from harness.stack.manifest import Manifest
@@ -325,7 +326,9 @@ class SwarmDeployment:
             self.docker.containers.get(self.edge_name)
             raise PgchaosError(f"a container named {self.edge_name} already exists")
 
-    def up(self) -> None:
+    def up(self, timeout_s: float = 180.0) -> None:
+        """Swarm (created if none), the stack deployed, the edge started; the tasks
+        converge in the background (the caller waits for the steady state)."""
         if not self.provisioned:
             raise PgchaosError("--attach is not supported on the swarm engine")
         created = ensure_swarm(self.docker, self.progress)
@@ -338,7 +341,7 @@ class SwarmDeployment:
             files += ["-c", str(self.override_file)]
         self.progress(f"docker stack deploy {self.project}")
         _run(["docker", "stack", "deploy", "--resolve-image", "never", "--prune", *files, self.project],
-             timeout=180, env=env, what="docker stack deploy")
+             timeout=timeout_s, env=env, what="docker stack deploy")
         labels = self._labels_from_override()
         self.start_edge(labels, env.get("PGCHAOS_IMAGE_TAG", "latest"))
 
@@ -349,41 +352,67 @@ class SwarmDeployment:
         return {OWNER_LABEL: "pgchaos"}
 
     def down(self, timeout: float = 120.0) -> None:
-        """Remove this stack (only when its services are ours), its edge and the rolled
-        image tags; wait for the task containers and the network to go; leave the
-        swarm if pgchaos created it and nothing else runs in it."""
+        """Remove this stack (only when its services are ours — of this run, when the run
+        is known), its edge and the rolled image tags; wait for the task containers and
+        the network to go; leave the swarm if pgchaos created it and nothing else runs
+        in it. Never raises for what is already gone, nor removes what is not ours."""
         if not self.provisioned:
             return
-        edge = self._edge_container()
-        if edge is not None:
-            with contextlib.suppress(docker.errors.APIError):
-                edge.remove(force=True)
-        services = self._stack_services()
-        foreign = [s.name for s in services if (s.attrs["Spec"].get("Labels") or {}).get(OWNER_LABEL) != "pgchaos"]
+        by_run = self.override_file is not None  # a run removes its own stack; gc (no run) any of ours
+        run = self._labels_from_override().get(RUN_LABEL) if by_run else None
+
+        def ours(labels: dict[str, str]) -> bool:
+            if labels.get(OWNER_LABEL) != "pgchaos":
+                return False
+            return not by_run or (run is not None and labels.get(RUN_LABEL) == run)
+
+        for attempt in range(4):  # a busy engine may time out an API call
+            try:
+                edge = self._edge_container()
+                if edge is not None and ours(edge.labels):
+                    with contextlib.suppress(docker.errors.NotFound):
+                        edge.remove(force=True)
+                services = self._stack_services()
+                break
+            except (requests.RequestException, docker.errors.APIError) as exc:
+                if attempt == 3:
+                    raise PgchaosError(f"swarm stack {self.project}: the engine does not answer "
+                                       f"({type(exc).__name__}); run `pgchaos gc` later") from None
+                time.sleep(2.0)
+        foreign = [s.name for s in services if not ours(s.attrs["Spec"].get("Labels") or {})]
         if foreign:
-            raise PgchaosError(f"refusing to remove stack {self.project}: services not ours: {', '.join(foreign)}")
+            self.progress(f"not removing swarm stack {self.project}: its services are not this run's "
+                          f"({', '.join(foreign[:3])}{' …' if len(foreign) > 3 else ''})")
+            return
         if services:
             _run(["docker", "stack", "rm", self.project], timeout=120, what="docker stack rm", check=False)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            left = self.docker.containers.list(all=True, filters={"label": f"{NAMESPACE_LABEL}={self.project}"},
-                                               ignore_removed=True)
-            nets = self.docker.networks.list(names=[self.network_name])
-            if not left and not [n for n in nets if n.name == self.network_name]:
-                break
-            for n in nets:  # stack rm leaves the network while tasks drain; retry it
-                if n.name == self.network_name and not left:
+            try:  # a busy engine may time out an API call: retry until the deadline
+                left = self.docker.containers.list(
+                    all=True, filters={"label": f"{NAMESPACE_LABEL}={self.project}"}, ignore_removed=True)
+                nets = [n for n in self.docker.networks.list(names=[self.network_name])
+                        if n.name == self.network_name]
+                if not left and not nets:
+                    break
+                for n in nets if not left else []:  # stack rm leaves the network while tasks drain
                     with contextlib.suppress(docker.errors.APIError):
                         n.remove()
+            except Exception as exc:  # noqa: BLE001 - requests' timeouts are not APIError
+                self.progress(f"swarm stack {self.project}: waiting for its removal ({type(exc).__name__})")
             time.sleep(1.0)
         else:
             self.progress(f"swarm stack {self.project}: tasks or network still draining after {timeout:.0f} s")
-        for image in self.docker.images.list(name="pgchaos/*"):
-            for tag in image.tags:
-                if tag.endswith(ROLLED_SUFFIX):
-                    with contextlib.suppress(docker.errors.APIError):
-                        self.docker.images.remove(tag, noprune=True)
-        leave_swarm_if_ours(self.docker, self.progress)
+        with contextlib.suppress(Exception):
+            for image in self.docker.images.list(name="pgchaos/*"):
+                for tag in image.tags:
+                    if tag.endswith(ROLLED_SUFFIX):
+                        with contextlib.suppress(docker.errors.APIError):
+                            self.docker.images.remove(tag, noprune=True)
+        try:
+            leave_swarm_if_ours(self.docker, self.progress)
+        except Exception as exc:  # noqa: BLE001 - `pgchaos gc` leaves it later
+            self.progress(f"could not leave the swarm pgchaos created ({type(exc).__name__}); pgchaos gc will")
 
     # -- tasks and containers ---------------------------------------------------------
     def _services_by_id(self) -> dict[str, str]:
@@ -511,6 +540,20 @@ class SwarmDeployment:
             edge.reload()
             if edge.status != "running":
                 edge.start()
+
+    def desired_in_stack_file(self, service: str) -> int:
+        svc = (self.model().get("services") or {}).get(service.removeprefix(f"{self.project}_")) or {}
+        return int((svc.get("deploy") or {}).get("replicas", 1))
+
+    def heal_all(self) -> None:
+        """The engine's part of heal-all: the edge running, every service scaled back to
+        the stack file's replicas (Swarm restarts killed tasks itself)."""
+        self.reconnect_all()
+        for name, (_, desired) in self.replicas().items():
+            want = self.desired_in_stack_file(name)
+            if desired != want:
+                with contextlib.suppress(PgchaosError):
+                    self.scale(name, want)
 
     def endpoint(self, service: str, port: int) -> tuple[str, int]:
         """The 127.0.0.1 port the edge publishes for a service's port."""
@@ -659,4 +702,5 @@ def collect_swarm(everything: bool = False, progress: Callable[[str], None] = pr
             continue
         remove_stack(name, progress)
         removed.append(name)
+    leave_swarm_if_ours(client, progress)  # a swarm pgchaos created and nobody uses any more
     return removed
