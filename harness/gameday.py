@@ -13,8 +13,8 @@ from typing import Any
 
 from harness.errors import PgchaosError
 from harness.history import HistoryWriter, read_history
-from harness.nemesis import CATALOGUE, Nemesis
-from harness.nemesis.faults import FILL_FILE, check_params, ensure_running
+from harness.nemesis import Nemesis
+from harness.nemesis.faults import check_params, ensure_running
 from harness.nemesis.swarm_faults import SWARM_FAULTS
 from harness.nemesis.swarm_faults import repair as swarm_repair
 from harness.stack.stack import Stack
@@ -86,27 +86,12 @@ SWARM_FAULT_NAMES = frozenset(f.name for f in SWARM_FAULTS)
 
 
 def _repair(nem: Nemesis, record: dict[str, Any]) -> None:
-    """Undo one recorded fault from its description (its heal closure is gone)."""
-    fault, target = record["fault"], record["target"]
-    if fault in ("latency", "bandwidth", "timeout", "reset-peer"):
-        for stream in ("downstream", "upstream"):
-            nem.links.remove_toxic(target, f"pgchaos-{fault}-{stream}")
-    elif fault == "link-down":
-        nem.links.set_enabled(target, True)
-    elif fault == "disk-full":
-        (nem.stack.data_mount(target) / FILL_FILE).unlink(missing_ok=True)
-    elif fault == "partition":
-        network = nem.stack_network()
-        container = nem.owned(target)
-        network.reload()
-        if container.id not in {c.id for c in network.containers}:
-            network.connect(container, aliases=[target])
-    elif fault == "etcd-outage":
-        ensure_running(nem.owned(target))  # the DCS member it stopped
-    elif fault in SWARM_FAULT_NAMES:  # the swarm engine's: wait for Swarm, scale back, start the edge
+    """Undo one recorded fault from its description (its heal closure is gone): the
+    catalogue's faults through the nemesis' own heal, the engine's through theirs."""
+    if record["fault"] in SWARM_FAULT_NAMES:  # the swarm engine's: wait for Swarm, scale back, start the edge
         swarm_repair(nem, record)
-    elif CATALOGUE[fault].kind == "node":
-        ensure_running(nem.owned(target))
+    else:
+        nem.repair(record["fault"], record["target"], record.get("params") or {})
 
 
 def heal(stack: Stack, fault_id: str | None) -> list[dict[str, Any]]:
@@ -161,7 +146,8 @@ def _docker_ps(stack: Stack, failed: str = "") -> str:
 def _health(stack: Stack, failed: str = "") -> str:
     import requests
 
-    url = f"http://127.0.0.1:{stack.spec.ports.health}/health"
+    router = stack.manifest.router
+    url = f"http://{stack.endpoint(router.service, router.health_port or router.primary_port)}/health"
     return f"GET {url} -> {requests.get(url, timeout=3).status_code}"
 
 

@@ -26,27 +26,27 @@ from harness.load.client import key_base
 from harness.load.locust_runner import LocustLoad
 from harness.load.probe import Probe
 from harness.stack import Stack
-from harness.stack.spec import APP_DB, APP_PASSWORD, APP_USER
 
 MIRRORED = """\\set id random(1, 1000000000000)
 BEGIN;
 SET LOCAL statement_timeout = 3000;
-INSERT INTO events (id, user_id, kind) VALUES (-:id - :client_id * 1000000000000, 0, 'bench');
+INSERT INTO pgchaos.events (id, user_id, kind) VALUES (-:id - :client_id * 1000000000000, 0, 'bench');
 SET LOCAL statement_timeout = 0;
 COMMIT;
 """
 BARE = """\\set id random(1, 1000000000000)
-INSERT INTO events (id, user_id, kind) VALUES (-:id - :client_id * 1000000000000, 0, 'bench');
+INSERT INTO pgchaos.events (id, user_id, kind) VALUES (-:id - :client_id * 1000000000000, 0, 'bench');
 """
 
 
-def pgbench(port: int, script: str, clients: int, seconds: int) -> float:
+def pgbench(stack: Stack, port: int, script: str, clients: int, seconds: int) -> float:
+    user, password = stack.manifest.database.credentials()
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
         f.write(script)
     out = subprocess.run(
-        ["pgbench", "-n", "-h", "127.0.0.1", "-p", str(port), "-U", APP_USER, "-c", str(clients),
-         "-j", "1", "-T", str(seconds), "-f", f.name, APP_DB],
-        capture_output=True, text=True, env={"PGPASSWORD": APP_PASSWORD, "PATH": "/usr/bin:/bin"})
+        ["pgbench", "-n", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-c", str(clients),
+         "-j", "1", "-T", str(seconds), "-f", f.name, stack.database],
+        capture_output=True, text=True, env={"PGPASSWORD": password, "PATH": "/usr/bin:/bin"})
     Path(f.name).unlink()
     match = re.search(r"tps = ([0-9.]+)", out.stdout)
     if not match:
@@ -81,10 +81,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=15)
     args = parser.parse_args()
     stack = Stack.attach(progress=lambda m: None)
-    port = stack.spec.ports.pgbouncer
+    port = stack.published_port(stack.manifest.pooler.service, stack.manifest.pooler.port)
     figures = {
-        "pgbench_mirrored_tps": pgbench(port, MIRRORED, args.clients, args.seconds),
-        "pgbench_bare_insert_tps": pgbench(port, BARE, args.clients, args.seconds),
+        "pgbench_mirrored_tps": pgbench(stack, port, MIRRORED, args.clients, args.seconds),
+        "pgbench_bare_insert_tps": pgbench(stack, port, BARE, args.clients, args.seconds),
         "locust_writer_ops_s": locust_writes(stack, args.clients, args.seconds),
         "probe_period_s": probe_period(stack, 10),
     }
@@ -95,7 +95,7 @@ def main() -> None:
     import psycopg
 
     with psycopg.connect(stack.dsn(), autocommit=True) as conn:
-        conn.execute("DELETE FROM events WHERE kind = 'bench'")
+        conn.execute("DELETE FROM pgchaos.events WHERE kind = 'bench'")
     print(json.dumps(figures, indent=2))
 
 

@@ -383,3 +383,49 @@ def test_a_stack_that_came_up_is_kept_with_keep_stack(monkeypatch: pytest.Monkey
     with pytest.raises(StopIteration):
         next(gen)
     assert removed == []
+
+
+# -- heals rebuilt from the description; faults outside the catalogue -----------------------
+
+
+def test_a_heal_is_rebuilt_from_the_description_alone(fake: Any, tmp_path: Path) -> None:
+    """A second nemesis (another process: `pgchaos heal`) heals from (name, target, params)."""
+    node = FakeContainer("coordinator-1")
+    with HistoryWriter(tmp_path / "h.jsonl") as history:
+        first = fake({"coordinator-1": node}, history)
+        first.inject("pause", "coordinator-1")
+        first.inject("latency", "pooler-router", latency=100)
+        assert node.status == "paused"
+        assert first.links.toxics["pooler-router"]
+        second = fake({"coordinator-1": node})
+        second.repair("pause", "coordinator-1")
+        second.repair("latency", "pooler-router", {"latency": 100})
+    assert node.status == "running"
+    assert not first.links.toxics["pooler-router"]
+    with pytest.raises(PgchaosError, match="unknown fault"):
+        second.repair("no-such-fault", "x")
+
+
+def test_a_custom_fault_is_recorded_observed_and_healed(fake: Any, tmp_path: Path) -> None:
+    state = {"broken": False}
+
+    def inject() -> Any:
+        state["broken"] = True
+        return lambda: state.update(broken=False)
+
+    with HistoryWriter(tmp_path / "h.jsonl") as history:
+        nem = fake({}, history)
+        active = nem.custom("drop-caches", "coordinator-2", inject,
+                            effect=lambda: (state["broken"], f"broken={state['broken']}"), level=3)
+        blind = nem.custom("unchecked", "coordinator-3", lambda: (lambda: None))
+        nem.heal_all()
+    assert not state["broken"]
+    ops = read_history(tmp_path / "h.jsonl")
+    fault_op = next(op for op in ops if op.f == "drop-caches")
+    assert fault_op.value == {"target": "coordinator-2", "role": "coordinator-2", "custom": True, "level": 3}
+    seen = {op.value["fault"]: op.type for op in observations(tmp_path / "h.jsonl")}
+    assert seen == {active.id: "ok", blind.id: "fail"}  # no effect check: never counted as bitten
+    heals = [op.value["fault"] for op in ops if op.f == "heal"]
+    assert sorted(heals) == sorted([active.id, blind.id])
+    with pytest.raises(PgchaosError, match="clashes"):
+        fake({}).custom("kill", "x", lambda: (lambda: None))

@@ -22,7 +22,6 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from harness.load.writable_probe import WritableProbe
 from harness.scenario import RunOptions, ScenarioRun
-from harness.stack.spec import COORDINATORS
 
 pytestmark = pytest.mark.docker
 
@@ -42,7 +41,7 @@ def make_machine(stack, options: RunOptions, verdicts: list):
             self.run.__enter__()
             self.node_fault = None
             self.link_faults = []
-            self.checker = WritableProbe(stack, COORDINATORS, self.run.history)
+            self.checker = WritableProbe(stack, stack.manifest.coordinator.members, self.run.history)
 
         @precondition(lambda self: self.node_fault is None)
         @rule(fault=st.sampled_from(NODE_FAULTS), role=st.sampled_from(ROLES),
@@ -72,7 +71,7 @@ def make_machine(stack, options: RunOptions, verdicts: list):
 
         @invariant()
         def never_two_acknowledging_primaries(self):
-            states = {n: self.checker._state(n) for n in COORDINATORS}
+            states = {n: self.checker._state(n) for n in self.run.stack.manifest.coordinator.members}
             acknowledging = [n for n, s in states.items() if s == "ack"]
             assert len(acknowledging) <= 1, f"split brain: {states}"
 

@@ -18,7 +18,6 @@ import requests
 
 from harness.errors import PgchaosError
 from harness.nemesis.targets import is_data_node
-from harness.stack.spec import COORDINATORS
 
 if TYPE_CHECKING:
     from harness.nemesis.nemesis import Nemesis
@@ -310,12 +309,9 @@ def _seen_enospc(nem: Nemesis, target: str, ctx: dict[str, Any]) -> Seen:
 
 def _patroni_members(nem: Nemesis, target: str | None = None) -> list[str]:
     """The Patroni members to ask: the target's group, else the coordinator group."""
-    manifest = getattr(nem.stack, "manifest", None)
-    try:
-        group = (manifest.group_of(target) if target else None) or manifest.coordinator
-        return list(group.members)
-    except AttributeError:
-        return list(COORDINATORS)
+    manifest = nem.stack.manifest
+    group = (manifest.group_of(target) if target else None) or manifest.coordinator
+    return list(group.members)
 
 
 def _patroni(nem: Nemesis, member: str, path: str) -> dict[str, Any]:
@@ -441,3 +437,28 @@ def ensure_running(container: Any) -> None:
     elif container.status in ("exited", "created", "dead"):
         with contextlib.suppress(Exception):
             container.start()
+
+
+TOXIC_FAULTS = frozenset({"latency", "bandwidth", "timeout", "reset-peer"})
+REBUILDABLE = frozenset(CATALOGUE)  # the catalogue's own faults; engines' and custom faults heal themselves
+
+
+def repair(nem: Nemesis, fault: str, target: str, params: dict[str, Any] | None = None) -> None:
+    """The heal of a catalogue fault rebuilt from its description (name, target, params):
+    what `Nemesis.heal`, heal-all and `pgchaos heal` in another process all run."""
+    kind = CATALOGUE[fault].kind if fault in CATALOGUE else None
+    if fault in TOXIC_FAULTS:
+        for stream in ("downstream", "upstream"):
+            nem.links.remove_toxic(target, f"pgchaos-{fault}-{stream}")
+    elif fault == "link-down":
+        nem.links.set_enabled(target, True)
+    elif fault == "disk-full":
+        (nem.stack.data_mount(target) / FILL_FILE).unlink(missing_ok=True)
+    elif fault == "partition":
+        network = nem.stack_network()
+        container = nem.owned(target)
+        network.reload()
+        if container.id not in {c.id for c in network.containers}:
+            network.connect(container, aliases=[target])
+    elif kind == "node":  # kill, stop, pause, restart, pg-kill (a postmaster that was PID 1), etcd-outage
+        ensure_running(nem.owned(target))

@@ -20,7 +20,16 @@ import docker.errors
 
 from harness.errors import PgchaosError
 from harness.history import HistoryWriter
-from harness.nemesis.faults import CATALOGUE, FILL_FILE, Fault, Heal, check_params, ensure_running
+from harness.nemesis.faults import (
+    CATALOGUE,
+    FILL_FILE,
+    REBUILDABLE,
+    Fault,
+    Heal,
+    check_params,
+    ensure_running,
+    repair,
+)
 from harness.nemesis.targets import resolve_link, resolve_node
 from harness.nemesis.toxiproxy import ToxiproxyLinks
 
@@ -199,12 +208,55 @@ class Nemesis:
         self.active.pop(active.id, None)
         error = None
         try:
-            if active.heal is not None:
+            if active.fault in REBUILDABLE:  # the same heal `pgchaos heal` rebuilds from the history
+                repair(self, active.fault, active.target, active.params)
+            elif active.heal is not None:
                 active.heal()
         except Exception as exc:  # heal-all will retry the generic repairs
             error = f"{type(exc).__name__}: {exc}"
         self._record_heal(active, error=error)
         self._tell("heal", active)
+
+    def repair(self, fault: str, target: str, params: dict[str, Any] | None = None) -> None:
+        """Heal a catalogue fault from its description alone (a fault injected by another process)."""
+        self.fault(fault)
+        repair(self, fault, target, params or {})
+
+    def custom(self, name: str, target: str, inject: Callable[[], Heal],
+               effect: Callable[[], tuple[bool, str]] | None = None, **params: Any) -> ActiveFault:
+        """A fault outside the catalogue, recorded and healed like any other in one call.
+
+        `inject()` does the damage and returns its heal; `effect()` says whether it took
+        effect and what was seen (without it the fault is recorded as unconfirmed, so a
+        verdict over it is "unknown", never "pass"). Heal it with `heal(fault)`; heal-all
+        heals it too."""
+        if name in CATALOGUE or name in ("heal", FAULT_EFFECT):
+            raise PgchaosError(f"custom fault {name!r} clashes with a catalogue name; choose another")
+        value = {"target": target, "role": target, "custom": True, **params}
+        if self.history is not None:
+            op = self.history.append(NEMESIS, "info", name, value)
+            fid, t = op.index, op.time
+        else:
+            with self._lock:
+                fid, t = self._next_id, 0.0
+                self._next_id += 1
+        active = ActiveFault(fid, name, target, t, params)
+        try:
+            active.heal = inject()
+        except Exception as exc:
+            self._record_heal(active, error=f"{type(exc).__name__}: {exc}")
+            raise PgchaosError(f"custom fault {name} on {target} failed: {exc}") from None
+        self.active[fid] = active
+        try:
+            seen, evidence = effect() if effect is not None else (False, "no effect check was given")
+        except Exception as exc:
+            seen, evidence = False, f"could not look: {type(exc).__name__}: {exc}"
+        active.effect = {"seen": seen, "evidence": evidence[:300], "after_s": 0.0}
+        if self.history is not None:
+            self.history.append(OBSERVER, "ok" if seen else "fail", FAULT_EFFECT,
+                                {"fault": fid, "target": target, "evidence": evidence[:300]}, node=target)
+        self._tell("inject", active)
+        return active
 
     def _record_heal(self, active: ActiveFault, error: str | None = None) -> None:
         if self.history is not None:

@@ -108,10 +108,6 @@ def resolve_link(stack: Stack, role: str, links: list[str]) -> str:
     return pattern
 
 
-def is_data_node(service: str, stack: Stack | None = None) -> bool:
+def is_data_node(service: str, stack: Stack) -> bool:
     """A PostgreSQL member of one of the manifest's groups."""
-    if stack is None:
-        from harness.stack.spec import DATA_NODES
-
-        return service in DATA_NODES
     return stack.manifest.group_of(service) is not None

@@ -21,13 +21,6 @@ ENGINES = {
     "compose": "docker compose (the default)",
     "swarm": "Docker Swarm: `docker stack deploy` of the stack file beside the manifest (docker-stack.yml)",
 }
-DATA_NODES = ("coordinator-1", "coordinator-2", "coordinator-3", "worker-1", "worker-2")
-COORDINATORS = DATA_NODES[:3]
-WORKERS = DATA_NODES[3:]
-APP_USER = "dpg_cluster"
-APP_PASSWORD = "dpg_cluster_pw"
-APP_DB = "distributed_postgres_cluster"
-SUPERUSER_PASSWORD = "postgres_pw"
 
 
 def _port(name: str, default: int) -> int:

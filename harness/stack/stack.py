@@ -262,7 +262,8 @@ class Stack:
             self.progress(f"creating {len(self.loop_members)} loop-mounted data volumes")
         for node in self.loop_members:
             volumes.create(self.data_image(node), self.data_mount(node), self.manifest.volume_size_mb)
-        self.progress(f"docker compose up ({self.project})")
+        if self.spec.engine != "swarm":  # the swarm engine says `docker stack deploy` itself
+            self.progress(f"docker compose up ({self.project})")
         try:
             self.deployment.up(timeout_s=self.up_timeout_s)
         except PgchaosError as exc:
