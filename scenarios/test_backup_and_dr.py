@@ -23,8 +23,6 @@ import psycopg
 import pytest
 from conftest import assert_verdict
 
-from harness.stack.spec import APP_DB
-
 pytestmark = [
     pytest.mark.scenario,
     pytest.mark.docker,
@@ -113,7 +111,7 @@ def test_data_corruption(scenario_run):
         _, taken_at, expected = take_backup(run)
         run.sleep(2)
         worker = "worker-1"
-        with psycopg.connect(run.stack.dsn(worker, dbname=APP_DB), autocommit=True) as conn:
+        with psycopg.connect(run.stack.dsn(worker), autocommit=True) as conn:
             relpath = conn.execute("SELECT pg_relation_filepath('users_shard')").fetchone()[0]
             conn.execute("CHECKPOINT")
         datafile = run.stack.data_mount(worker) / "pg" / relpath

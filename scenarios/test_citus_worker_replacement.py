@@ -170,9 +170,11 @@ def restore(run, book: Runbook, spare: SpareGroup, group1_members: list[str]) ->
         container = run.nemesis.owned(member)
         if container.status != "running":
             container.start()
+    run.wait_until("worker-1 has a leader again", lambda: group_leader(run, "worker-1") is not None,
+                   timeout_s=90)
     back, _ = wait_for("group 1 back in pg_dist_node", lambda: LOST in citus.primaries(dsn),
-                       timeout_s=120, interval_s=1)
-    if not back:  # Patroni did not re-register it: do it by hand from Patroni's leader
+                       timeout_s=30, interval_s=1)
+    if not back:  # Patroni does not re-register a group removed by hand (measured): add it from its leader
         leader = group_leader(run, "worker-1")
         port = {m: 15211 + i for i, m in enumerate(group1_members)}.get(leader or "")
         if port:

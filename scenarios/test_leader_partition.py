@@ -9,7 +9,6 @@ from conftest import assert_verdict
 
 from harness.checkers.split_brain import split_brain
 from harness.load.writable_probe import WritableProbe
-from harness.stack.spec import COORDINATORS
 
 pytestmark = [
     pytest.mark.scenario,
@@ -21,7 +20,7 @@ pytestmark = [
 
 def test_leader_partition(scenario_run):
     with scenario_run() as run:
-        probe = WritableProbe(run.stack, COORDINATORS, run.history, period_s=0.5).start()
+        probe = WritableProbe(run.stack, run.stack.manifest.coordinator.members, run.history, period_s=0.5).start()
         try:
             run.sleep(2)
             fault = run.nemesis.inject("partition", "primary")

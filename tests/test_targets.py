@@ -24,6 +24,8 @@ PGCHAOS = {
     "pool-exhaustion": (30, 0),
     "zero-downtime-update": (1, 0),  # the swarm engine's rows (ours)
     "pooler-restart": (10, 0),
+    "citus-worker-link": (30, 0),  # the Citus profile's rows (ours)
+    "citus-scale-out": (120, 0),
 }
 
 
