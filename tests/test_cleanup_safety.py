@@ -42,8 +42,10 @@ def client() -> Any:
 @pytest.fixture
 def others(client: Any) -> dict[str, tuple[str, str]]:
     """Containers labelled as ours that exist before the test (someone else's runs):
-    id -> (name, project)."""
-    found = client.containers.list(all=True, filters={"label": OURS}, ignore_removed=True)
+    id -> (name, project). One-shot `compose run --rm` containers (backup tools) end
+    and remove themselves: they are not counted."""
+    found = [c for c in client.containers.list(all=True, filters={"label": OURS}, ignore_removed=True)
+             if c.labels.get("com.docker.compose.oneoff") != "True"]
     for c in found:
         OWNER_LABELS.setdefault(c.labels.get(PROJECT_LABEL, ""), dict(c.labels))
     return {c.id: (c.name, c.labels.get(PROJECT_LABEL, "")) for c in found}

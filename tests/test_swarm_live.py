@@ -19,7 +19,7 @@ from harness.stack import volumes
 from harness.stack.deployment import docker_client
 from harness.stack.swarm import NAMESPACE_LABEL, remove_stack, swarm_state
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.swarm]
 
 REPO = Path(__file__).resolve().parents[1]
 STACK = f"pgchaos-swarm-ci-{os.getpid()}"
