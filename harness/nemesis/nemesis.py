@@ -123,14 +123,7 @@ class Nemesis:
         check_params(fault, params)
         target = self.resolve(fault, role)
         before = self._before(fault, target, params)
-        value = {"target": target, "role": role, **params}
-        if self.history is not None:
-            op = self.history.append(NEMESIS, "info", name, value)
-            fid, t = op.index, op.time
-        else:
-            with self._lock:
-                fid, t = self._next_id, 0.0
-                self._next_id += 1
+        fid, t = self._record_fault(name, {"target": target, "role": role, **params})
         active = ActiveFault(fid, name, target, t, params)
         try:
             active.heal = fault.inject(self, target, params)
@@ -232,14 +225,7 @@ class Nemesis:
         heals it too."""
         if name in CATALOGUE or name in ("heal", FAULT_EFFECT):
             raise PgchaosError(f"custom fault {name!r} clashes with a catalogue name; choose another")
-        value = {"target": target, "role": target, "custom": True, **params}
-        if self.history is not None:
-            op = self.history.append(NEMESIS, "info", name, value)
-            fid, t = op.index, op.time
-        else:
-            with self._lock:
-                fid, t = self._next_id, 0.0
-                self._next_id += 1
+        fid, t = self._record_fault(name, {"target": target, "role": target, "custom": True, **params})
         active = ActiveFault(fid, name, target, t, params)
         try:
             active.heal = inject()
@@ -257,6 +243,15 @@ class Nemesis:
                                 {"fault": fid, "target": target, "evidence": evidence[:300]}, node=target)
         self._tell("inject", active)
         return active
+
+    def _record_fault(self, name: str, value: dict[str, Any]) -> tuple[int, float]:
+        """The fault op in the history: (its index, which names the fault; its time)."""
+        if self.history is not None:
+            op = self.history.append(NEMESIS, "info", name, value)
+            return op.index, op.time
+        with self._lock:
+            self._next_id += 1
+            return self._next_id - 1, 0.0
 
     def _record_heal(self, active: ActiveFault, error: str | None = None) -> None:
         if self.history is not None:

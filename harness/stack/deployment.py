@@ -74,7 +74,36 @@ def ownership_labels(run_id: str, owner_pid: int, detached: bool) -> dict[str, s
             DETACHED_LABEL: "true" if detached else "false"}
 
 
-class ComposeDeployment:
+class ContainerVerbs:
+    """The verbs every engine runs on a service's current container (`container(service)`)."""
+
+    def container(self, service: str) -> Any:
+        raise NotImplementedError
+
+    def exec(self, service: str, cmd: list[str], user: str | None = None,
+             timeout: float = 60.0) -> tuple[int, str]:
+        """Run a command in a service's container; returns (exit code, output)."""
+        args = ["docker", "exec"] + (["-u", user] if user else []) + [self.container(service).id, *cmd]
+        try:
+            proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return 124, f"timed out after {timeout:.0f} s"
+        return proc.returncode, proc.stdout + proc.stderr
+
+    def logs(self, service: str, tail: int | None = None, since: int | None = None) -> str:
+        kwargs: dict[str, Any] = {"tail": tail if tail is not None else "all"}
+        if since is not None:
+            kwargs["since"] = since
+        return self.container(service).logs(**kwargs).decode(errors="replace")
+
+    def kill(self, service: str, signal: str = "SIGKILL") -> None:
+        self.container(service).kill(signal=signal)
+
+    def stop(self, service: str, timeout: int = 20) -> None:
+        self.container(service).stop(timeout=timeout)
+
+
+class ComposeDeployment(ContainerVerbs):
     """A compose project: provisioned by pgchaos, or attached to."""
 
     def __init__(self, project: str, workdir: Path, compose_files: list[str],
@@ -207,29 +236,7 @@ class ComposeDeployment:
             raise PgchaosError(f"no network of {self.project} found")
         return nets[0]
 
-    # -- verbs -------------------------------------------------------------------------
-    def exec(self, service: str, cmd: list[str], user: str | None = None,
-             timeout: float = 60.0) -> tuple[int, str]:
-        """Run a command in a service's container; returns (exit code, output)."""
-        args = ["docker", "exec"] + (["-u", user] if user else []) + [self.container(service).id, *cmd]
-        try:
-            proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return 124, f"timed out after {timeout:.0f} s"
-        return proc.returncode, proc.stdout + proc.stderr
-
-    def logs(self, service: str, tail: int | None = None, since: int | None = None) -> str:
-        kwargs: dict[str, Any] = {"tail": tail if tail is not None else "all"}
-        if since is not None:
-            kwargs["since"] = since
-        return self.container(service).logs(**kwargs).decode(errors="replace")
-
-    def kill(self, service: str, signal: str = "SIGKILL") -> None:
-        self.container(service).kill(signal=signal)
-
-    def stop(self, service: str, timeout: int = 20) -> None:
-        self.container(service).stop(timeout=timeout)
-
+    # -- verbs (exec, logs, kill, stop: ContainerVerbs) ---------------------------------
     def start(self, service: str) -> None:
         container = self.container(service)
         container.reload()

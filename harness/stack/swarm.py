@@ -39,7 +39,7 @@ import docker.errors
 import requests
 
 from harness.errors import PgchaosError
-from harness.stack.deployment import OWNER_LABEL, PID_LABEL, RUN_LABEL, docker_client
+from harness.stack.deployment import OWNER_LABEL, PID_LABEL, RUN_LABEL, ContainerVerbs, docker_client
 
 if TYPE_CHECKING:
     from harness.stack.manifest import Manifest
@@ -156,7 +156,7 @@ class OverlayNetwork:
                            "service's overlay network (use Toxiproxy links, task-kill or stop)")
 
 
-class SwarmDeployment:
+class SwarmDeployment(ContainerVerbs):
     """One Swarm stack (the guide's `postgres-mesh`) plus its 127.0.0.1 edge."""
 
     engine = "swarm"
@@ -485,28 +485,13 @@ class SwarmDeployment:
         return OverlayNetwork(nets[0], self.docker)
 
     # -- verbs -------------------------------------------------------------------------
-    def exec(self, service: str, cmd: list[str], user: str | None = None,
-             timeout: float = 60.0) -> tuple[int, str]:
-        args = ["docker", "exec"] + (["-u", user] if user else []) + [self.container(service).id, *cmd]
-        try:
-            proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return 124, f"timed out after {timeout:.0f} s"
-        return proc.returncode, proc.stdout + proc.stderr
-
-    def logs(self, service: str, tail: int | None = None, since: int | None = None) -> str:
-        kwargs: dict[str, Any] = {"tail": tail if tail is not None else "all"}
-        if since is not None:
-            kwargs["since"] = since
-        return self.container(service).logs(**kwargs).decode(errors="replace")
-
     def kill(self, service: str, signal: str = "SIGKILL") -> None:
         """Kill the running task's container; Swarm replaces the task."""
-        self.container(service).kill(signal=signal)
+        super().kill(service, signal)
 
     def stop(self, service: str, timeout: int = 20) -> None:
         """Stop the running task's container; Swarm replaces the task."""
-        self.container(service).stop(timeout=timeout)
+        super().stop(service, timeout)
 
     def start(self, service: str) -> None:
         """Swarm restarts tasks itself: wait (bounded) for a running task, unpause a
