@@ -69,6 +69,12 @@ def docker_client() -> docker.DockerClient:
         ) from None
 
 
+def is_ours(labels: dict[str, str]) -> bool:
+    """Created by a pgchaos run: the owner label and a run id. pgchaos's images carry the
+    owner label too (containers inherit image labels), so the owner label alone proves nothing."""
+    return labels.get(OWNER_LABEL) == "pgchaos" and bool(labels.get(RUN_LABEL))
+
+
 def ownership_labels(run_id: str, owner_pid: int, detached: bool) -> dict[str, str]:
     return {OWNER_LABEL: "pgchaos", RUN_LABEL: run_id, PID_LABEL: str(owner_pid),
             DETACHED_LABEL: "true" if detached else "false"}
@@ -207,7 +213,7 @@ class ComposeDeployment(ContainerVerbs):
     def _filters(self) -> dict[str, list[str]]:
         labels = [f"{PROJECT_LABEL}={self.project}"]
         if self.provisioned:
-            labels.append(f"{OWNER_LABEL}=pgchaos")
+            labels += [f"{OWNER_LABEL}=pgchaos", RUN_LABEL]
         return {"label": labels}
 
     def containers(self) -> dict[str, Any]:
@@ -228,7 +234,7 @@ class ComposeDeployment(ContainerVerbs):
         labels = container.labels
         if labels.get(PROJECT_LABEL) != self.project:
             return False
-        return labels.get(OWNER_LABEL) == "pgchaos" or not self.provisioned
+        return is_ours(labels) or not self.provisioned
 
     def network(self) -> Any:
         nets = self.docker.networks.list(filters=self._filters())
@@ -310,7 +316,7 @@ def attachable_projects(client: docker.DockerClient, services: list[str]) -> lis
 
 def remove_project_resources(client: docker.DockerClient, project: str) -> None:
     """Force-remove containers, networks and volumes of one project that carry our label."""
-    filters = {"label": [f"{PROJECT_LABEL}={project}", f"{OWNER_LABEL}=pgchaos"]}
+    filters = {"label": [f"{PROJECT_LABEL}={project}", f"{OWNER_LABEL}=pgchaos", RUN_LABEL]}
     for container in client.containers.list(all=True, filters=filters, ignore_removed=True):
         with contextlib.suppress(docker.errors.APIError):  # gone, or already being removed
             container.remove(force=True, v=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.stack import volumes
+from harness.stack.deployment import is_ours
 from harness.stack.stack import (
     OWNER_LABEL,
     PROJECT_LABEL,
@@ -84,7 +85,7 @@ def liveness(client: Any) -> dict[str, bool]:
                                             ignore_removed=True):
         labels = container.labels
         project = labels.get(PROJECT_LABEL)
-        if not project:
+        if not project or not is_ours(labels):  # e.g. someone's container of a pgchaos image
             continue
         alive = _is_live(int(labels.get(PID_LABEL, "0") or 0), labels.get(DETACHED_LABEL) == "true")
         live[project] = live.get(project, False) or alive

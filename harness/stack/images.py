@@ -92,7 +92,7 @@ def ensure_images(compose_dir: Path, progress: Progress = print) -> str:
     for i, name in enumerate(missing, 1):
         progress(f"building image {i}/{len(missing)}: {IMAGE_PREFIX}/{name}:{tag}")
         _run(
-            ["docker", "build", "-q", "--force-rm", "--label", "io.pgchaos.owner=pgchaos",
+            ["docker", "build", "-q", "--force-rm", "--label", "io.pgchaos.image=pgchaos",
              "-t", f"{IMAGE_PREFIX}/{name}:{tag}", "-t", f"{IMAGE_PREFIX}/{name}:latest",
              str(images_dir(compose_dir) / name)],
             f"docker build {name}",
@@ -160,7 +160,7 @@ def ensure_citus_image(citus_dir: Path, base_tag: str, progress: Progress = prin
         if kind == "repository" and where != "1":
             args += ["--build-arg", f"CITUS_REPOSITORY={where}"]
         progress(f"building image {ref} (Citus from {'package ' + Path(where).name if kind == 'file' else kind})")
-        _run(["docker", "build", "-q", "--force-rm", "--label", "io.pgchaos.owner=pgchaos", *args,
+        _run(["docker", "build", "-q", "--force-rm", "--label", "io.pgchaos.image=pgchaos", *args,
               "-t", ref, "-t", f"{IMAGE_PREFIX}/postgres-citus:latest", str(context)],
              "docker build postgres-citus", env={**os.environ, "DOCKER_BUILDKIT": "0"})
     return ref
