@@ -78,7 +78,7 @@ def test_foreign_stack_attached_is_left_running_and_unharmed(tmp_path: Path) -> 
         after = client.containers.list(filters={"label": f"com.docker.compose.project={project}"})
         assert {c.name: c.id for c in after} == before  # the same containers, none removed or replaced
         assert all(c.status == "running" for c in after)
-        assert not any(c.labels.get("io.pgchaos.owner") for c in after)
+        assert not any(c.labels.get("io.pgchaos.run") for c in after)  # nothing relabelled as a run of ours
         ps = subprocess.run([*compose, "ps", "--format", "json"], env=env, capture_output=True, text=True)
         health = [json.loads(line).get("Health") for line in ps.stdout.splitlines() if line.strip()]
         assert all(h in ("", "healthy") for h in health), health
