@@ -67,6 +67,13 @@ def restore_latest(run, fault, taken_at: float, expected: tuple[int, int, int]) 
     return restored
 
 
+def observe(run, fault, seen: bool, evidence: str) -> None:
+    """The fault-effect observation of a disaster recorded by hand (history contract)."""
+    run.history.append("observer", "ok" if seen else "fail", "fault-effect",
+                       {"fault": fault.index, "target": fault.value["target"], "evidence": evidence[:300]},
+                       node=fault.value["target"])
+
+
 def test_daily_backup_and_dr_test(scenario_run):
     with scenario_run(load=False) as run:
         path, _, expected = take_backup(run)
@@ -98,6 +105,8 @@ def test_complete_cluster_loss(scenario_run):
         loss = run.history.append("nemesis", "info", "cluster-loss", {"target": "all"})
         run.pause_load()
         run.stack.destroy()
+        left = sorted(run.stack.containers())
+        observe(run, loss, not left, f"containers of the stack left: {left or 'none'}; data volumes removed")
         run.phase("redeploy")
         run.stack.redeploy()
         restored = restore_latest(run, loss, taken_at, expected)
@@ -131,6 +140,7 @@ def test_data_corruption(scenario_run):
         except psycopg.Error as exc:
             detected = str(exc).strip().splitlines()[0]
         run.figures["detected"] = detected
+        observe(run, fault, detected is not None, f"verification query: {detected or 'no error'}")
         assert detected is not None, "the verification query did not notice the corrupted shard"
         run.figures["detected_after_s"] = round(run.now() - fault.time, 1)
         restored = restore_latest(run, fault, taken_at, expected)

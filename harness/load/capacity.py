@@ -50,6 +50,16 @@ def drive_clients(dsn: str, history: HistoryWriter, clients: int = DEFAULT_CLIEN
     done.set()
 
 
+def connected_clients(stack: Any) -> int:
+    """Client connections the pooler holds now, not counting the one that asks."""
+    import psycopg
+
+    pooler = stack.manifest.pooler
+    with psycopg.connect(stack.dsn(dbname=pooler.admin_db), autocommit=True) as conn:
+        rows = conn.execute("SHOW CLIENTS").fetchall()
+    return max(0, len(rows) - 1)
+
+
 def check_capacity(ops: list[Op], clients: int = DEFAULT_CLIENTS,
                    wait_bound_s: float = DEFAULT_WAIT_BOUND_S) -> dict[str, Any]:
     """Every declared client served (ok) within the wait bound; refusals named."""
