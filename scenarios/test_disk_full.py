@@ -38,6 +38,6 @@ def test_disk_full_on_leader(scenario_run):
     assert run.figures["bulk_write"] != "acknowledged", "a 20 MB write was acknowledged on a full disk"
     # no corruption: every table is readable end to end after recovery
     with psycopg.connect(run.stack.dsn(), autocommit=True) as conn:
-        for table in ("ledger", "users", "events", "vectors"):
+        for table in ("pgchaos.ledger", "pgchaos.events", "users", "events", "vectors"):
             conn.execute(f"SELECT count(*) FROM {table}").fetchone()
         conn.execute("DROP TABLE IF EXISTS disk_ballast")

@@ -21,13 +21,13 @@ FLOOD_CLIENTS = 40  # twice the pool
 HOLD_S = 4.0
 
 
-def pool_status(dsn_admin: str) -> dict:
+def pool_status(dsn_admin: str, database: str) -> dict:
     with psycopg.connect(dsn_admin, autocommit=True) as conn:
         cur = conn.execute("SHOW POOLS")
         cols = [d.name for d in cur.description]
         pools = [dict(zip(cols, r, strict=False)) for r in cur.fetchall()]
         clients = len(conn.execute("SHOW CLIENTS").fetchall())
-    app = next(p for p in pools if p["database"] == "distributed_postgres_cluster")
+    app = next(p for p in pools if p["database"] == database)
     return {"cl_active": app["cl_active"], "cl_waiting": app["cl_waiting"],
             "sv_active": app["sv_active"], "maxwait_s": app["maxwait"], "clients": clients}
 
@@ -46,22 +46,26 @@ def test_pool_exhaustion(scenario_run):
                 except psycopg.Error:
                     return
 
-        run.history.append("nemesis", "info", "pool-exhaustion",
-                           {"target": "pgbouncer", "clients": FLOOD_CLIENTS})
+        exhaustion = run.history.append("nemesis", "info", "pool-exhaustion",
+                                        {"target": "pgbouncer", "clients": FLOOD_CLIENTS})
         flood = [threading.Thread(target=hold, args=(run.stack.dsn(connect_timeout=5),), daemon=True)
                  for _ in range(FLOOD_CLIENTS)]
         for t in flood:
             t.start()
         run.sleep(2)
         admin = run.stack.dsn(dbname="pgbouncer")
-        during = pool_status(admin)
+        during = pool_status(admin, run.stack.database)
         run.figures["pools_during"] = during
+        waiting = during.get("cl_waiting", 0) if isinstance(during, dict) else 0
+        run.history.append("observer", "ok" if waiting > 0 else "fail", "fault-effect",
+                           {"fault": exhaustion.index, "target": "pgbouncer",
+                            "evidence": f"SHOW POOLS during the flood: {during}"[:300]}, node="pgbouncer")
         stop.set()
         for t in flood:
             t.join(timeout=30)
         run.history.append("nemesis", "info", "heal", {"target": "pgbouncer"})
         run.sleep(3)
-        run.figures["pools_after"] = pool_status(admin)
+        run.figures["pools_after"] = pool_status(admin, run.stack.database)
         run.add_check("waiting-clients-seen", lambda ops: {
             "valid": during["cl_waiting"] > 0,
             "reason": f"SHOW POOLS showed no waiting client under {FLOOD_CLIENTS} clients: {during}"})
