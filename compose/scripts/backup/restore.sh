@@ -5,8 +5,9 @@
 # --local: for the DR test — the distributed tables are restored as plain local
 # tables of TARGET_DB (their rows come from the backup), so a test restore
 # never writes to the workers that serve the live database.
-# Without --local, the distributed tables are emptied first (TRUNCATE reaches
-# the workers through postgres_fdw), the database is dropped and recreated,
+# Without --local, the distributed tables (the guide's and the load's own
+# pgchaos.events) are emptied first (TRUNCATE reaches the workers through
+# postgres_fdw), the database is dropped and recreated,
 # and the rows flow back to the workers.
 set -euo pipefail
 yes=0; local_mode=0
@@ -39,6 +40,7 @@ exists=$(psql -d postgres -XtAc "SELECT 1 FROM pg_database WHERE datname = '$TAR
 if [ "$exists" = "1" ] && [ "$local_mode" -eq 0 ]; then
   psql -d "$TARGET_DB" -X -q -c "DO \$\$ BEGIN
       IF to_regclass('public.users') IS NOT NULL THEN TRUNCATE users, events, vectors; END IF;
+      IF to_regclass('pgchaos.events') IS NOT NULL THEN TRUNCATE pgchaos.events; END IF;
     END \$\$;"
 fi
 psql -d postgres -X -q -v ON_ERROR_STOP=1 \
