@@ -108,6 +108,15 @@ class ContainerVerbs:
     def stop(self, service: str, timeout: int = 20) -> None:
         self.container(service).stop(timeout=timeout)
 
+    def pause(self, service: str) -> None:
+        self.container(service).pause()
+
+    def unpause(self, service: str) -> None:
+        container = self.container(service)
+        container.reload()
+        if container.status == "paused":
+            container.unpause()
+
 
 class ComposeDeployment(ContainerVerbs):
     """A compose project: provisioned by pgchaos, or attached to."""
@@ -250,15 +259,6 @@ class ComposeDeployment(ContainerVerbs):
             container.unpause()
         elif container.status != "running":
             container.start()
-
-    def pause(self, service: str) -> None:
-        self.container(service).pause()
-
-    def unpause(self, service: str) -> None:
-        container = self.container(service)
-        container.reload()
-        if container.status == "paused":
-            container.unpause()
 
     def disconnect(self, service: str) -> Callable[[], None]:
         """Cut the service off the stack network; returns the reconnect."""

@@ -505,15 +505,6 @@ class SwarmDeployment(ContainerVerbs):
         if self.wait_task_running(service, timeout_s=30.0) is None:
             self.force_update(service, detach=True)
 
-    def pause(self, service: str) -> None:
-        self.container(service).pause()
-
-    def unpause(self, service: str) -> None:
-        container = self.container(service)
-        container.reload()
-        if container.status == "paused":
-            container.unpause()
-
     def disconnect(self, service: str) -> Callable[[], None]:
         raise PgchaosError("partition is not available on the swarm engine: a task cannot be taken off "
                            "its service's overlay network (use Toxiproxy links, task-kill or stop)")
