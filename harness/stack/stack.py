@@ -342,9 +342,26 @@ class Stack:
         if self.manifest.schema_sql:
             self.run_schema_sql(self.manifest.dir / self.manifest.schema_sql)
         setup = self.manifest.load_setup_sql
-        create_load_schema(self.dsn(via="router"), self.manifest.dir / setup if setup else None)
+        self._settling(lambda: create_load_schema(self.dsn(via="router"),
+                                                  self.manifest.dir / setup if setup else None))
         if "guide-schema" in self.capabilities():
-            self.seed()
+            self._settling(self.seed)
+
+    def _settling(self, step: Callable[[], None], timeout_s: float = 60.0) -> None:
+        """Run an idempotent set-up step, again while connections still break
+        (a router or pooler task that has just come up may drop its first server connections)."""
+        import psycopg
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                step()
+                return
+            except psycopg.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    raise PgchaosError(f"stack set-up failed for {timeout_s:.0f} s: {first}") from exc
+                time.sleep(1.0)
 
     def run_schema_sql(self, path: Path, timeout_s: float = 120.0) -> None:
         """The stack's own schema (idempotent), retried while the formation settles
