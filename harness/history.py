@@ -36,9 +36,11 @@ OpType = Literal["invoke", "ok", "fail", "info"]
 OP_TYPES: Final = frozenset({"invoke", "ok", "fail", "info"})
 NEMESIS: Final = "nemesis"
 OBSERVER: Final = "observer"  # what was seen of a fault's effect (f "fault-effect")
-NAMED_PROCESSES: Final = frozenset({NEMESIS, OBSERVER})
+MONITOR: Final = "monitor"  # alerting: expected alerts, firing/resolved notifications, the watch window
+NAMED_PROCESSES: Final = frozenset({NEMESIS, OBSERVER, MONITOR})
 HEAL: Final = "heal"
-FAULT_REFS: Final = frozenset({HEAL, "fault-effect"})  # ops whose value["fault"] names a fault op
+# ops whose value["fault"] names a fault op
+FAULT_REFS: Final = frozenset({HEAL, "fault-effect", "expect-alerts"})
 REQUIRED_FIELDS: Final = ("index", "time", "process", "type", "f", "value")
 
 
@@ -125,7 +127,7 @@ def op_from_dict(d: Any, line: int = 0, prev_index: int | None = None) -> Op:
         raise HistoryFormatError(line, f"'time' must be a finite number of seconds, got {t}")
     if type(process) is not int and process not in NAMED_PROCESSES:
         raise HistoryFormatError(
-            line, f"'process' must be an integer or \"nemesis\" (or \"observer\"), got {process!r}"
+            line, f"'process' must be an integer, \"nemesis\", \"observer\" or \"monitor\"; got {process!r}"
         )
     if type(typ) is not str or typ not in OP_TYPES:
         raise HistoryFormatError(line, f"'type' must be one of invoke, ok, fail, info; got {typ!r}")

@@ -104,6 +104,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "skipped naming the missing one otherwise",
         "docker: needs a Docker engine and the stack",
         "citus: a scenario of the Citus profile (run them with -m citus --stack-profile citus)",
+        "alerts(*names, detect_s=60, resolve_s=120): alerts the scenario's first fault must fire "
+        "(and resolve after recovery); judged when the stack has alerting",
     ):
         config.addinivalue_line("markers", line)
     config.stash[VERDICTS_KEY] = []
@@ -262,11 +264,13 @@ def pgchaos_stack(pytestconfig: pytest.Config) -> Iterator[Stack]:
 def scenario_run(request: pytest.FixtureRequest, pgchaos_options: RunOptions) -> Callable[..., ScenarioRun]:
     """A factory of ScenarioRun on the session's stack: `with scenario_run() as run: ...`.
     The test fails on a verdict other than pass/waived even without an assert."""
-    from harness.scenario import ScenarioRun
+    from harness.scenario import AlertExpectation, ScenarioRun
 
     mark = request.node.get_closest_marker("target")
     row = mark.args[0] if mark and mark.args else None
     _check_row(request.config, row)  # before the stack is asked for
+    alerts = request.node.get_closest_marker("alerts")
+    expected = None if alerts is None else AlertExpectation(tuple(alerts.args), **alerts.kwargs)
     stack: Stack = request.getfixturevalue("pgchaos_stack")
 
     def make(name: str | None = None, target: str | None = row, load: bool = True) -> ScenarioRun:
@@ -278,7 +282,8 @@ def scenario_run(request: pytest.FixtureRequest, pgchaos_options: RunOptions) ->
         observer.labels(feature=GUIDE_SECTIONS.get(target or "", "Troubleshooting"),
                         severity="critical" if target in GUIDE_SECTIONS else "normal",
                         scenario=name or request.node.name)
-        run = ScenarioRun(stack, name or request.node.name, target, pgchaos_options, load, observer=observer)
+        run = ScenarioRun(stack, name or request.node.name, target, pgchaos_options, load, observer=observer,
+                          alerts=expected)
         request.node.stash.setdefault(RUNS_KEY, []).append(run)
         return run
 

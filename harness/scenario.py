@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.assets import default_reports_dir
 from harness.errors import PgchaosError
-from harness.history import HistoryWriter, Op, merge_histories, write_history
+from harness.history import MONITOR, HistoryWriter, Op, merge_histories, write_history
 from harness.load.client import Client, key_base
 from harness.load.locust_runner import LocustLoad
 from harness.load.probe import Probe
@@ -31,6 +31,7 @@ from harness.targets import load_targets
 from harness.verdict import check_history
 
 if TYPE_CHECKING:
+    from harness.alerts import AlertWatcher
     from harness.stack.stack import Stack
 
 FINAL_READER = 0
@@ -55,6 +56,20 @@ class RunOptions:
         return seconds * self.timeout_multiplier
 
 
+@dataclass(frozen=True)
+class AlertExpectation:
+    """Alerts a fault must fire within ``detect_s`` and that must resolve within
+    ``resolve_s`` of its heal (the detection checker judges them)."""
+
+    alerts: tuple[str, ...]
+    detect_s: float = 60.0
+    resolve_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        if not self.alerts or not all(isinstance(a, str) and a for a in self.alerts):
+            raise PgchaosError(f"alerts(...) needs alert names, got {self.alerts!r}")
+
+
 class PhaseObserver(Protocol):
     """Told of each phase as it starts (e.g. the allure report's steps)."""
 
@@ -70,7 +85,7 @@ class ScenarioRun:
 
     def __init__(self, stack: Stack, name: str, target_row: str | None,
                  options: RunOptions | None = None, load: bool = True,
-                 observer: PhaseObserver | None = None) -> None:
+                 observer: PhaseObserver | None = None, alerts: AlertExpectation | None = None) -> None:
         self.stack = stack
         self.name = name
         self.target_row = target_row
@@ -91,6 +106,9 @@ class ScenarioRun:
         self.after: SteadyState | None = None
         self.verdict: dict[str, Any] | None = None
         self.observer = observer
+        self.expected_alerts = alerts
+        self.alerts: AlertWatcher | None = None
+        self._alert_history: HistoryWriter | None = None
         self._t0_wall = 0.0
 
     # -- timeline ------------------------------------------------------------
@@ -157,6 +175,10 @@ class ScenarioRun:
         if not self.before.healthy:
             self._abort()
             raise ScenarioError(f"steady state does not hold before the scenario: {self.before.summary()}")
+        self._watch_alerts()
+        if self.expected_alerts is not None:
+            e = self.expected_alerts
+            self.expect_alerts(*e.alerts, detect_s=e.detect_s, resolve_s=e.resolve_s)
         self.phase("load-start")
         self.probe = Probe(self.stack.dsn(), self.history, self.key_base,
                            period_s=self.options.probe_period_s).start()
@@ -165,6 +187,51 @@ class ScenarioRun:
                                      users=self.options.load_users, run_time_s=900).start()
         time.sleep(2.0)  # a baseline of successful ops before any fault
         return self
+
+    # -- alerts ------------------------------------------------------------------
+    def _watch_alerts(self) -> None:
+        """Read the stack's alert notifications into history-monitor.jsonl (when it has alerting)."""
+        from harness.alerts import AlertWatcher, feed_for
+
+        feed = feed_for(self.stack)
+        if feed is None:
+            return
+        self._alert_history = HistoryWriter(self.dir / "history-monitor.jsonl", run_start=self.run_start)
+        try:
+            self.alerts = AlertWatcher(feed, self._alert_history, wall_zero=self._t0_wall).start()
+        except PgchaosError as exc:
+            self.extra_reasons.append(f"alerting: {exc}")
+            self._alert_history.close()
+            self._alert_history = self.alerts = None
+        else:
+            self.phase("alerts-watch", source=feed.source, firing=self.alerts.firing_names())
+
+    def expect_alerts(self, *names: str, fault: Any = None, detect_s: float = 60.0,
+                      resolve_s: float = 120.0) -> None:
+        """The alerts ``fault`` (an injected fault; by default the next one) must fire within
+        ``detect_s`` and that must resolve within ``resolve_s`` of its heal."""
+        assert self.history is not None, "expect_alerts() inside `with ScenarioRun(...)`"
+        AlertExpectation(tuple(names), detect_s, resolve_s)  # validates
+        if self.alerts is None:
+            self.figures.setdefault("detection", "not assessed: the stack has no alerting (manifest "
+                                                 "[monitoring] alertmanager)")
+            return
+        value: dict[str, Any] = {"alerts": list(names), "detect_s": detect_s, "resolve_s": resolve_s}
+        if fault is not None:
+            value["fault"] = fault.id
+        self.history.append(MONITOR, "info", "expect-alerts", value)
+
+    def _stop_alerts(self, settle_s: float = 0.0) -> None:
+        """Wait up to ``settle_s`` for the alerts this run raised to resolve, then stop watching."""
+        if self.alerts is None:
+            return
+        if settle_s > 0 and self.alerts.raised_names():
+            self.phase("alerts-resolve", firing=self.alerts.raised_names())
+            quiet = self.alerts.wait_quiet(settle_s)
+            self.phase("alerts-resolved" if quiet else "alerts-still-firing", firing=self.alerts.raised_names())
+        self.alerts.stop()
+        assert self._alert_history is not None
+        self._alert_history.close()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: object) -> None:
@@ -183,6 +250,8 @@ class ScenarioRun:
         if self.nemesis is not None:
             with contextlib.suppress(Exception):
                 self.nemesis.heal_all()
+        with contextlib.suppress(Exception):
+            self._stop_alerts()
         if self.history is not None:
             self.history.close()
 
@@ -200,6 +269,8 @@ class ScenarioRun:
                            process_offset=10 * self._paused_probes).start()
 
     def _abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._stop_alerts()
         if self.history is not None:
             self.history.close()
 
@@ -227,6 +298,8 @@ class ScenarioRun:
                 self.extra_reasons.append(
                     f"steady state did not return after heal-all: {self.after.summary()}")
         (self.dir / "patronictl-after.txt").write_text(self.stack.patronictl_list())
+        resolve = max([120.0] + ([self.expected_alerts.resolve_s] if self.expected_alerts else []))
+        self._stop_alerts(settle_s=self.options.scaled(resolve))
         self.phase("final-read")
         reader = Client(self.stack.dsn(), self.history, FINAL_READER)
         reader.read_all(self.key_base)
@@ -241,6 +314,8 @@ class ScenarioRun:
         paths = [self.dir / "history-harness.jsonl"]
         if self.locust is not None and self.locust.history_path.exists():
             paths.append(self.locust.history_path)
+        if self._alert_history is not None:
+            paths.append(self._alert_history.path)
         ops = merge_histories(paths)
         write_history(self.dir / "history.jsonl", ops)
         target, waivers = None, ()

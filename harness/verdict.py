@@ -13,10 +13,11 @@ from typing import Any, Final
 
 from harness.checkers import UNKNOWN, Checker, availability, check_safe, rpo, rto
 from harness.checkers.after_recovery import after_recovery
+from harness.checkers.detection import detection
 from harness.checkers.fault_effect import fault_effect
 from harness.checkers.rto import DEFAULT_STABLE_S
 from harness.checkers.split_brain import split_brain
-from harness.history import Op, gc_paused, read_history
+from harness.history import MONITOR, Op, gc_paused, read_history
 from harness.targets import Target, Waiver, load_targets
 
 VERDICTS: Final = ("pass", "fail", "waived", "unknown")
@@ -133,7 +134,8 @@ def _judge_rpo(
 
 
 # Checkers every history gets, in this order; scenario checks come after them.
-BUILTIN_CHECKS: Final = ("rto", "rpo", "availability", "fault-effect", "after-recovery", "split-brain")
+BUILTIN_CHECKS: Final = ("rto", "rpo", "availability", "fault-effect", "after-recovery", "split-brain",
+                          "detection")
 # Results whose reasons the verdict words itself; any other check is judged by _judge_check.
 _OWN_WORDING: Final = frozenset({"rto", "rpo", "availability", "fault-effect"})
 
@@ -149,7 +151,7 @@ def run_checks(
     """Every checker over ``ops``, each made safe (a crash is "unknown"): Jepsen's compose.
 
     The built-in checkers (:data:`BUILTIN_CHECKS`; split-brain only when the
-    history has ``writable`` samples), then ``checks`` (scenario checks
+    history has ``writable`` samples, detection only when alerts were watched), then ``checks`` (scenario checks
     registered with ``ScenarioRun.add_check``; a name of a built-in replaces
     it), then ``recorded``: results of scenario checks that cannot be re-run
     from the history (closures of a finished run), applied as recorded and
@@ -168,6 +170,8 @@ def run_checks(
             results["after-recovery"] = {"valid": UNKNOWN, "error": "no RTO result to start from"}
         if any(op.f == "writable" for op in ops):
             results["split-brain"] = check_safe(split_brain, ops)
+        if any(op.process == MONITOR and op.f == "watch" for op in ops):
+            results["detection"] = check_safe(detection, ops)
     for name, checker in (checks or {}).items():
         if name == "valid":
             raise ValueError("a check cannot be named 'valid'")
@@ -231,6 +235,11 @@ def check_history(
         if name not in _OWN_WORDING:
             _judge_check(name, res, j)
 
+    r_det = results.get("detection")
+    if r_det and r_det.get("unexpected_critical"):
+        j.notes.append("critical alerts no expectation names: " + ", ".join(
+            f"{n} (x{v['count']})" for n, v in sorted(r_det["unexpected_critical"].items())))
+
     rpo_out = {k: r_rpo.get(k) for k in ("lost", "lost_keys", "window_s", "unknown", "unexpected")}
     for extra in ("unexpected_keys", "late", "late_keys", "duplicates", "acknowledged"):
         if extra in r_rpo:
@@ -258,6 +267,8 @@ def check_history(
         "checkers": checkers,
         "scenario_checks": {k: v for k, v in results.items() if k not in _OWN_WORDING},
         "fault_effect": r_fe,
+        "detection": None if not r_det else {k: r_det.get(k) for k in (
+            "detect_s", "expectations", "unexpected_critical", "firing_at_start", "firing_at_end", "feed")},
         "ops": len(ops),
         "stable_s": stable_s,
         "gap_s": r_rto.get("gap_s"),

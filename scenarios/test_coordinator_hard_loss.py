@@ -11,6 +11,8 @@ pytestmark = [
     pytest.mark.docker,
     pytest.mark.requires("coordinator-members>=2"),
     pytest.mark.target("coordinator-failure"),
+    # the on-call is paged: the killed member, then the cluster without a leader until the TTL ends
+    pytest.mark.alerts("PatroniMemberDown", "PatroniLeaderMissing"),
 ]
 
 

@@ -31,7 +31,8 @@ from typing import Final
 from harness.history import NEMESIS, Op
 
 OBSERVER: Final = "observer"  # fault-effect observations: neither load nor faults
-NON_CLIENT: Final = frozenset({NEMESIS, OBSERVER})
+MONITOR: Final = "monitor"  # alerting ops: neither load nor faults
+NON_CLIENT: Final = frozenset({NEMESIS, OBSERVER, MONITOR})
 DEFAULT_PROBE_PERIOD_S: Final = 0.04
 MIN_GAP_S: Final = 0.25
 GAP_PERIODS: Final = 5

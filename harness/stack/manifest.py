@@ -44,6 +44,8 @@ class Group:
     patroni_config: str = "/etc/patroni/patroni.yml"
     rest_port: int = 8008
     pg_port: int = 5432
+    spare: bool = False  # not part of the running formation: a replacement started on demand
+    compose_profile: str | None = None  # the compose profile that starts a spare group's services
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,10 @@ class Toxiproxy:
 class Monitoring:
     prometheus: str | None = None
     prometheus_port: int = 9090
+    alertmanager: str | None = None  # its API lists active alerts
+    alertmanager_port: int = 9093
+    alert_receiver: str | None = None  # the webhook receiver whose notifications pgchaos reads
+    alert_receiver_port: int = 9095
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,7 @@ class Manifest:
     load_setup_sql: str | None = None
     load_clients: int = 200  # the declared client profile: connections at once through the pooler
     tools_service: str | None = None
+    spare_groups: tuple[Group, ...] = ()  # [[groups]] with spare = true: not in `groups`
 
     @property
     def dir(self) -> Path:
@@ -162,6 +169,15 @@ class Manifest:
                 return g
         raise PgchaosError(f"no group {name!r}; have: {', '.join(g.name for g in self.groups)}")
 
+    def spare_group(self, name: str | None = None) -> Group:
+        """A declared spare group (the first one when no name is given)."""
+        for g in self.spare_groups:
+            if name is None or g.name == name:
+                return g
+        if not self.spare_groups:
+            raise PgchaosError(f"{self.path}: no spare group declared; add a [[groups]] table with spare = true")
+        raise PgchaosError(f"no spare group {name!r}; have: {', '.join(g.name for g in self.spare_groups)}")
+
     def services(self) -> list[str]:
         """Every service the manifest names."""
         names = [*self.data_members, self.router.service, *self.dcs.members]
@@ -169,8 +185,9 @@ class Manifest:
             names.append(self.pooler.service)
         if self.toxiproxy:
             names.append(self.toxiproxy.service)
-        if self.monitoring and self.monitoring.prometheus:
-            names.append(self.monitoring.prometheus)
+        if self.monitoring:
+            names += [s for s in (self.monitoring.prometheus, self.monitoring.alertmanager,
+                                  self.monitoring.alert_receiver) if s]
         return list(dict.fromkeys(names))
 
     # -- capabilities ------------------------------------------------------------
@@ -198,10 +215,14 @@ class Manifest:
             caps["citus"] = 1
         if self.monitoring and self.monitoring.prometheus:
             caps["monitoring"] = 1
+        if self.monitoring and self.monitoring.alertmanager:
+            caps["alerting"] = 1
         if self.loop_volumes:
             caps["loop-volumes"] = 1
         if self.tools_service:
             caps["tools"] = 1
+        if self.spare_groups:
+            caps["spare-groups"] = len(self.spare_groups)
         for feature in self.features:
             caps.setdefault(feature, 1)
         return caps
@@ -322,32 +343,54 @@ def load_manifest(path: str | Path) -> Manifest:
         if not isinstance(raw, dict):
             raise top.fail(f"groups[{i}]", "must be a table ([[groups]])")
         g = _Reader(path, raw, f"groups[{i}]", {"name", "role", "members", "scope", "citus_group",
-                                                "patroni", "patroni_config", "rest_port", "pg_port"})
+                                                "patroni", "patroni_config", "rest_port", "pg_port",
+                                                "spare", "compose_profile"})
         role = g.get("role", str, required=True)
         if role not in ROLES:
             raise g.fail("role", f"must be one of {', '.join(ROLES)}, not {role!r}")
         patroni = g.get("patroni", bool, True)
         members = g.names("members")
+        spare = g.get("spare", bool, False)
+        compose_profile = g.get("compose_profile", str, None)
+        if spare and role != "worker":
+            raise g.fail("spare", f'only a worker group can be a spare (role = "worker"), not {role!r}')
+        if compose_profile is not None and not spare:
+            raise g.fail("compose_profile", "only for a spare group: add spare = true, or drop it")
+        if compose_profile is not None and not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", compose_profile):
+            raise g.fail("compose_profile", f"{compose_profile!r} is not a compose profile name")
         groups.append(Group(
             name=g.get("name", str, required=True), role=role, members=members,
             scope=g.get("scope", str, None) if patroni else None,
             citus_group=g.get("citus_group", int, None), patroni=patroni,
             patroni_config=g.get("patroni_config", str, "/etc/patroni/patroni.yml"),
-            rest_port=g.port("rest_port", 8008), pg_port=g.port("pg_port", 5432)))
+            rest_port=g.port("rest_port", 8008), pg_port=g.port("pg_port", 5432),
+            spare=spare, compose_profile=compose_profile))
         if patroni and groups[-1].scope is None:
             raise g.fail("scope", "missing; add the Patroni scope of this group")
+    spares = [g for g in groups if g.spare]
+    if any(g.citus_group is not None for g in groups):
+        for i, g in enumerate(groups):
+            if g.spare and g.citus_group is None:
+                raise top.fail(f"groups[{i}].citus_group", "missing; a spare group of a Citus stack needs "
+                                                           "its Citus group id")
+    groups = [g for g in groups if not g.spare]
+    if not groups:
+        raise top.fail("groups", "needs at least one group that is not a spare (spare = false)")
     if not any(g.patroni for g in groups):
         raise top.fail("groups", "needs at least one Patroni group (patroni = true)")
     if sum(g.role == "coordinator" for g in groups) > 1:
         raise top.fail("groups", "only one group can have role = \"coordinator\"")
     seen: set[str] = set()
-    for g in groups:
+    for g in [*groups, *spares]:
         for m in g.members:
             if m in seen:
                 raise ManifestError(f"{path}: groups: member {m!r} is in two groups")
             seen.add(m)
-    if len({g.name for g in groups}) != len(groups):
+    if len({g.name for g in [*groups, *spares]}) != len(groups) + len(spares):
         raise top.fail("groups", "group names must be unique")
+    citus_ids = [g.citus_group for g in [*groups, *spares] if g.citus_group is not None]
+    if spares and len(set(citus_ids)) != len(citus_ids):
+        raise top.fail("groups", "a spare group's citus_group must differ from every other group's")
 
     r = top.sub("router", {"service", "primary_port", "replica_port", "stats_port", "health_port"},
                 required=True)
@@ -382,8 +425,13 @@ def load_manifest(path: str | Path) -> Manifest:
                          t.get("client", str, None), replication, dict(workers))
 
     monitoring = None
-    if (mo := top.sub("monitoring", {"prometheus", "prometheus_port"})) is not None:
-        monitoring = Monitoring(mo.get("prometheus", str, None), mo.port("prometheus_port", 9090))
+    if (mo := top.sub("monitoring", {"prometheus", "prometheus_port", "alertmanager", "alertmanager_port",
+                                     "alert_receiver", "alert_receiver_port"})) is not None:
+        monitoring = Monitoring(mo.get("prometheus", str, None), mo.port("prometheus_port", 9090),
+                                mo.get("alertmanager", str, None), mo.port("alertmanager_port", 9093),
+                                mo.get("alert_receiver", str, None), mo.port("alert_receiver_port", 9095))
+        if monitoring.alert_receiver and not monitoring.alertmanager:
+            raise mo.fail("alert_receiver", "needs alertmanager (the service that sends to it)")
 
     load_sql = None
     clients = 200
@@ -406,7 +454,7 @@ def load_manifest(path: str | Path) -> Manifest:
         variants_dir=stack.get("variants_dir", str, "variants"),
         loop_volumes=stack.get("loop_volumes", bool, False), volume_size_mb=size, features=features,
         schema_sql=schema_sql, load_setup_sql=load_sql, load_clients=clients,
-        tools_service=stack.get("tools_service", str, None))
+        tools_service=stack.get("tools_service", str, None), spare_groups=tuple(spares))
     for name in compose_files:
         if not (manifest.dir / name).is_file():
             raise stack.fail("compose_files", f"file not found: {manifest.dir / name}")

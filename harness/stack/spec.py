@@ -41,6 +41,8 @@ class Ports:
     health: int = field(default_factory=lambda: _port("health", 8008))
     toxiproxy: int = field(default_factory=lambda: _port("toxiproxy", 8474))
     prometheus: int = field(default_factory=lambda: _port("prometheus", 9090))
+    alertmanager: int = field(default_factory=lambda: _port("alertmanager", 9093))
+    alert_receiver: int = field(default_factory=lambda: _port("alert_receiver", 9095))
 
     def as_env(self) -> dict[str, str]:
         return {f"PGCHAOS_{k.upper()}_PORT": str(v) for k, v in self.__dict__.items()}
