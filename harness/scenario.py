@@ -221,6 +221,27 @@ class ScenarioRun:
             value["fault"] = fault.id
         self.history.append(MONITOR, "info", "expect-alerts", value)
 
+    def wait_for_alert(self, name: str, since: float, timeout_s: float = 60.0) -> float | None:
+        """Hold (bounded) until alert ``name`` fires after time ``since`` — a fault that
+        lasts until someone is paged; seconds waited, None when it did not fire or the
+        stack has no alerting (the detection checker judges it either way)."""
+        if self.alerts is None:
+            return None
+        start = time.monotonic()
+        deadline = start + self.options.scaled(timeout_s)
+        wall_since = self._t0_wall + since
+        while time.monotonic() < deadline:
+            with contextlib.suppress(PgchaosError):
+                self.alerts.poll()
+            if any(a.name == name and a.status == "firing" and a.received >= wall_since
+                   for a in list(self.alerts.seen)):
+                took = time.monotonic() - start
+                self.phase("alert-fired", alert=name, after_s=round(took, 3))
+                return took
+            time.sleep(0.25)
+        self.phase("alert-not-fired", alert=name, waited_s=round(time.monotonic() - start, 3))
+        return None
+
     def _stop_alerts(self, settle_s: float = 0.0) -> None:
         """Wait up to ``settle_s`` for the alerts this run raised to resolve, then stop watching."""
         if self.alerts is None:

@@ -10,6 +10,7 @@ pytestmark = [
     pytest.mark.docker,
     pytest.mark.requires("coordinator-members>=2"),
     pytest.mark.target("coordinator-failure"),
+    pytest.mark.alerts("PatroniMemberDown"),  # the stopped member no longer answers
 ]
 
 

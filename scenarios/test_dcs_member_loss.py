@@ -10,6 +10,7 @@ pytestmark = [
     pytest.mark.docker,
     pytest.mark.requires("dcs-members>=3"),
     pytest.mark.target("dcs-outage"),
+    pytest.mark.alerts("EtcdUnreachable"),
 ]
 
 

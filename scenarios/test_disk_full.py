@@ -14,6 +14,7 @@ pytestmark = [
     pytest.mark.docker,
     pytest.mark.requires("loop-volumes"),
     pytest.mark.target("disk-full"),
+    pytest.mark.alerts("DataVolumeUsageHigh", "DataVolumeUsageCritical"),
 ]
 
 HOLD_S = 15.0

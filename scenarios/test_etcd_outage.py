@@ -8,7 +8,12 @@ from conftest import assert_verdict
 from harness.stack.steady_state import check_leader
 from harness.stack.topology import discover
 
-pytestmark = [pytest.mark.scenario, pytest.mark.docker, pytest.mark.target("dcs-outage")]
+pytestmark = [
+    pytest.mark.scenario,
+    pytest.mark.docker,
+    pytest.mark.target("dcs-outage"),
+    pytest.mark.alerts("EtcdUnreachable"),
+]
 
 
 def test_etcd_outage(scenario_run):

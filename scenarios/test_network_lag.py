@@ -2,8 +2,9 @@
 jitter on the client path (PgBouncer -> HAProxy) and on coordinator ->
 worker-1, then a throttled replication link with a bulk write so that the
 health check flags replication lag per the guide's thresholds (10 MB
-warning, 100 MB action). No lost writes; latency figures reported. Target
-network-lag (10 s / RPO 0)."""
+warning, 100 MB action) and the ReplicationLagWarning alert pages the
+on-call. No lost writes; latency figures reported. Target network-lag
+(10 s / RPO 0)."""
 
 import statistics
 import threading
@@ -54,6 +55,7 @@ def test_network_lag(scenario_run):
         # replication lag: throttle the leader's replication link, write a ballast
         leader = discover(run.stack).leader
         fault = run.nemesis.inject("bandwidth", "replication", rate=256, stream="downstream")
+        run.expect_alerts("ReplicationLagWarning", fault=fault)  # the guide's 10 MB, as a page
         worst = {"bytes": 0, "level": "normal"}
 
         def ballast() -> None:
@@ -76,6 +78,7 @@ def test_network_lag(scenario_run):
         flagged_after = run.wait_until("health check flags replication lag > 10 MB", lag_flagged,
                                        timeout_s=60, interval_s=0.5)
         writer.join(timeout=120)
+        run.wait_for_alert("ReplicationLagWarning", since=fault.time, timeout_s=60)  # lag lasts until paged
         run.nemesis.heal(fault)
         run.wait_until("replication lag back under 10 MB",
                        lambda: check_replication_lag(run.stack, discover(run.stack)).ok, timeout_s=120)

@@ -15,6 +15,7 @@ pytestmark = [
     pytest.mark.docker,
     pytest.mark.requires("pooler"),
     pytest.mark.target("pool-exhaustion"),
+    pytest.mark.alerts("PgBouncerClientsWaiting"),  # the guide's SHOW CLIENTS, as a page
 ]
 
 FLOOD_CLIENTS = 40  # twice the pool

@@ -8,7 +8,12 @@ from conftest import assert_verdict
 from harness.stack.steady_state import check_leader
 from harness.stack.topology import discover
 
-pytestmark = [pytest.mark.scenario, pytest.mark.docker, pytest.mark.target("coordinator-failure")]
+pytestmark = [
+    pytest.mark.scenario,
+    pytest.mark.docker,
+    pytest.mark.target("coordinator-failure"),
+    pytest.mark.alerts("PostgresRestarted"),  # Patroni restarts the postmaster in place
+]
 
 
 def test_postgres_crash_on_leader(scenario_run):

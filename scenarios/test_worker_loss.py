@@ -21,6 +21,7 @@ pytestmark = [
     pytest.mark.docker,
     pytest.mark.requires("worker-groups>=2", "worker-links>=2", "guide-schema"),
     pytest.mark.target("worker-failure"),
+    pytest.mark.alerts("WorkerUnreachable"),
 ]
 
 LOST, KEPT = "worker-1", "worker-2"

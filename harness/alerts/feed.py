@@ -84,12 +84,22 @@ class WebhookFeed:
         self.url = receiver_url
         self.alertmanager_url = alertmanager_url
         self._next: int | None = None
+        self.resynced = False
 
     def poll(self) -> list[Alert]:
+        """New notifications; after a restart of the receiver (a redeployed stack), a
+        resync: what Alertmanager holds as firing now, with ``resynced`` set."""
+        self.resynced = False
         if self._next is None:  # first call: skip history, report what is firing now
             self._next = self._fetch(0)[0]
             return active_alerts(self.alertmanager_url) if self.alertmanager_url else []
-        self._next, items = self._fetch(self._next)
+        after = self._next
+        self._next, items = self._fetch(after)
+        if self._next < after:  # a new receiver: its notifications start again from 0
+            self._next, items = self._fetch(0)
+            self.resynced = True
+            now = active_alerts(self.alertmanager_url) if self.alertmanager_url else []
+            return now + [_alert(i, str(i.get("status")), float(i["received"])) for i in items]
         return [_alert(i, str(i.get("status")), float(i["received"])) for i in items]
 
     def _fetch(self, after: int) -> tuple[int, list[dict[str, Any]]]:

@@ -87,6 +87,8 @@ class AlertWatcher:
                 self.last_error = str(exc)
                 raise
             changed = self._record(alerts)
+            if getattr(self.feed, "resynced", False):
+                changed += self._resync({a.fingerprint for a in alerts if a.status == "firing"})
         for a in changed:
             if self.on_alert is not None:
                 with contextlib.suppress(Exception):
@@ -108,6 +110,21 @@ class AlertWatcher:
                 self.seen.append(a)
                 changed.append(a)
         return changed
+
+    def _resync(self, firing_now: set[str]) -> list[Alert]:
+        """The monitoring itself was replaced: alerts it no longer holds are recorded as
+        resolved, marked ``resync`` (their resolution was not notified)."""
+        gone = []
+        with self._lock:
+            now = time.time()
+            for fp in [fp for fp in self.firing if fp not in firing_now]:
+                a = self.firing.pop(fp)
+                done = Alert(a.name, "resolved", now, a.labels, a.summary, a.fingerprint, a.starts_at)
+                self.history.append(MONITOR, "info", "alert", {**done.as_value(), "resync": True},
+                                    time=self._t(now))
+                self.seen.append(done)
+                gone.append(done)
+        return gone
 
     def firing_names(self) -> list[str]:
         with self._lock:
