@@ -338,8 +338,14 @@ def cmd_drill(args: argparse.Namespace) -> int:
             if answer == "s":
                 return "skip"
 
+    if args.profile is not None and args.profile not in PROFILES:
+        raise PgchaosError(f"unknown profile {args.profile!r}; valid: {', '.join(PROFILES)}")
     reports = Path(args.reports_dir) if args.reports_dir else assets.default_reports_dir()
-    verdict = run_drill(_detached(args), args.scenario, decide, print, reports)
+    stack = _detached(args)
+    if args.profile is not None and ("citus" in stack.manifest.capabilities()) != (args.profile == "citus"):
+        raise PgchaosError(f"--profile {args.profile}: the stack that is up ({stack.manifest.name}) is not of "
+                           f"that profile; start one with `pgchaos up --profile {args.profile}`")
+    verdict = run_drill(stack, args.scenario, decide, print, reports)
     rto, rpo = verdict.get("rto_s", {}), verdict.get("rpo", {})
     target = verdict.get("target") or {}
     summary = {"verdict": verdict.get("verdict"), "rto_s": rto, "target_rto_s": target.get("rto_s"),
@@ -436,6 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reports-dir", default=None, metavar="DIR", help="where reports go (default ./reports)")
     p.add_argument("scenario", help="drill name (pgchaos list)")
     p.add_argument("--yes", action="store_true", help="run every step without asking")
+    p.add_argument("--profile", default=None, help="the profile the stack that is up must be (citus: the "
+                   "guide's Citus steps run for real); default: whatever is up")
     p.add_argument("--json", action="store_true", help="machine-readable summary")
     return parser
 

@@ -125,6 +125,18 @@ class DrillStep:
     run: Callable[[Stack, str], str] | None = None  # (stack, failed node); None: by hand
 
 
+@dataclass
+class DrillPlan:
+    """A drill as it runs on one stack: the disaster, the steps, what judges the runbook
+    besides RTO/RPO, and what puts the stack back as it was found (run whatever happened)."""
+
+    inject: Callable[[], Any]  # injects the disaster, returns the active fault
+    steps: list[DrillStep]
+    check: Callable[[list[Any]], dict[str, Any]] | None = None
+    cleanup: Callable[[], None] | None = None
+    note: str = ""
+
+
 def _patronictl(stack: Stack, failed: str = "") -> str:
     return stack.patronictl_list()
 
@@ -185,17 +197,86 @@ DRILLS: dict[str, dict[str, Any]] = {
         "guide": "Disaster Recovery, Scenario 2: Worker Node Failure",
         "fault": ("kill", "worker-1"),
         "target": "worker-failure",
-        "steps": [
-            DrillStep("Detection", "SELECT * FROM citus_get_active_worker_nodes();  -- here: worker probes",
+        "steps": [  # a stack without Citus (the reference profile's postgres_fdw workers)
+            DrillStep("Detection (no Citus here: worker probes stand in for citus_get_active_worker_nodes)",
+                      "SELECT * FROM citus_get_active_worker_nodes();  -- here: a query to each worker",
                       _active_workers),
-            DrillStep("Remove the failed worker (Citus profile only; skipped on 'local')",
+            DrillStep("Remove the failed worker: not run, this stack has no Citus "
+                      "(the guide's steps run for real on `pgchaos up --profile citus`)",
                       "SELECT citus_remove_node('worker-1', 5432);"),
-            DrillStep("Bring the worker back (the replacement)", "docker compose start worker-1",
-                      _restart_stopped),
+            DrillStep("Bring the worker back (stands in for the replacement and the rebalance)",
+                      "docker compose start worker-1", _restart_stopped),
             DrillStep("Verify", "SELECT count(*) FROM users;  -- every shard answers", _active_workers),
         ],
+        "citus": lambda run: _citus_worker_failure(run),
     },
 }
+
+
+def _citus_worker_failure(run: Any) -> DrillPlan:
+    """DR scenario 2 on a Citus stack: the guide's steps as written, then the working procedure,
+    the spare group of the manifest as the replacement (harness.citus_runbooks, the same
+    steps as the scenario test_citus_worker_replacement)."""
+    from harness.citus_runbooks import GUIDE_TABLES, WorkerReplacement
+    from harness.stack import citus
+    from harness.targets import load_targets
+
+    repl = WorkerReplacement(run)
+    row = load_targets(None).row("worker-failure")
+    dead = citus.primaries(repl.dsn)[repl.lost_id]
+    spare = repl.spare.group
+    host, port = dead.split(":")
+
+    def step(method: Callable[[], str]) -> Callable[[Stack, str], str]:
+        return lambda _stack, _failed: method()
+
+    def check(ops: list[Any]) -> dict[str, Any]:
+        bad = repl.problems(row.rto_s, row.row)
+        findings = repl.book.failed_guide_steps()
+        run.figures["guide_steps_failed"] = findings
+        return {"valid": not bad, "reason": "; ".join(bad), "runbook_s": repl.runbook_s,
+                "guide_steps_failed": findings}
+
+    rebalance = "\n    $ ".join(f"SELECT rebalance_table_shards('{t}');" for t in GUIDE_TABLES)
+    steps = [
+        DrillStep("Detection (guide)", "SELECT * FROM citus_get_active_worker_nodes();", step(repl.detect)),
+        DrillStep("Remove the failed worker (guide)", f"SELECT citus_remove_node('{host}', {port});",
+                  step(repl.remove_failed)),
+        DrillStep(f"Patroni fails {repl.lost.name} over on its own (not in the guide): wait, detect again",
+                  "patronictl list; SELECT * FROM citus_get_active_worker_nodes();", step(repl.await_failover)),
+        DrillStep(f"Add the replacement worker (guide): the spare group {spare.name}",
+                  f"docker compose --profile {spare.compose_profile} up -d {' '.join(spare.members)}"
+                  "\n    $ SELECT citus_add_node('<its primary>', <port>);", step(repl.add_replacement)),
+        DrillStep("Rebalance shards (guide)", rebalance, step(repl.rebalance)),
+        DrillStep("Monitor rebalancing (guide)", "SELECT * FROM citus_rebalance_status();", step(repl.monitor)),
+        DrillStep(f"Working procedure: drain the failed worker group {repl.lost_id}",
+                  "SELECT citus_drain_node('<survivor>', <port>); CALL citus_cleanup_orphaned_resources();",
+                  step(repl.drain_failed)),
+        DrillStep(f"Working procedure: retire group {repl.lost_id} and remove its nodes",
+                  "docker kill <its members>; SELECT citus_disable_node(...); SELECT citus_remove_node(...);",
+                  step(repl.retire_failed)),
+        DrillStep("Verify: every key writable again", "-- the probe's writes and reads succeed",
+                  step(repl.verify)),
+    ]
+    return DrillPlan(inject=repl.inject, steps=steps, check=check, cleanup=repl.restore,
+                     note=f"Citus stack: {repl.lost.name}'s primary ({dead}) killed for good; "
+                          f"replacement: spare group {spare.name} (Citus group {spare.citus_group})")
+
+
+def drill_plan(stack: Stack, name: str, run: Any) -> DrillPlan:
+    """The drill as it runs on this stack: its Citus steps on a Citus stack, the generic ones elsewhere."""
+    drill = DRILLS[name]
+    if "citus" in drill and "citus" in stack.manifest.capabilities():
+        return drill["citus"](run)
+    fault, role = drill["fault"]
+    return DrillPlan(inject=lambda: run.nemesis.inject(fault, role), steps=drill["steps"])
+
+
+def _steps_ran(timings: list[dict[str, Any]]) -> Callable[[list[Any]], dict[str, Any]]:
+    def check(ops: list[Any]) -> dict[str, Any]:
+        failed = [f"{t['step']}: {t['error']}" for t in timings if t.get("error")]
+        return {"valid": not failed, "reason": "; ".join(f"step raised: {f}" for f in failed)}
+    return check
 
 
 def run_drill(stack: Stack, name: str, decide: Callable[[int, DrillStep], str],
@@ -210,25 +291,39 @@ def run_drill(stack: Stack, name: str, decide: Callable[[int, DrillStep], str],
     if name not in DRILLS:
         raise PgchaosError(f"unknown drill {name!r}; valid: {', '.join(DRILLS)}")
     drill = DRILLS[name]
+    if "citus" in drill and "citus" in stack.manifest.capabilities():
+        stack.manifest.spare_group()  # no spare group declared: one line, nothing injected
     options = RunOptions(reports_dir=reports_dir, load_users=0)
-    timings = []
+    timings: list[dict[str, Any]] = []
     with ScenarioRun(stack, f"drill-{name}", drill["target"], options, load=False) as run:
-        fault, role = drill["fault"]
-        say(f"== {drill['guide']}")
-        active = run.nemesis.inject(fault, role)
-        say(f"disaster injected: {fault} {active.target} (t={active.time:.1f} s)")
-        for i, step in enumerate(drill["steps"], 1):
-            say(f"\n[{i}/{len(drill['steps'])}] {step.title}\n    $ {step.command}")
-            started = time.monotonic()
-            choice = decide(i, step) if step.run is not None else decide(i, DrillStep(
-                step.title, step.command, None))
-            output = ""
-            if choice == "run" and step.run is not None:
-                output = step.run(stack, active.target)
-                say("    " + output.replace("\n", "\n    "))
-            run.phase(f"step {i}: {step.title}", choice=choice)
-            timings.append({"step": step.title, "choice": choice,
-                            "seconds": round(time.monotonic() - started, 1)})
-            say(f"    ({choice}, {timings[-1]['seconds']} s)")
-        run.figures["steps"] = timings
+        plan = drill_plan(stack, name, run)
+        say(f"== {drill['guide']}" + (f"\n   {plan.note}" if plan.note else ""))
+        active = plan.inject()
+        say(f"disaster injected: {active.fault} {active.target} (t={active.time:.1f} s)")
+        try:
+            for i, step in enumerate(plan.steps, 1):
+                say(f"\n[{i}/{len(plan.steps)}] {step.title}\n    $ {step.command}")
+                started = time.monotonic()
+                choice = decide(i, step) if step.run is not None else decide(i, DrillStep(
+                    step.title, step.command, None))
+                entry: dict[str, Any] = {"step": step.title, "choice": choice}
+                if choice == "run" and step.run is not None:
+                    try:
+                        output = step.run(stack, active.target)
+                    except Exception as exc:  # noqa: BLE001 - shown and judged, the drill goes on
+                        entry["error"] = f"{type(exc).__name__}: {exc}"[:500]
+                        output = f"ERROR {entry['error']}"
+                    say("    " + output.replace("\n", "\n    "))
+                run.phase(f"step {i}: {step.title}", choice=choice)
+                entry["seconds"] = round(time.monotonic() - started, 1)
+                timings.append(entry)
+                say(f"    ({choice}, {entry['seconds']} s)")
+        finally:
+            run.figures["steps"] = timings
+            if plan.cleanup is not None:
+                say("\n== putting the stack back as it was found (not timed)")
+                plan.cleanup()
+        run.add_check("drill-steps", _steps_ran(timings))
+        if plan.check is not None:
+            run.add_check("runbook", plan.check)
     return run.verdict or {}

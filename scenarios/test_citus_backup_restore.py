@@ -24,9 +24,9 @@ import time
 
 import psycopg
 import pytest
-from citus_support import Runbook
 from conftest import assert_verdict
 
+from harness.citus_runbooks import Runbook
 from harness.stack import citus
 
 pytestmark = [

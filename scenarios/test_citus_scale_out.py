@@ -1,32 +1,24 @@
 """Citus profile — scale out under load (the guide's scaling FAQ: deploy a new
-worker, `citus_add_node`, `rebalance_table_shards()`): the compose file's
-spare worker group 3 is started (Patroni registers its primary in
-pg_dist_node itself; the guide's `citus_add_node` then runs as written), and
-the shards are rebalanced onto it in the background (`citus_rebalance_start()`,
-monitored with the guide's `citus_rebalance_status()` until it finishes), all
-under load. The rebalance is the fault (the nemesis' custom fault, observed in
+worker, `citus_add_node`, `rebalance_table_shards()`): the manifest's spare
+worker group (`[[groups]]` with `spare = true`: worker-3, Citus group 3) is
+started (Patroni registers its primary in pg_dist_node itself; the guide's
+`citus_add_node` then runs as written), and the shards are rebalanced onto it
+in the background (`citus_rebalance_start()`, monitored with the guide's
+`citus_rebalance_status()` until it finishes), all under load. The rebalance
+is the fault (the nemesis' custom fault, observed in
 citus_rebalance_status()): RTO runs from its start to the last write
 disruption it causes; no acknowledged write may be lost, no group's writes may
-stall longer than 5 s, and the new group must hold shards. Afterwards group 3
-is drained, killed and removed (the stack is left as found). Target
-citus-scale-out (ours: 120 s / RPO 0)."""
+stall longer than 5 s, and the new group must hold shards. Afterwards the
+spare group is drained, killed and removed (the stack is left as found).
+Target citus-scale-out (ours: 120 s / RPO 0)."""
 
 import time
 
 import pytest
-from citus_support import (
-    SPARE_GROUP,
-    GroupWriters,
-    Runbook,
-    SpareGroup,
-    group_rows,
-    per_group,
-    retire_spare,
-    wait_for,
-    writer_process,
-)
+from citus_support import GroupWriters, per_group, writer_process
 from conftest import assert_verdict
 
+from harness.citus_runbooks import Runbook, SpareGroup, group_rows, retire_spare, wait_for
 from harness.history import Op
 from harness.stack import citus
 
@@ -34,7 +26,7 @@ pytestmark = [
     pytest.mark.scenario,
     pytest.mark.docker,
     pytest.mark.citus,
-    pytest.mark.requires("citus", "worker-groups>=2", "guide-schema", "toxiproxy"),
+    pytest.mark.requires("citus", "worker-groups>=2", "spare-groups", "guide-schema", "toxiproxy"),
     pytest.mark.target("citus-scale-out"),
 ]
 
@@ -68,18 +60,20 @@ def test_citus_scale_out(scenario_run):
         book = Runbook(run)
         run.figures["steps"] = book.steps  # the same list: kept even when a step raises
         dsn = book.dsn
-        spare = SpareGroup(run)
+        spare = SpareGroup(run)  # the manifest's spare group ([[groups]] spare = true)
+        new = spare.citus_group
         run.figures["placements_before"] = citus.placements_per_group(dsn)
         writers = GroupWriters(run, GROUPS).start()
         try:
             run.sleep(3)
-            book.note("1. deploy the new worker group (compose profile spare)")
+            book.note(f"1. deploy the new worker group {spare.group.name} (compose profile "
+                      f"{spare.group.compose_profile})")
             spare.start()
-            registered, _ = wait_for("Patroni registers group 3", lambda: SPARE_GROUP in citus.primaries(dsn),
+            registered, _ = wait_for(f"Patroni registers group {new}", lambda: new in citus.primaries(dsn),
                                      timeout_s=150, interval_s=1)
             assert registered, "the spare group's primary never appeared in pg_dist_node"
-            host, port = citus.primaries(dsn)[SPARE_GROUP].split(":")
-            book.note("1a. Patroni registered group 3 itself", rows=group_rows(dsn, SPARE_GROUP))
+            host, port = citus.primaries(dsn)[new].split(":")
+            book.note(f"1a. Patroni registered group {new} itself", rows=group_rows(dsn, new))
             book.sql("2. citus_add_node (as written)", "SELECT citus_add_node(%s, %s)", (host, int(port)))
             run.sleep(2)
             started = time.monotonic()
@@ -95,7 +89,7 @@ def test_citus_scale_out(scenario_run):
                 state = rebalance_state(dsn)
                 return state is not None, f"citus_rebalance_status(): newest job {state}"
 
-            op = run.nemesis.custom("rebalance", f"group {SPARE_GROUP}", start_rebalance, rebalancing)
+            op = run.nemesis.custom("rebalance", f"group {new}", start_rebalance, rebalancing)
             done, state = wait_for("citus_rebalance_status() says finished",
                                    lambda: (s := rebalance_state(dsn)) in FINAL_STATES and s,
                                    timeout_s=280, interval_s=1)
@@ -124,7 +118,7 @@ def test_citus_scale_out(scenario_run):
                 bad.append(f"writes stalled longer than {MAX_GAP_S:.0f} s during the rebalance: {gaps}")
             if state != "finished":
                 bad.append(f"the rebalance did not finish: {state}")
-            if not run.figures["placements_after"].get(SPARE_GROUP):
+            if not run.figures["placements_after"].get(new):
                 bad.append("the new group holds no shard after the rebalance")
             for g, res in groups.items():
                 if res["lost"]:

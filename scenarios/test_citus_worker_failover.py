@@ -8,9 +8,10 @@ get_shard_id_for_distribution_column + pg_dist_placement). Target
 worker-failure (300 s / RPO 0)."""
 
 import pytest
-from citus_support import GroupWriters, per_group, wait_for
+from citus_support import GroupWriters, per_group
 from conftest import assert_verdict
 
+from harness.citus_runbooks import wait_for
 from harness.history import Op
 from harness.stack import citus
 from harness.stack.topology import discover

@@ -13,9 +13,10 @@ import statistics
 import time
 
 import pytest
-from citus_support import GroupWriters, per_group, wait_for, writer_process
+from citus_support import GroupWriters, per_group, writer_process
 from conftest import assert_verdict
 
+from harness.citus_runbooks import wait_for
 from harness.history import Op
 from harness.stack import citus
 

@@ -153,3 +153,68 @@ def test_ownership_needs_a_run_id_not_just_the_owner_label() -> None:
     assert is_ours({"io.pgchaos.owner": "pgchaos", "io.pgchaos.run": "20261126-0100-ab12"})
     assert not is_ours({"io.pgchaos.owner": "pgchaos"})
     assert not is_ours({"io.pgchaos.run": "x"})
+
+
+CITUS = COMPOSE_DIR / "citus" / "pgchaos.toml"
+CITUS_MINIMAL = MINIMAL.replace('role = "standalone"\nscope = "g"',
+                                'role = "coordinator"\nscope = "g"\ncitus_group = 0') + """
+[[groups]]
+name = "w1"
+role = "worker"
+scope = "g"
+citus_group = 1
+members = ["w1a"]
+[[groups]]
+name = "w9"
+role = "worker"
+scope = "g"
+citus_group = 9
+members = ["w9a", "w9b"]
+spare = true
+compose_profile = "spare"
+"""
+
+
+def test_citus_manifest_declares_its_spare_group_apart_from_the_formation() -> None:
+    m = load_manifest(CITUS)
+    spare = m.spare_group()
+    assert (spare.name, spare.members, spare.citus_group, spare.compose_profile) == \
+        ("worker-3", ("worker-3a", "worker-3b"), 3, "spare")
+    assert spare.spare and m.spare_group("worker-3") is spare
+    assert [g.name for g in m.worker_groups] == ["worker-1", "worker-2"]  # the steady state expects these
+    assert "worker-3a" not in m.data_members and "worker-3a" not in m.services()
+    assert m.capabilities()["spare-groups"] == 1 and m.capabilities()["worker-groups"] == 2
+
+
+def test_a_stack_without_a_spare_group_says_how_to_declare_one(tmp_path: Path) -> None:
+    m = load_manifest(write(tmp_path, MINIMAL))
+    assert m.spare_groups == () and "spare-groups" not in m.capabilities()
+    with pytest.raises(PgchaosError, match=r"no spare group declared; add a \[\[groups\]\] table with spare"):
+        m.spare_group()
+    assert m.missing(["spare-groups"]) == ["spare-groups"]
+
+
+@pytest.mark.parametrize(("change", "needle"), [
+    (lambda t: t.replace("spare = true", 'spare = "yes"'), "groups[2].spare: must be a bool"),
+    (lambda t: t.replace('role = "worker"\nscope = "g"\ncitus_group = 9', 'role = "coordinator"\nscope = "g"\n'
+                         'citus_group = 9'), "groups[2].spare: only a worker group can be a spare"),
+    (lambda t: t.replace("spare = true\n", ""), "groups[2].compose_profile: only for a spare group"),
+    (lambda t: t.replace('compose_profile = "spare"', 'compose_profile = "no spaces"'),
+     "groups[2].compose_profile: 'no spaces' is not a compose profile name"),
+    (lambda t: t.replace("citus_group = 9\n", ""), "groups[2].citus_group: missing; a spare group of a Citus"),
+    (lambda t: t.replace("citus_group = 9", "citus_group = 1"), "a spare group's citus_group must differ"),
+    (lambda t: t.replace('members = ["w9a", "w9b"]', 'members = ["w1a"]'), "member 'w1a' is in two groups"),
+    (lambda t: t.replace('name = "w9"', 'name = "w1"'), "group names must be unique"),
+])
+def test_bad_spare_group_is_one_line_naming_the_key(tmp_path: Path, change, needle: str) -> None:
+    assert load_manifest(write(tmp_path, CITUS_MINIMAL)).spare_group().name == "w9"
+    with pytest.raises(ManifestError) as err:
+        load_manifest(write(tmp_path, change(CITUS_MINIMAL)))
+    assert needle in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+def test_only_spare_groups_is_no_stack(tmp_path: Path) -> None:
+    text = MINIMAL.replace('role = "standalone"', 'role = "worker"').replace(
+        'members = ["p1", "p2"]', 'members = ["p1", "p2"]\nspare = true')
+    with pytest.raises(ManifestError, match="needs at least one group that is not a spare"):
+        load_manifest(write(tmp_path, text))
