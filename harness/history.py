@@ -127,7 +127,7 @@ def op_from_dict(d: Any, line: int = 0, prev_index: int | None = None) -> Op:
         raise HistoryFormatError(line, f"'time' must be a finite number of seconds, got {t}")
     if type(process) is not int and process not in NAMED_PROCESSES:
         raise HistoryFormatError(
-            line, f"'process' must be an integer, \"nemesis\", \"observer\" or \"monitor\"; got {process!r}"
+            line, f"'process' must be an integer or \"nemesis\" (or \"observer\", \"monitor\"), got {process!r}"
         )
     if type(typ) is not str or typ not in OP_TYPES:
         raise HistoryFormatError(line, f"'type' must be one of invoke, ok, fail, info; got {typ!r}")
