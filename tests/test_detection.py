@@ -235,3 +235,23 @@ def test_watcher_resync_resolves_what_the_new_monitoring_does_not_hold(tmp_path:
 def test_check_history_runs_detection_only_when_watched() -> None:
     ops = with_alerts(run(outage_s=3.0), expect=EXPECT)
     assert check_history(ops)["checkers"]["detection"]["valid"] is False
+
+
+def test_timeline_draws_an_alert_lane_and_the_summary_shows_time_to_detect(tmp_path: Path) -> None:
+    from harness.report.summary import write_summary
+    from harness.report.timeline import Timeline, alert_span_count, build_figure
+
+    ops = with_alerts(run(outage_s=3.0), (13.0, "PatroniMemberDown", "firing", "critical"),
+                      (14.0, "PgBouncerClientsWaiting", "firing", "warning"),
+                      (63.0, "PatroniMemberDown", "resolved", "critical"), expect=EXPECT)
+    timeline = Timeline.from_ops(ops)
+    spans = timeline.alert_spans()
+    assert [(s["alert"], s["stop"], s["expected"]) for s in spans] == [
+        ("PatroniMemberDown", 63.0, True), ("PgBouncerClientsWaiting", None, False)]
+    assert "alert" not in timeline.kinds  # monitor ops are not load
+    verdict = {**judge(ops), "scenario": "s"}
+    assert alert_span_count(build_figure(timeline, verdict)) == 2
+    assert alert_span_count(build_figure(Timeline.from_ops(run(outage_s=3.0)), verdict)) == 0
+    (row,) = write_summary([verdict], tmp_path)
+    assert row["detect_s"] == pytest.approx(3.0) and row["resolve_s"] == pytest.approx(2.0)
+    assert "| 3.0 s | 2.0 s |" in (tmp_path / "summary.md").read_text()

@@ -1,5 +1,6 @@
 """timeline.png of a scenario: completions per second (ok / fail / info) over
-time, one panel per op kind, with fault spans, RTO brackets and the target RTO.
+time, one panel per op kind, with fault spans, RTO brackets and the target RTO;
+alerts (firing -> resolved) in their own lane.
 
 Binned with numpy (one pass over the history to parse it, none to draw), so a
 history of a million ops renders in seconds. Uses matplotlib's object API on
@@ -22,7 +23,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from harness.checkers.faults import faults as find_faults
-from harness.history import NEMESIS, HistoryFormatError, Op
+from harness.history import MONITOR, NEMESIS, HistoryFormatError, Op
 
 try:
     from orjson import loads as _loads
@@ -37,6 +38,8 @@ FAULT_COLORS: Final = ("#8250df", "#0969da", "#bf3989", "#1b7c83", "#953800")
 BIN_WIDTHS: Final = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 MAX_BINS: Final = 160
 FAULT_SPAN_GID: Final = "fault-span"
+ALERT_SPAN_GID: Final = "alert-span"
+SEVERITY_COLORS: Final = {"critical": "#cf222e", "warning": "#bf8700"}
 STALL_GID: Final = "stall"
 _TYPE_CODE: Final = {"ok": 0, "fail": 1, "info": 2}
 
@@ -52,6 +55,7 @@ class Timeline:
     invoked_kinds: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     nemesis: list[Op] = field(default_factory=list)
     end: float = 0.0
+    monitor: list[Op] = field(default_factory=list)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Timeline:
@@ -62,6 +66,7 @@ class Timeline:
         inv_codes: list[int] = []
         kind_code: dict[str, int] = {}
         nemesis: list[Op] = []
+        monitor: list[Op] = []
         last = 0.0
         loads, type_code = _loads, _TYPE_CODE
         with open(path, "rb") as fh:
@@ -74,8 +79,9 @@ class Timeline:
                         continue
                     raise HistoryFormatError(n, f"unreadable op ({type(e).__name__}: {e})", path) from None
                 last = t
-                if process == NEMESIS:
-                    nemesis.append(Op(d.get("index", n), t, process, typ, f, d.get("value"), d.get("node")))
+                if process in (NEMESIS, MONITOR):
+                    (nemesis if process == NEMESIS else monitor).append(
+                        Op(d.get("index", n), t, process, typ, f, d.get("value"), d.get("node")))
                     continue
                 code = kind_code.get(f)
                 if code is None:
@@ -86,7 +92,7 @@ class Timeline:
                 else:
                     times.append(t)
                     codes.append(code * 3 + type_code.get(typ, 2))
-        return cls._build(times, codes, inv_times, inv_codes, kind_code, nemesis, last)
+        return cls._build(times, codes, inv_times, inv_codes, kind_code, nemesis, last, monitor)
 
     @classmethod
     def from_ops(cls, ops: Sequence[Op]) -> Timeline:
@@ -97,9 +103,10 @@ class Timeline:
         inv_codes: list[int] = []
         kind_code: dict[str, int] = {}
         nemesis: list[Op] = []
+        monitor: list[Op] = []
         for op in ops:
-            if op.process == NEMESIS:
-                nemesis.append(op)
+            if op.process in (NEMESIS, MONITOR):
+                (nemesis if op.process == NEMESIS else monitor).append(op)
                 continue
             code = kind_code.get(op.f)
             if code is None:
@@ -111,16 +118,42 @@ class Timeline:
                 times.append(op.time)
                 codes.append(code * 3 + _TYPE_CODE.get(op.type, 2))
         last = ops[-1].time if ops else 0.0
-        return cls._build(times, codes, inv_times, inv_codes, kind_code, nemesis, last)
+        return cls._build(times, codes, inv_times, inv_codes, kind_code, nemesis, last, monitor)
 
     @classmethod
     def _build(cls, times: list[float], codes: list[int], inv_times: list[float], inv_codes: list[int],
-               kind_code: dict[str, int], nemesis: list[Op], last: float) -> Timeline:
+               kind_code: dict[str, int], nemesis: list[Op], last: float,
+               monitor: list[Op] | None = None) -> Timeline:
         t, inv = np.asarray(times, dtype=np.float64), np.asarray(inv_times, dtype=np.float64)
         tops = [float(a.max()) for a in (t, inv) if a.size]
         end = max([last, *tops] + [op.time for op in nemesis])
         return cls(t, np.asarray(codes, dtype=np.int64), list(kind_code), inv,
-                   np.asarray(inv_codes, dtype=np.int64), nemesis, end)
+                   np.asarray(inv_codes, dtype=np.int64), nemesis, end, monitor or [])
+
+    def alert_spans(self) -> list[dict[str, Any]]:
+        """Each alert from firing to resolved (``stop`` None while still firing), in firing order."""
+        spans: list[dict[str, Any]] = []
+        open_: dict[str, dict[str, Any]] = {}
+        expected = {str(n) for op in self.monitor if op.f == "expect-alerts" and isinstance(op.value, dict)
+                    for n in op.value.get("alerts", [])}
+        for op in self.monitor:
+            v = op.value if isinstance(op.value, dict) else {}
+            if op.f == "watch" and v.get("state") == "start":
+                for a in v.get("firing", []):
+                    span = {"alert": str(a.get("alert")), "severity": a.get("severity"), "start": op.time,
+                            "stop": None, "expected": str(a.get("alert")) in expected, "before": True}
+                    open_[str(a.get("fingerprint") or a.get("alert"))] = span
+                    spans.append(span)
+            if op.f != "alert":
+                continue
+            key = str(v.get("fingerprint") or v.get("alert"))
+            if v.get("status") == "firing" and key not in open_:
+                open_[key] = {"alert": str(v.get("alert")), "severity": v.get("severity"), "start": op.time,
+                              "stop": None, "expected": str(v.get("alert")) in expected, "before": False}
+                spans.append(open_[key])
+            elif v.get("status") == "resolved" and key in open_:
+                open_.pop(key)["stop"] = op.time
+        return spans
 
     def rates(self, width: float, nbins: int) -> dict[str, np.ndarray]:
         """Completions per second of each kind: ``{kind: array (3 outcomes, nbins)}``."""
@@ -339,6 +372,35 @@ def _phases(ax: Any, phases: list[dict[str, Any]], end: float) -> None:
                 labelled = p["time"]
 
 
+def _alerts_lane(ax: Any, spans: list[dict[str, Any]], end: float) -> None:
+    """One row per alert name: firing -> resolved bars (red critical, amber warning),
+    named at the row's left; expected alerts in bold; a bar still firing at the end
+    is hatched to the edge."""
+    names = list(dict.fromkeys(s["alert"] for s in spans))
+    expected = {s["alert"] for s in spans if s["expected"]}
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    ax.set_yticks([])
+    ax.set_ylabel("alerts", rotation=0, ha="right", va="center", fontsize=9)
+    for s in spans:
+        row = names.index(s["alert"])
+        stop = s["stop"] if s["stop"] is not None else end
+        color = SEVERITY_COLORS.get(str(s["severity"]), "#57606a")
+        bar = ax.barh(row, max(stop - s["start"], end * 0.002), left=s["start"], height=0.6, color=color,
+                      alpha=0.8, hatch="////" if s["stop"] is None else None, edgecolor="white", lw=0)
+        for patch in bar:
+            patch.set_gid(ALERT_SPAN_GID)
+    for row, name in enumerate(names):
+        ax.text(0.003, row, name + (" (expected)" if name in expected else ""), transform=ax.get_yaxis_transform(),
+                fontsize=8, va="center", ha="left", fontweight="bold" if name in expected else "normal",
+                bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
+    ax.grid(axis="x", color="#eaeef2", lw=0.8)
+
+
+def alert_span_count(fig: Figure) -> int:
+    """How many alert bars a timeline figure draws."""
+    return sum(1 for ax in fig.axes for p in ax.patches if p.get_gid() == ALERT_SPAN_GID)
+
+
 def _legend(verdict: dict[str, Any] | None, faults: bool, stalled: int) -> list[Any]:
     """Legend entries for what the figure shows."""
     handles: list[Any] = [Patch(color=OUTCOME_COLORS[o], label=o) for o in OUTCOMES]
@@ -371,6 +433,9 @@ def build_figure(timeline: Timeline, verdict: dict[str, Any] | None = None,
     if others:
         panels.append((others, np.sum([rates[k] for k in others], axis=0)))
         ratios.append(1.2)
+    spans = timeline.alert_spans()
+    if spans:
+        ratios.append(0.35 + 0.28 * len({s["alert"] for s in spans}))
     if phases:
         ratios.append(0.45)
 
@@ -392,7 +457,9 @@ def build_figure(timeline: Timeline, verdict: dict[str, Any] | None = None,
         else:
             ax.text(0.005, 0.95, ", ".join(kinds), transform=ax.transAxes, fontsize=8.5, va="top",
                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
-    _fault_spans(panel_axes, faults, end)
+    if spans:
+        _alerts_lane(axes[len(panels)], spans, end)
+    _fault_spans(panel_axes + ([axes[len(panels)]] if spans else []), faults, end)
     if phases:
         _phases(axes[-1], phases, end)
     axes[-1].set_xlim(0, end * 1.01)
@@ -401,6 +468,9 @@ def build_figure(timeline: Timeline, verdict: dict[str, Any] | None = None,
     _title(fig, scenario or str((verdict or {}).get("scenario") or "scenario"), verdict,
            int(timeline.times.size))
     handles = _legend(verdict, bool(faults), stalled)
+    if spans:
+        handles.append(Patch(color=SEVERITY_COLORS["critical"], alpha=0.8,
+                             label="alert firing (amber: warning)"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False,
                bbox_to_anchor=(0.5, 0.0))
     height = fig.get_figheight()  # header and footer in inches, whatever the panels
