@@ -96,7 +96,7 @@ def _print_status(stack: Any, as_json: bool) -> int:
     from harness.stack import steady_state
 
     state = steady_state(stack)
-    doc = {"run_id": stack.run_id, "project": stack.project, **state.as_dict()}
+    doc = {"run_id": stack.run_id, "project": stack.project, **state.as_dict(), "alerts": _active_alerts(stack)}
     if as_json:
         print(json.dumps(doc, indent=2, default=str))
     else:
@@ -107,7 +107,29 @@ def _print_status(stack: Any, as_json: bool) -> int:
         for check in state.checks:
             print(f"  {'ok ' if check.ok else 'BAD'} {check.name:20} {check.detail}")
         print("endpoints: " + "  ".join(f"{k}={v}" for k, v in doc["endpoints"].items()))
+        alerts = doc["alerts"]
+        if isinstance(alerts, str):
+            print(f"alerts: {alerts}")
+        else:
+            print(f"alerts firing: {len(alerts)}")
+            for a in alerts:
+                labels = ", ".join(f"{k}={v}" for k, v in a["labels"].items())
+                print(f"  {a['severity'] or '-':8} {a['alert']}: {a['summary']}  [{labels}]")
     return 0 if state.healthy else 1
+
+
+def _active_alerts(stack: Any) -> list[dict[str, Any]] | str:
+    """Alerts Alertmanager holds as firing, or why none can be listed."""
+    from harness.alerts import active_alerts
+
+    mon = stack.manifest.monitoring
+    if mon is None or not mon.alertmanager:
+        return "not available (the manifest names no Alertmanager)"
+    try:
+        url = f"http://{stack.endpoint(mon.alertmanager, mon.alertmanager_port)}"
+        return [a.as_value() for a in active_alerts(url)]
+    except PgchaosError as exc:
+        return f"not available ({exc})"
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -351,6 +373,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
     summary = {"verdict": verdict.get("verdict"), "rto_s": rto, "target_rto_s": target.get("rto_s"),
                "lost": rpo.get("lost"), "target_rpo_s": target.get("rpo_s"),
                "reasons": verdict.get("reasons"), "steps": verdict.get("figures", {}).get("steps"),
+               "detect_s": (verdict.get("detection") or {}).get("detect_s"),
                "history": verdict.get("history")}
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -358,6 +381,8 @@ def cmd_drill(args: argparse.Namespace) -> int:
         print(f"\n== {summary['verdict']}: write RTO {rto.get('write')} s, read RTO {rto.get('read')} s "
               f"(target {summary['target_rto_s']} s); lost writes {summary['lost']} "
               f"(target RPO {summary['target_rpo_s']} s)")
+        if summary["detect_s"] is not None:
+            print(f"   first page {summary['detect_s']:.1f} s after the disaster")
         for reason in summary["reasons"] or []:
             print(f"   - {reason}")
     return 0 if summary["verdict"] in ("pass", "waived") else 1

@@ -4,6 +4,7 @@ walk an SRE through the guide's runbook step by step."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -184,6 +185,7 @@ DRILLS: dict[str, dict[str, Any]] = {
         "guide": "Disaster Recovery, Scenario 1: Single Coordinator Failure",
         "fault": ("kill", "primary"),
         "target": "coordinator-failure",
+        "alerts": ("PatroniMemberDown", "PatroniLeaderMissing"),  # what pages the on-call
         "steps": [
             DrillStep("Detection", "docker ps | grep coordinator", _docker_ps),
             DrillStep("Patroni promotes a replica: verify the new leader", "patronictl list", _promoted),
@@ -197,6 +199,7 @@ DRILLS: dict[str, dict[str, Any]] = {
         "guide": "Disaster Recovery, Scenario 2: Worker Node Failure",
         "fault": ("kill", "worker-1"),
         "target": "worker-failure",
+        "alerts": ("WorkerUnreachable",),
         "steps": [  # a stack without Citus (the reference profile's postgres_fdw workers)
             DrillStep("Detection (no Citus here: worker probes stand in for citus_get_active_worker_nodes)",
                       "SELECT * FROM citus_get_active_worker_nodes();  -- here: a query to each worker",
@@ -279,6 +282,26 @@ def _steps_ran(timings: list[dict[str, Any]]) -> Callable[[list[Any]], dict[str,
     return check
 
 
+class AlertPages:
+    """The alert notifications of a drill's run, shown once each, as the on-call got them."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        self.shown = 0
+
+    def show(self, say: Callable[[str], None]) -> None:
+        watcher = self.run.alerts
+        if watcher is None:
+            return
+        with contextlib.suppress(PgchaosError):
+            watcher.poll()
+        for a in list(watcher.seen)[self.shown:]:
+            t = a.received - self.run.wall_zero
+            mark = "PAGE" if a.status == "firing" else "resolved"
+            say(f"    [{mark} t={t:.1f} s] {a.name} ({a.severity or 'no severity'}): {a.summary}")
+            self.shown += 1
+
+
 def run_drill(stack: Stack, name: str, decide: Callable[[int, DrillStep], str],
               say: Callable[[str], None], reports_dir: Path) -> dict[str, Any]:
     """Inject the drill's disaster under a probe, walk the runbook, judge the recovery.
@@ -298,10 +321,14 @@ def run_drill(stack: Stack, name: str, decide: Callable[[int, DrillStep], str],
     with ScenarioRun(stack, f"drill-{name}", drill["target"], options, load=False) as run:
         plan = drill_plan(stack, name, run)
         say(f"== {drill['guide']}" + (f"\n   {plan.note}" if plan.note else ""))
+        if drill.get("alerts"):
+            run.expect_alerts(*drill["alerts"])
         active = plan.inject()
         say(f"disaster injected: {active.fault} {active.target} (t={active.time:.1f} s)")
+        pages = AlertPages(run)
         try:
             for i, step in enumerate(plan.steps, 1):
+                pages.show(say)  # what the on-call received before this step
                 say(f"\n[{i}/{len(plan.steps)}] {step.title}\n    $ {step.command}")
                 started = time.monotonic()
                 choice = decide(i, step) if step.run is not None else decide(i, DrillStep(
@@ -318,6 +345,7 @@ def run_drill(stack: Stack, name: str, decide: Callable[[int, DrillStep], str],
                 entry["seconds"] = round(time.monotonic() - started, 1)
                 timings.append(entry)
                 say(f"    ({choice}, {entry['seconds']} s)")
+            pages.show(say)
         finally:
             run.figures["steps"] = timings
             if plan.cleanup is not None:

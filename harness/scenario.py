@@ -115,6 +115,11 @@ class ScenarioRun:
     def now(self) -> float:
         return time.monotonic() - self.run_start
 
+    @property
+    def wall_zero(self) -> float:
+        """The epoch time of the run's t=0 (to place wall-clock events on its timeline)."""
+        return self._t0_wall
+
     def phase(self, name: str, **detail: Any) -> None:
         self.phases.append({"phase": name, "time": round(self.now(), 3), **detail})
         if self.observer is not None:

@@ -132,6 +132,8 @@ def _endpoints(stack: Stack) -> dict[str, str]:
         wanted.append(("toxiproxy", m.toxiproxy.service, m.toxiproxy.api_port, "http://{}"))
     if m.monitoring and m.monitoring.prometheus:
         wanted.append(("prometheus", m.monitoring.prometheus, m.monitoring.prometheus_port, "http://{}"))
+    if m.monitoring and m.monitoring.alertmanager:
+        wanted.append(("alertmanager", m.monitoring.alertmanager, m.monitoring.alertmanager_port, "http://{}"))
     out = {}
     for name, service, port, form in wanted:
         if port is None:
