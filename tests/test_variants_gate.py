@@ -103,3 +103,36 @@ def test_router_that_does_not_follow_the_leader_fails_the_gate(tmp_path: Path) -
     errors = [op.error or "" for op in read_history(verdict["history"])
               if op.f == "write" and op.type == "fail" and op.time > healed_at]
     assert any("read-only transaction" in e for e in errors), errors[-5:]
+
+
+def test_lag_alert_set_too_high_fails_network_lag_on_detection(tmp_path: Path) -> None:
+    """lag-alert-blind (the lag rules at 10 GB / 100 GB): the network-lag scenario —
+    green on the reference stack in the same CI run — turns red because the
+    replication lag it builds is never paged. The scenario keeps the lag until
+    the page comes (at most the 60 s time-to-detect target), and with synchronous
+    replication a lagging standby stalls commits: the only other reasons allowed
+    are that fault's RTO, the price of nobody being paged."""
+    import json
+    import os
+    import re
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    reports = tmp_path / "reports"
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "scenarios/test_network_lag.py",
+           "--pgchaos-variant", "lag-alert-blind", "--pgchaos-load-users", "1",
+           "--pgchaos-reports-dir", str(reports)]
+    proc = subprocess.run(cmd, cwd=repo, env=dict(os.environ), capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    verdicts = [json.loads(p.read_text()) for p in reports.glob("*/*/verdict.json")]
+    assert len(verdicts) == 1, out[-3000:]
+    (verdict,) = verdicts
+    print(verdict_message(verdict))
+    assert proc.returncode == 1 and verdict["verdict"] == "fail", out[-3000:]
+    undetected = [r for r in verdict["reasons"]
+                  if r.startswith("detection: fault not detected: ReplicationLagWarning")]
+    others = [r for r in verdict["reasons"] if r not in undetected]
+    assert undetected and verdict["rpo"]["lost"] == 0, verdict["reasons"]
+    assert all(re.match(r"fault #\d+ 'bandwidth' on replication-\S+: (write|read) RTO", r) for r in others), others
+    assert verdict["figures"]["replication_lag"]["bytes"] > 10 * 1024 * 1024  # the lag was there
