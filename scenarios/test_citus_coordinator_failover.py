@@ -26,6 +26,7 @@ pytestmark = [
     pytest.mark.citus,
     pytest.mark.requires("citus", "coordinator-members>=2", "guide-schema"),
     pytest.mark.target("coordinator-failure"),
+    pytest.mark.alerts("PatroniMemberDown", "PatroniLeaderMissing"),
 ]
 
 DISTRIBUTED_QUERIES = {

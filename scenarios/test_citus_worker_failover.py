@@ -22,6 +22,7 @@ pytestmark = [
     pytest.mark.citus,
     pytest.mark.requires("citus", "worker-groups>=2", "guide-schema"),
     pytest.mark.target("worker-failure"),
+    pytest.mark.alerts("PatroniMemberDown", "PatroniLeaderMissing"),  # no group leader until the failover
 ]
 
 LOST, KEPT = 1, 2  # Citus group ids (manifest groups worker-1, worker-2)

@@ -87,9 +87,13 @@ def test_citus_worker_link(scenario_run):
                                              ("cut", "link-down", {})):
                 start = run.now()
                 fault = run.nemesis.inject(fault_name, "worker-1", **params)
+                if name == "cut":  # the coordinator's side can no longer reach the group's primary
+                    run.expect_alerts("WorkerUnreachable", fault=fault)
                 run.sleep(HOLD_S / 2)
                 views[name] = coordinator_view(dsn)
                 run.sleep(max(0.0, HOLD_S - (run.now() - start)))
+                if name == "cut":  # a cut lasts until someone is paged (bounded)
+                    run.wait_for_alert("WorkerUnreachable", since=fault.time, timeout_s=15)
                 run.nemesis.heal(fault)
                 healed = run.now()
                 windows[name] = (start, healed, fault.time)

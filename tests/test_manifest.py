@@ -92,6 +92,10 @@ def test_requirements_name_what_is_missing() -> None:
      "dcs.client_port: 99999 is not a port number"),
     (lambda t: t.replace('name = "db"', "name = 5"), "database.name: must be a str"),
     (lambda t: t + "[[", "not valid TOML"),
+    (lambda t: t + '[monitoring]\nprometheus = "p"\nalert_receiver = "r"\n',
+     "monitoring.alert_receiver: needs alertmanager"),
+    (lambda t: t + '[monitoring]\nalertmanager = "am"\nalertmanager_port = 0\n',
+     "monitoring.alertmanager_port"),
 ])
 def test_bad_manifest_is_one_line_naming_the_key(tmp_path: Path, change, needle: str) -> None:
     path = write(tmp_path, change(MINIMAL))
@@ -218,3 +222,14 @@ def test_only_spare_groups_is_no_stack(tmp_path: Path) -> None:
         'members = ["p1", "p2"]', 'members = ["p1", "p2"]\nspare = true')
     with pytest.raises(ManifestError, match="needs at least one group that is not a spare"):
         load_manifest(write(tmp_path, text))
+
+
+def test_alerting_is_a_capability_of_the_profiles_that_ship_it(tmp_path: Path) -> None:
+    for manifest in (COMPOSE_DIR / "pgchaos.toml", COMPOSE_DIR / "citus" / "pgchaos.toml"):
+        m = load_manifest(manifest)
+        assert m.capabilities()["alerting"] == 1
+        assert m.monitoring is not None and {"alertmanager", "alert-receiver"} <= set(m.services())
+    assert "alerting" not in load_manifest(FOREIGN).capabilities()
+    extra = '[monitoring]\nalertmanager = "am"\nalertmanager_port = 19093\n'
+    own = load_manifest(write(tmp_path, MINIMAL + extra))
+    assert own.monitoring.alertmanager_port == 19093 and own.monitoring.alert_receiver is None

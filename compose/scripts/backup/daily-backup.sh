@@ -34,19 +34,7 @@ md5sum "backup_${TIMESTAMP}.sql.gz" "globals_${TIMESTAMP}.sql.gz" "metadata_${TI
 if [ -s "backup_${TIMESTAMP}.sql.gz" ]; then
   echo "✅ Backup created: backup_${TIMESTAMP}.sql.gz"
   echo "   Size: $(du -h "backup_${TIMESTAMP}.sql.gz" | cut -f1)"
-  # The success, for the "no successful backup in 24 h" alert (node exporter's textfile collector).
-  METRICS_DIR=${METRICS_DIR:-$BACKUP_DIR/metrics}
-  mkdir -p "$METRICS_DIR"
-  cat >"$METRICS_DIR/.backup.prom.$$" <<METRICS
-# HELP pgchaos_backup_last_success_timestamp_seconds When the daily backup last succeeded.
-# TYPE pgchaos_backup_last_success_timestamp_seconds gauge
-pgchaos_backup_last_success_timestamp_seconds $(date -u +%s)
-# HELP pgchaos_backup_last_size_bytes Size of the last successful backup.
-# TYPE pgchaos_backup_last_size_bytes gauge
-pgchaos_backup_last_size_bytes $(stat -c %s "backup_${TIMESTAMP}.sql.gz")
-METRICS
-  chmod 644 "$METRICS_DIR/.backup.prom.$$"
-  mv "$METRICS_DIR/.backup.prom.$$" "$METRICS_DIR/backup.prom"
+  "$(dirname "$0")/record-success.sh" "backup_${TIMESTAMP}.sql.gz"  # for the 24 h backup alert
 else
   echo "❌ Backup failed!"
   exit 1

@@ -29,6 +29,7 @@ else
 fi
 # 3. Verify backup
 [ -s "backup_${TS}.tar.gz" ] && echo "✅ Backup created: backup_${TS}.tar.gz" || { echo "❌ Backup failed!"; exit 1; }
+"$(dirname "$0")/../backup/record-success.sh" "backup_${TS}.tar.gz"  # for the 24 h backup alert
 echo "   Size: $(du -h "backup_${TS}.tar.gz" | cut -f1)"
 
 # 4. Backup Citus metadata -- as written (through PgBouncer)
