@@ -235,7 +235,8 @@ class SwarmDeployment(ContainerVerbs):
     def edge_routes(self) -> list[tuple[str, int, int, int]]:
         """(service, container port, edge port, host port or 0 for ephemeral) for every
         port the harness reaches: the router's, the pooler's, Toxiproxy's API,
-        Prometheus and each member's PostgreSQL and Patroni REST ports."""
+        Prometheus, Alertmanager, the alert receiver and each member's PostgreSQL
+        and Patroni REST ports."""
         m, p = self.manifest, self.ports
         fixed: dict[tuple[str, int], int] = {}
         r = m.router
@@ -249,6 +250,10 @@ class SwarmDeployment(ContainerVerbs):
             fixed[(m.toxiproxy.service, m.toxiproxy.api_port)] = p.toxiproxy
         if m.monitoring is not None and m.monitoring.prometheus:
             fixed[(m.monitoring.prometheus, m.monitoring.prometheus_port)] = p.prometheus
+        if m.monitoring is not None and m.monitoring.alertmanager:
+            fixed[(m.monitoring.alertmanager, m.monitoring.alertmanager_port)] = p.alertmanager
+        if m.monitoring is not None and m.monitoring.alert_receiver:
+            fixed[(m.monitoring.alert_receiver, m.monitoring.alert_receiver_port)] = p.alert_receiver
         pairs = list(fixed)
         for group in m.groups:
             for member in group.members:
