@@ -11,8 +11,10 @@ pytestmark = [
     pytest.mark.docker,
     pytest.mark.requires("coordinator-members>=2"),
     pytest.mark.target("coordinator-failure"),
-    # the on-call is paged: the killed member, then the cluster without a leader until the TTL ends
-    pytest.mark.alerts("PatroniMemberDown", "PatroniLeaderMissing"),
+    # the on-call is paged: the killed member; until the leader key expires (ttl 20 s), no leader,
+    # nothing behind HAProxy's :5000, and the replicas without their upstream
+    pytest.mark.alerts("PatroniMemberDown", "PatroniLeaderMissing", "HAProxyPrimaryWithoutServers",
+                       "ReplicaNotStreaming"),
 ]
 
 

@@ -255,3 +255,58 @@ def test_timeline_draws_an_alert_lane_and_the_summary_shows_time_to_detect(tmp_p
     (row,) = write_summary([verdict], tmp_path)
     assert row["detect_s"] == pytest.approx(3.0) and row["resolve_s"] == pytest.approx(2.0)
     assert "| 3.0 s | 2.0 s |" in (tmp_path / "summary.md").read_text()
+
+
+def test_alertmanager_feed_turns_the_api_into_transitions(tmp_path: Path) -> None:
+    """A user's own Alertmanager (no receiver of ours): its API polled, a new active
+    alert is a firing and a gone one a resolution (served here by a stand-in on 127.0.0.1)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from harness.alerts import AlertmanagerFeed, WebhookFeed
+
+    active: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if self.path.startswith("/api/v2/alerts"):
+                body: Any = active
+            else:
+                after = int(self.path.split("after=")[1])
+                body = {"next": len(notes), "items": notes[after:]}
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        def am_alert(name: str) -> dict[str, Any]:
+            return {"labels": {"alertname": name, "severity": "critical"}, "annotations": {"summary": name},
+                    "fingerprint": f"fp-{name}", "startsAt": "2026-11-26T00:00:00Z"}
+
+        active.append(am_alert("Old"))
+        feed = AlertmanagerFeed(url)
+        assert [(a.name, a.status) for a in feed.poll()] == [("Old", "firing")]
+        active.append(am_alert("New"))
+        assert [(a.name, a.status) for a in feed.poll()] == [("New", "firing")]
+        active.pop(0)
+        assert [(a.name, a.status, a.summary) for a in feed.poll()] == [("Old", "resolved", "Old")]
+
+        notes.append({"received": 1.0, "status": "firing", **am_alert("Gone")})
+        hook = WebhookFeed(url, url)
+        assert [a.name for a in hook.poll()] == ["New"]  # what is firing now, not the old notifications
+        notes.append({"received": 2.0, "status": "resolved", **am_alert("New")})
+        assert [(a.name, a.status, a.received) for a in hook.poll()] == [("New", "resolved", 2.0)]
+        notes.clear()  # a new receiver (redeployed stack): counts start again
+        notes.append({"received": 3.0, "status": "firing", **am_alert("Again")})
+        assert [a.name for a in hook.poll()] == ["New", "Again"] and hook.resynced
+    finally:
+        server.shutdown()
