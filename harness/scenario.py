@@ -51,6 +51,7 @@ class RunOptions:
     timeout_multiplier: float = 1.0
     targets_path: Path | None = None
     seed: int | None = None
+    settle_timeout_s: float = 180.0  # how long the steady state may take to return after heal-all
 
     def scaled(self, seconds: float) -> float:
         return seconds * self.timeout_multiplier
@@ -229,11 +230,12 @@ class ScenarioRun:
     def wait_for_alert(self, name: str, since: float, timeout_s: float = 60.0) -> float | None:
         """Hold (bounded) until alert ``name`` fires after time ``since`` — a fault that
         lasts until someone is paged; seconds waited, None when it did not fire or the
-        stack has no alerting (the detection checker judges it either way)."""
+        stack has no alerting (the detection checker judges it either way). The bound
+        is a time-to-detect target, so the timeout multiplier does not stretch it."""
         if self.alerts is None:
             return None
         start = time.monotonic()
-        deadline = start + self.options.scaled(timeout_s)
+        deadline = start + timeout_s
         wall_since = self._t0_wall + since
         while time.monotonic() < deadline:
             with contextlib.suppress(PgchaosError):
@@ -315,7 +317,8 @@ class ScenarioRun:
         self.nemesis.heal_all()
         self.phase("steady-state-after")
         try:
-            self.after = wait_for_steady_state(self.stack, timeout=self.options.scaled(180))
+            settle = self.options.scaled(self.options.settle_timeout_s)
+            self.after = wait_for_steady_state(self.stack, timeout=settle)
         except PgchaosError as exc:
             self.extra_reasons.append(f"steady state not observable after the scenario: {exc}")
         if self.after is not None:

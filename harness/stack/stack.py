@@ -177,8 +177,9 @@ class Stack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self, wait_timeout: float = 180.0) -> Self:
-        """Provision (or attach), wait for the steady state, create the load's schema."""
+    def start(self, wait_timeout: float | None = None) -> Self:
+        """Provision (or attach), wait for the steady state (up to PGCHAOS_UP_TIMEOUT,
+        180 s by default), create the load's schema."""
         from harness.stack.steady_state import wait_for_steady_state
 
         t0 = time.monotonic()
@@ -188,6 +189,7 @@ class Stack:
         else:
             self._provision()
         self.progress(f"containers up after {time.monotonic() - t0:.1f} s; checking steady state")
+        wait_timeout = self.up_timeout_s if wait_timeout is None else wait_timeout
         state = wait_for_steady_state(self, timeout=wait_timeout)
         if not state.healthy:
             raise PgchaosError(f"stack not healthy after {wait_timeout:.0f} s: {state.summary()}")
@@ -475,6 +477,7 @@ class Stack:
         for node in self.loop_members:
             volumes.create(self.data_image(node), self.data_mount(node), self.manifest.volume_size_mb)
         self.deployment.up()
+        wait_timeout = self.up_timeout_s if wait_timeout is None else wait_timeout
         state = wait_for_steady_state(self, timeout=wait_timeout)
         if not state.healthy:
             raise PgchaosError(f"redeployed stack not healthy: {state.summary()}")
