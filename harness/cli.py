@@ -382,7 +382,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
               f"(target {summary['target_rto_s']} s); lost writes {summary['lost']} "
               f"(target RPO {summary['target_rpo_s']} s)")
         if summary["detect_s"] is not None:
-            print(f"   first page {summary['detect_s']:.1f} s after the disaster")
+            print(f"   the expected alert paged {summary['detect_s']:.1f} s after the disaster")
         for reason in summary["reasons"] or []:
             print(f"   - {reason}")
     return 0 if summary["verdict"] in ("pass", "waived") else 1
