@@ -304,7 +304,7 @@ def _reports_args(args: argparse.Namespace) -> list[str]:
 
 
 def _stack_args(args: argparse.Namespace) -> list[str]:
-    """--manifest / --attach handed on to the pytest plugin."""
+    """--manifest / --attach / --engine / --profile handed on to the pytest plugin."""
     out = []
     if getattr(args, "manifest", None):
         out += ["--manifest", str(args.manifest)]
@@ -312,6 +312,8 @@ def _stack_args(args: argparse.Namespace) -> list[str]:
         out += [f"--attach={args.attach}"]
     if getattr(args, "engine", None) not in (None, "compose"):
         out += ["--pgchaos-engine", args.engine]
+    if getattr(args, "profile", None) and args.command in ("run", "certify"):
+        out += ["--stack-profile", args.profile]
     return out
 
 
@@ -413,6 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--engine", default="compose", choices=("compose", "swarm"),
                            help="deployment engine: compose (default) or swarm (docker stack deploy of "
                                 "docker-stack.yml beside the manifest, stack postgres-mesh)")
+        if name in ("run", "certify"):
+            p.add_argument("--profile", default=None, choices=PROFILES,
+                           help="stack profile the session provisions (default local; citus: add "
+                                "`-- -m citus` for the Citus scenarios only)")
         return p
 
     add("setup", cmd_setup, "install and start what the host needs (Docker engine, compose)")
