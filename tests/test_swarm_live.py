@@ -24,11 +24,12 @@ pytestmark = [pytest.mark.docker, pytest.mark.swarm]
 REPO = Path(__file__).resolve().parents[1]
 STACK = f"pgchaos-swarm-ci-{os.getpid()}"
 STATE_DIR = "/var/lib/pgchaos-swarm-ci"
-PORTS = {  # clear of a stack on the defaults and of tests/offset_stack.py's
-    "PGCHAOS_PGBOUNCER_PORT": "56432", "PGCHAOS_HAPROXY_PRIMARY_PORT": "55000",
-    "PGCHAOS_HAPROXY_REPLICA_PORT": "55001", "PGCHAOS_HAPROXY_STATS_PORT": "58404",
-    "PGCHAOS_HEALTH_PORT": "58008", "PGCHAOS_TOXIPROXY_PORT": "58474", "PGCHAOS_PROMETHEUS_PORT": "59090",
-    "PGCHAOS_ALERTMANAGER_PORT": "59093", "PGCHAOS_ALERT_RECEIVER_PORT": "59095",
+PORTS = {  # clear of a stack on the defaults, of tests/offset_stack.py's, and of the kernel's
+    # ephemeral range (32768-60999), where any client socket may hold a port for a while
+    "PGCHAOS_PGBOUNCER_PORT": "16432", "PGCHAOS_HAPROXY_PRIMARY_PORT": "16000",
+    "PGCHAOS_HAPROXY_REPLICA_PORT": "16001", "PGCHAOS_HAPROXY_STATS_PORT": "16404",
+    "PGCHAOS_HEALTH_PORT": "16008", "PGCHAOS_TOXIPROXY_PORT": "16474", "PGCHAOS_PROMETHEUS_PORT": "16090",
+    "PGCHAOS_ALERTMANAGER_PORT": "16093", "PGCHAOS_ALERT_RECEIVER_PORT": "16095",
 }
 
 
