@@ -350,8 +350,9 @@ class Stack:
             self._settling(self.seed)
 
     def _settling(self, step: Callable[[], None], timeout_s: float = 60.0) -> None:
-        """Run an idempotent set-up step, again while connections still break
-        (a router or pooler task that has just come up may drop its first server connections)."""
+        """Run an idempotent set-up step, again while connections still break or land on a
+        read-only member (a router or pooler task that has just come up may drop its first
+        server connections, or hold one to a member that is no longer the leader)."""
         import psycopg
 
         deadline = time.monotonic() + timeout_s
@@ -359,7 +360,7 @@ class Stack:
             try:
                 step()
                 return
-            except psycopg.OperationalError as exc:
+            except (psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction) as exc:
                 if time.monotonic() > deadline:
                     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                     raise PgchaosError(f"stack set-up failed for {timeout_s:.0f} s: {first}") from exc
