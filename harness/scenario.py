@@ -23,6 +23,7 @@ from harness.errors import PgchaosError
 from harness.history import MONITOR, HistoryWriter, Op, merge_histories, write_history
 from harness.load.client import Client, key_base
 from harness.load.locust_runner import LocustLoad
+from harness.load.phase_recorder import PhaseRecorder
 from harness.load.probe import Probe
 from harness.nemesis import Nemesis
 from harness.stack.steady_state import SteadyState, wait_for_steady_state
@@ -99,6 +100,7 @@ class ScenarioRun:
         self.nemesis: Nemesis | None = None
         self.probe: Probe | None = None
         self.locust: LocustLoad | None = None
+        self.recorder: PhaseRecorder | None = None  # the recovery timeline (checkers.phases)
         self.phases: list[dict[str, Any]] = []
         self.figures: dict[str, Any] = {}
         self.extra_reasons: list[str] = []
@@ -188,6 +190,10 @@ class ScenarioRun:
         self.phase("load-start")
         self.probe = Probe(self.stack.dsn(), self.history, self.key_base,
                            period_s=self.options.probe_period_s).start()
+        try:
+            self.recorder = PhaseRecorder(self.stack, self.history).start()
+        except Exception as exc:  # the timeline explains; it never stops a run
+            self.phase("phase-recorder-unavailable", error=str(exc)[:200])
         if self.with_load:
             self.locust = LocustLoad(self.stack.dsn(), self.dir, self.run_start, self.key_base,
                                      users=self.options.load_users, run_time_s=900).start()
@@ -297,12 +303,19 @@ class ScenarioRun:
                            process_offset=10 * self._paused_probes).start()
 
     def _abort(self) -> None:
+        self._stop_recorder()
         with contextlib.suppress(Exception):
             self._stop_alerts()
         if self.history is not None:
             self.history.close()
 
+    def _stop_recorder(self) -> None:
+        if self.recorder is not None:
+            self.recorder.stop()
+            self.recorder = None
+
     def _stop_load(self) -> None:
+        self._stop_recorder()
         if self.locust is not None:
             with contextlib.suppress(PgchaosError):
                 self.locust.stop()
