@@ -1,6 +1,7 @@
 """timeline.png of a scenario: completions per second (ok / fail / info) over
 time, one panel per op kind, with fault spans, RTO brackets and the target RTO;
-alerts (firing -> resolved) in their own lane.
+alerts (firing -> resolved) in their own lane; the recovery timeline of each
+fault (harness.checkers.phases: a bar per phase) in its own lane.
 
 Binned with numpy (one pass over the history to parse it, none to draw), so a
 history of a million ops renders in seconds. Uses matplotlib's object API on
@@ -23,7 +24,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from harness.checkers.faults import faults as find_faults
-from harness.history import MONITOR, NEMESIS, HistoryFormatError, Op
+from harness.checkers.phases import PHASE_CLUSTER, PHASE_PG, PHASE_WRITE, PHASES, SHORT
+from harness.checkers.phases import collect as collect_phase_samples
+from harness.checkers.phases import timelines as phase_timelines
+from harness.history import MONITOR, NEMESIS, OBSERVER, HistoryFormatError, Op
 
 try:
     from orjson import loads as _loads
@@ -41,6 +45,10 @@ FAULT_SPAN_GID: Final = "fault-span"
 ALERT_SPAN_GID: Final = "alert-span"
 SEVERITY_COLORS: Final = {"critical": "#cf222e", "warning": "#bf8700"}
 STALL_GID: Final = "stall"
+PHASE_BAR_GID: Final = "phase-bar"
+PHASE_FS: Final = frozenset({PHASE_CLUSTER, PHASE_PG, PHASE_WRITE})  # recorder samples: the phase lane's
+PHASE_COLORS: Final = {"gone": "#57606a", "dcs": "#8250df", "promoted": "#0969da", "router": "#bf3989",
+                       "pooler": "#1b7c83", "clients": "#2da44e"}
 _TYPE_CODE: Final = {"ok": 0, "fail": 1, "info": 2}
 
 
@@ -56,6 +64,7 @@ class Timeline:
     nemesis: list[Op] = field(default_factory=list)
     end: float = 0.0
     monitor: list[Op] = field(default_factory=list)
+    recorder: list[Op] = field(default_factory=list)  # the recovery-timeline samples (not drawn as rates)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Timeline:
@@ -67,6 +76,7 @@ class Timeline:
         kind_code: dict[str, int] = {}
         nemesis: list[Op] = []
         monitor: list[Op] = []
+        recorder: list[Op] = []
         last = 0.0
         loads, type_code = _loads, _TYPE_CODE
         with open(path, "rb") as fh:
@@ -83,6 +93,9 @@ class Timeline:
                     (nemesis if process == NEMESIS else monitor).append(
                         Op(d.get("index", n), t, process, typ, f, d.get("value"), d.get("node")))
                     continue
+                if process == OBSERVER and f in PHASE_FS:
+                    recorder.append(Op(d.get("index", n), t, process, typ, f, d.get("value"), d.get("node")))
+                    continue
                 code = kind_code.get(f)
                 if code is None:
                     code = kind_code[f] = len(kind_code)
@@ -92,7 +105,7 @@ class Timeline:
                 else:
                     times.append(t)
                     codes.append(code * 3 + type_code.get(typ, 2))
-        return cls._build(times, codes, inv_times, inv_codes, kind_code, nemesis, last, monitor)
+        return cls._build(times, codes, inv_times, inv_codes, kind_code, nemesis, last, monitor, recorder)
 
     @classmethod
     def from_ops(cls, ops: Sequence[Op]) -> Timeline:
@@ -104,9 +117,13 @@ class Timeline:
         kind_code: dict[str, int] = {}
         nemesis: list[Op] = []
         monitor: list[Op] = []
+        recorder: list[Op] = []
         for op in ops:
             if op.process in (NEMESIS, MONITOR):
                 (nemesis if op.process == NEMESIS else monitor).append(op)
+                continue
+            if op.process == OBSERVER and op.f in PHASE_FS:
+                recorder.append(op)
                 continue
             code = kind_code.get(op.f)
             if code is None:
@@ -118,17 +135,17 @@ class Timeline:
                 times.append(op.time)
                 codes.append(code * 3 + _TYPE_CODE.get(op.type, 2))
         last = ops[-1].time if ops else 0.0
-        return cls._build(times, codes, inv_times, inv_codes, kind_code, nemesis, last, monitor)
+        return cls._build(times, codes, inv_times, inv_codes, kind_code, nemesis, last, monitor, recorder)
 
     @classmethod
     def _build(cls, times: list[float], codes: list[int], inv_times: list[float], inv_codes: list[int],
                kind_code: dict[str, int], nemesis: list[Op], last: float,
-               monitor: list[Op] | None = None) -> Timeline:
+               monitor: list[Op] | None = None, recorder: list[Op] | None = None) -> Timeline:
         t, inv = np.asarray(times, dtype=np.float64), np.asarray(inv_times, dtype=np.float64)
         tops = [float(a.max()) for a in (t, inv) if a.size]
         end = max([last, *tops] + [op.time for op in nemesis])
         return cls(t, np.asarray(codes, dtype=np.int64), list(kind_code), inv,
-                   np.asarray(inv_codes, dtype=np.int64), nemesis, end, monitor or [])
+                   np.asarray(inv_codes, dtype=np.int64), nemesis, end, monitor or [], recorder or [])
 
     def alert_spans(self) -> list[dict[str, Any]]:
         """Each alert from firing to resolved (``stop`` None while still firing), in firing order."""
@@ -154,6 +171,19 @@ class Timeline:
             elif v.get("status") == "resolved" and key in open_:
                 open_.pop(key)["stop"] = op.time
         return spans
+
+    def recovery(self) -> list[dict[str, Any]]:
+        """Each fault's recovery timeline (harness.checkers.phases), from the recorder's samples."""
+        if not self.recorder:
+            return []
+        samples, _ = collect_phase_samples(self.recorder)
+        oks: list[float] = []
+        if "write" in self.kinds:
+            oks = np.sort(self.times[self.codes == self.kinds.index("write") * 3]).tolist()
+        found = find_faults(self.nemesis)
+        result = phase_timelines(samples, oks, found, self.end)
+        at = {f.index: f.time for f in found}
+        return [{**f, "time": at[f["fault"]]} for f in result.get("faults", []) if f["phases"]]
 
     def rates(self, width: float, nbins: int) -> dict[str, np.ndarray]:
         """Completions per second of each kind: ``{kind: array (3 outcomes, nbins)}``."""
@@ -372,6 +402,35 @@ def _phases(ax: Any, phases: list[dict[str, Any]], end: float) -> None:
                 labelled = p["time"]
 
 
+def _recovery_lane(ax: Any, recovery: list[dict[str, Any]], end: float) -> None:
+    """After each fault, one bar per phase of its recovery (gone -> dcs -> promoted -> router ->
+    pooler -> clients), one row per phase, labelled with its duration where it fits."""
+    ax.set_ylim(len(PHASES) - 0.5, -0.5)
+    ax.set_yticks(range(len(PHASES)), list(PHASES), fontsize=7.5)
+    ax.text(0.003, 0.97, "recovery by phase", transform=ax.transAxes, fontsize=8, va="top", ha="left",
+            color="#57606a")
+    char_s = _char_width(end)
+    for fault in recovery:
+        t0 = float(fault["time"])
+        for p in fault["phases"]:
+            row = PHASES.index(p["phase"])
+            stop = t0 + p["at_s"]
+            start = stop - p["duration_s"]
+            bar = ax.barh(row, max(p["duration_s"], end * 0.002), left=start, height=0.7,
+                          color=PHASE_COLORS[p["phase"]], alpha=0.85, lw=0)
+            for patch in bar:
+                patch.set_gid(PHASE_BAR_GID)
+            slowest = p["phase"] == fault.get("slowest")
+            label = f" {p['duration_s']:.1f} s"
+            if slowest:
+                label += f" slowest ({SHORT[p['phase']]})"
+                if stop + len(label) * char_s > end:
+                    label = f" {p['duration_s']:.1f} s slowest"
+            ax.text(stop, row, label, fontsize=7.5, va="center", ha="left",
+                    fontweight="bold" if slowest else "normal")
+    ax.grid(axis="x", color="#eaeef2", lw=0.8)
+
+
 def _alerts_lane(ax: Any, spans: list[dict[str, Any]], end: float) -> None:
     """One row per alert name: firing -> resolved bars (red critical, amber warning),
     named at the row's left; expected alerts in bold; a bar still firing at the end
@@ -436,6 +495,9 @@ def build_figure(timeline: Timeline, verdict: dict[str, Any] | None = None,
     spans = timeline.alert_spans()
     if spans:
         ratios.append(0.35 + 0.28 * len({s["alert"] for s in spans}))
+    recovery = timeline.recovery()
+    if recovery:
+        ratios.append(1.1)
     if phases:
         ratios.append(0.45)
 
@@ -459,7 +521,9 @@ def build_figure(timeline: Timeline, verdict: dict[str, Any] | None = None,
                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
     if spans:
         _alerts_lane(axes[len(panels)], spans, end)
-    _fault_spans(panel_axes + ([axes[len(panels)]] if spans else []), faults, end)
+    if recovery:
+        _recovery_lane(axes[len(panels) + bool(spans)], recovery, end)
+    _fault_spans(panel_axes + list(axes[len(panels):len(panels) + bool(spans) + bool(recovery)]), faults, end)
     if phases:
         _phases(axes[-1], phases, end)
     axes[-1].set_xlim(0, end * 1.01)
