@@ -33,6 +33,7 @@ from harness.history import OBSERVER, Op
 PHASE_CLUSTER: Final = "phase-cluster"  # the same names as harness.load.phase_recorder (no import:
 PHASE_PG: Final = "phase-pg"  # checkers stay free of the load's dependencies)
 PHASE_WRITE: Final = "phase-write"
+PHASE_FS: Final = frozenset({PHASE_CLUSTER, PHASE_PG, PHASE_WRITE})
 PHASES: Final = ("gone", "dcs", "promoted", "router", "pooler", "clients")
 GOVERNED_BY: Final[dict[str, list[str]]] = {
     "gone": ["the fault itself (docker stop timeout, PostgreSQL shutdown mode)"],

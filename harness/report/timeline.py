@@ -24,7 +24,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from harness.checkers.faults import faults as find_faults
-from harness.checkers.phases import PHASE_CLUSTER, PHASE_PG, PHASE_WRITE, PHASES, SHORT
+from harness.checkers.phases import PHASE_FS, PHASES, SHORT
 from harness.checkers.phases import collect as collect_phase_samples
 from harness.checkers.phases import timelines as phase_timelines
 from harness.history import MONITOR, NEMESIS, OBSERVER, HistoryFormatError, Op
@@ -46,7 +46,6 @@ ALERT_SPAN_GID: Final = "alert-span"
 SEVERITY_COLORS: Final = {"critical": "#cf222e", "warning": "#bf8700"}
 STALL_GID: Final = "stall"
 PHASE_BAR_GID: Final = "phase-bar"
-PHASE_FS: Final = frozenset({PHASE_CLUSTER, PHASE_PG, PHASE_WRITE})  # recorder samples: the phase lane's
 PHASE_COLORS: Final = {"gone": "#57606a", "dcs": "#8250df", "promoted": "#0969da", "router": "#bf3989",
                        "pooler": "#1b7c83", "clients": "#2da44e"}
 _TYPE_CODE: Final = {"ok": 0, "fail": 1, "info": 2}
