@@ -10,8 +10,9 @@ its state changes (plus a first sample), so histories stay small:
 - f ``phase-pg``, node = member: that member's postmaster, asked directly
   (``pg_is_in_recovery()`` on its published port): ``{"member", "state"}`` with
   state ``primary`` / ``replica`` (``ok``) or ``down`` (``fail``).
-- f ``phase-write``, node = ``router`` / ``pooler``: a write through that
-  service's published port: ``ok`` (value ``{"via", "latency_s"}``, and
+- f ``phase-write``, node = ``router`` / ``pooler``: a write (an upsert into
+  ``pgchaos.phase_probe``, on a fresh connection, several may be in flight)
+  through that service's published port: ``ok`` (value ``{"via", "latency_s"}``, and
   ``"slow": true`` when it took longer than ``SLOW_S`` — a write the pooler
   queued), or ``fail`` with the error.
 
@@ -40,6 +41,7 @@ PHASE_CLUSTER: Final = "phase-cluster"
 PHASE_PG: Final = "phase-pg"
 PHASE_WRITE: Final = "phase-write"
 PHASE_FS: Final = frozenset({PHASE_CLUSTER, PHASE_PG, PHASE_WRITE})
+MAX_IN_FLIGHT: Final = 8  # writes per path at once (each bounded by its timeouts)
 SLOW_S: Final = 1.0  # a write slower than this is recorded (a queued write is a state of its own)
 WRITE_TIMEOUT_MS: Final = 2000
 PROBE_TABLE: Final = f"{LOAD_SCHEMA}.phase_probe"
@@ -150,39 +152,63 @@ class PhaseRecorder:
 
         return sample
 
-    def _write_sampler(self, via: str, dsn: str, sql: str) -> Callable[[], tuple[Any, str, Any, Any]]:
+    def _write_once(self, via: str, dsn: str, sql: str) -> tuple[Any, str, Any, Any]:
+        """One write on a fresh connection: (state key, op type, value, error)."""
         import psycopg
 
-        holder: dict[str, Any] = {"conn": None}
         notices: list[str] = []
-
-        def sample() -> tuple[Any, str, Any, Any]:
-            notices.clear()
-            start = time.monotonic()
-            try:
-                conn = holder["conn"]
-                if conn is None or conn.closed or conn.broken:
-                    holder["conn"] = conn = psycopg.connect(dsn, autocommit=True)
-                    conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+        start = time.monotonic()
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
                 with conn.transaction():
                     conn.execute(f"SET LOCAL statement_timeout = {WRITE_TIMEOUT_MS}")
                     conn.execute(sql, (via,) if "%s" in sql else None)
-            except psycopg.Error as exc:
-                with contextlib.suppress(Exception):
-                    if holder["conn"] is not None:
-                        holder["conn"].close()
-                holder["conn"] = None
-                return "fail", "fail", {"via": via}, _short(exc)
-            latency = round(time.monotonic() - start, 3)
-            if any("synchronous replication" in n for n in notices):  # committed locally only
-                return "fail", "fail", {"via": via, "latency_s": latency}, "not replicated to the sync standby"
-            slow = latency > SLOW_S
-            value: dict[str, Any] = {"via": via, "latency_s": latency}
-            if slow:
-                value["slow"] = True
-            return ("slow" if slow else "ok"), "ok", value, None
+        except psycopg.Error as exc:
+            return "fail", "fail", {"via": via}, _short(exc)
+        latency = round(time.monotonic() - start, 3)
+        if any("synchronous replication" in n for n in notices):  # committed locally only
+            return "fail", "fail", {"via": via, "latency_s": latency}, "not replicated to the sync standby"
+        value: dict[str, Any] = {"via": via, "latency_s": latency}
+        if latency > SLOW_S:
+            value["slow"] = True
+        return ("slow" if latency > SLOW_S else "ok"), "ok", value, None
 
-        return sample
+    def _write_loop(self, via: str, dsn: str, sql: str) -> None:
+        """A write every period, each on its own connection and thread, at most
+        ``MAX_IN_FLIGHT`` at once: one write hung in a queue does not blind the
+        sampler; the first to complete after recovery marks it. Recorded on change."""
+        deadline = time.monotonic() + self.max_duration_s
+        in_flight = threading.Semaphore(MAX_IN_FLIGHT)
+        lock = threading.Lock()
+        last: list[Any] = [object()]
+
+        def attempt() -> None:
+            try:
+                key, typ, value, error = self._write_once(via, dsn, sql)
+                with lock:
+                    if key != last[0]:
+                        self._record(typ, PHASE_WRITE, value, via, error)
+                        last[0] = key
+            except Exception:  # noqa: S110 - a sampler bug must not kill the run
+                pass
+            finally:
+                in_flight.release()
+
+        n = 0
+        next_at = time.monotonic()
+        while not self._stop.is_set() and n < self.max_samples and time.monotonic() < deadline:
+            if in_flight.acquire(blocking=False):
+                threading.Thread(target=attempt, name=f"phase-write-{via}", daemon=True).start()
+                n += 1
+            next_at += self.period_s
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+            else:
+                next_at = time.monotonic()
+        with self._lock:
+            self.samples += n
 
     # -- lifecycle ---------------------------------------------------------------------
     def _write_sql(self, dsn: str) -> str:
@@ -217,11 +243,12 @@ class PhaseRecorder:
         if m.pooler is not None:
             paths.append(("pooler", self.stack.dsn(via="pooler")))
         sql = self._write_sql(paths[0][1])
-        for via, dsn in paths:
-            loops.append((PHASE_WRITE, self._write_sampler(via, dsn, sql), via))
-        for f, sample, node in loops:
-            t = threading.Thread(target=self._loop, args=(sample, f, node),
-                                 name=f"phase-{node or 'cluster'}", daemon=True)
+        threads = [threading.Thread(target=self._loop, args=(sample, f, node),
+                                    name=f"phase-{node or 'cluster'}", daemon=True)
+                   for f, sample, node in loops]
+        threads += [threading.Thread(target=self._write_loop, args=(via, dsn, sql),
+                                     name=f"phase-{via}", daemon=True) for via, dsn in paths]
+        for t in threads:
             t.start()
             self._threads.append(t)
         return self
