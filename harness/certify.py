@@ -2,7 +2,10 @@
 
 With --repeat N each repetition is a pytest session of its own; the
 repetition report lists, per scenario, the verdicts (a flip is a scenario
-whose verdict differs between repetitions) and the spread of its RTO.
+whose verdict differs between repetitions), the worst of them (the one
+judged) and the spread of its RTO. The exit status is the worst verdict's
+(:func:`harness.verdict.exit_status`): nothing executed is a failure
+("nothing was certified"), skips are listed with their reasons.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.assets import default_reports_dir
+from harness.report.summary import counts
+from harness.verdict import EXIT_FAIL, exit_status
 
 PytestRunner = Callable[[list[str], list[str]], int]
 
@@ -26,8 +31,15 @@ def _spread(values: list[float]) -> dict[str, float | None]:
             "max": round(max(values), 2)}
 
 
+def _rows(rep_dirs: list[Path]) -> list[dict[str, Any]]:
+    return [row for rep in rep_dirs for summary in sorted(rep.glob("*/summary.json"))
+            for row in json.loads(summary.read_text())]
+
+
 def repetition_report(rep_dirs: list[Path]) -> dict[str, Any]:
-    """Per scenario: verdict per repetition, flips, RTO spread (write and read)."""
+    """Per scenario: verdict per repetition, flips, the worst verdict, RTO spread (write and read)."""
+    from harness.report.summary import samples
+
     scenarios: dict[str, dict[str, Any]] = {}
     for rep in rep_dirs:
         for summary in sorted(rep.glob("*/summary.json")):
@@ -38,7 +50,10 @@ def repetition_report(rep_dirs: list[Path]) -> dict[str, Any]:
                     value = row.get(f"rto_{kind}_s")
                     if value is not None:
                         entry[kind].append(value)
+    worst = {name: g["verdict"] for name, g in samples(
+        [{"scenario": name, "verdict": v} for name, e in scenarios.items() for v in e["verdicts"]]).items()}
     return {name: {"verdicts": e["verdicts"], "flips": len(set(e["verdicts"])) > 1,
+                   "judged": worst.get(name),
                    "rto_write_s": _spread(e["write"]), "rto_read_s": _spread(e["read"])}
             for name, e in scenarios.items()}
 
@@ -46,11 +61,13 @@ def repetition_report(rep_dirs: list[Path]) -> dict[str, Any]:
 def write_repetition_report(base: Path, report: dict[str, Any]) -> Path:
     (base / "repeat.json").write_text(json.dumps(report, indent=2))
     lines = ["# pgchaos repeatability", "",
-             "| scenario | verdicts | flips | RTO write min / median / max | RTO read min / median / max |",
-             "|---|---|---|---|---|"]
+             "| scenario | verdicts | judged (worst) | flips | RTO write min / median / max "
+             "| RTO read min / median / max |",
+             "|---|---|---|---|---|---|"]
     for name, r in report.items():
         w, rd = r["rto_write_s"], r["rto_read_s"]
-        lines.append(f"| {name} | {', '.join(r['verdicts'])} | {'**yes**' if r['flips'] else 'no'} | "
+        lines.append(f"| {name} | {', '.join(r['verdicts'])} | **{r.get('judged')}** | "
+                     f"{'**yes**' if r['flips'] else 'no'} | "
                      f"{w['min']} / {w['median']} / {w['max']} | {rd['min']} / {rd['median']} / {rd['max']} |")
     path = base / "repeat.md"
     path.write_text("\n".join(lines) + "\n")
@@ -58,18 +75,32 @@ def write_repetition_report(base: Path, report: dict[str, Any]) -> Path:
 
 
 def certify(repeat: int, pytest_args: list[str], run_pytest: PytestRunner,
-            reports_dir: Path | None = None) -> int:
-    """Run every scenario `repeat` times; non-zero when any session failed a target.
-    The report goes under `reports_dir` (default ./reports of the working directory)."""
+            reports_dir: Path | None = None, *, marginal_fails: bool = False) -> int:
+    """Run every scenario `repeat` times; the exit status of the worst verdict over every
+    sample (1 when a session failed or nothing ran). The report goes under `reports_dir`
+    (default ./reports of the working directory)."""
     base = (reports_dir or default_reports_dir()) / f"certify-{time.strftime('%Y%m%d-%H%M%S')}"
     codes, reps = [], []
     extra = [a for a in pytest_args if a != "--"]
     for i in range(1, max(1, repeat) + 1):
         rep = base / f"rep-{i}"
         reps.append(rep)
-        codes.append(run_pytest(["scenarios"], ["--reports-dir", str(rep), *extra]))
+        codes.append(run_pytest(["scenarios"], ["--reports-dir", str(rep), "--pgchaos-min-executed", "1",
+                                                *extra]))
     report = repetition_report(reps)
     path = write_repetition_report(base, report)
     print(path.read_text())
+    rows = _rows(reps)
+    tally = counts(rows)
+    print(f"{tally['executed']} executed, {tally['skipped']} skipped, {tally['errored']} errored "
+          f"over {len(reps)} repetition(s)")
+    for row in rows:
+        if row.get("verdict") == "skipped":
+            print(f"  skipped {row.get('scenario')}: {row.get('reason')}")
     print(f"reports: {base}")
-    return 0 if all(code == 0 for code in codes) else 1
+    if tally["executed"] == 0:
+        print("nothing was certified: no scenario ran")
+        return EXIT_FAIL
+    status = exit_status([r.get("verdict") for r in rows if r.get("verdict") != "skipped"],
+                         marginal_fails=marginal_fails)
+    return EXIT_FAIL if any(code not in (0, 5) for code in codes) else status

@@ -154,10 +154,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from harness.verdict import check_file, exit_code
 
+    if not 0 <= args.margin < 1:
+        raise PgchaosError(f"--margin must be a fraction in [0, 1), got {args.margin}")
     targets = None if args.targets is None else Path(args.targets)
-    result = check_file(args.history, target_row=args.target, targets_path=targets)
+    result = check_file(args.history, target_row=args.target, targets_path=targets, margin=args.margin)
     print(json.dumps(result, indent=2))
-    return exit_code(result)
+    return exit_code(result, marginal_fails=args.marginal_fails)
 
 
 def _detached(args: argparse.Namespace | None = None) -> Any:
@@ -295,7 +297,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if unknown:
         raise PgchaosError(f"unknown scenario {unknown[0]!r}; valid: {', '.join(names)}")
     return _pytest([f"scenarios/test_{n}.py" for n in args.scenario],
-                   _stack_args(args) + _reports_args(args) + args.pytest_args)
+                   _stack_args(args) + _reports_args(args) + ["--pgchaos-min-executed", "1"]
+                   + args.pytest_args)
 
 
 def _reports_args(args: argparse.Namespace) -> list[str]:
@@ -321,7 +324,9 @@ def cmd_certify(args: argparse.Namespace) -> int:
     from harness.certify import certify
 
     reports = Path(args.reports_dir).resolve() if getattr(args, "reports_dir", None) else None
-    return certify(args.repeat, _stack_args(args) + args.pytest_args, _pytest, reports)
+    extra = ["--pgchaos-marginal-fails"] if args.marginal_fails else []
+    return certify(args.repeat, _stack_args(args) + extra + args.pytest_args, _pytest, reports,
+                   marginal_fails=args.marginal_fails)
 
 
 def cmd_soak(args: argparse.Namespace) -> int:
@@ -387,7 +392,9 @@ def cmd_drill(args: argparse.Namespace) -> int:
             print(f"   the expected alert paged {summary['detect_s']:.1f} s after the disaster")
         for reason in summary["reasons"] or []:
             print(f"   - {reason}")
-    return 0 if summary["verdict"] in ("pass", "waived") else 1
+    from harness.verdict import exit_status
+
+    return exit_status([summary["verdict"]])
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -434,8 +441,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("gc", cmd_gc, "remove what dead runs left (only things labelled as ours)")
     p.add_argument("--all", action="store_true", help="also remove live and detached stacks")
     p = add("check", cmd_check, "run the checkers on a history file and print the verdict JSON")
+    p.epilog = ("exit status: 0 pass or waived; 1 fail, unknown or error; 2 bad input; 3 marginal (an RTO "
+                "within --margin of its target); 4 unjudged (no --target row, or no fault: measured, "
+                "not judged)")
     p.add_argument("history", help="history JSONL file")
     p.add_argument("--target", default=None, metavar="ROW", help="row of the targets table")
+    p.add_argument("--margin", type=float, default=0.15, metavar="FRACTION",
+                   help="an RTO within this fraction of its target is marginal (default 0.15)")
+    p.add_argument("--marginal-fails", action="store_true", help="exit 1, not 3, on a marginal verdict")
     p.add_argument("--targets", default=None, metavar="FILE",
                    help="RTO/RPO table (default scenarios/targets.toml)")
     p = add("list", cmd_list, "faults, targets, scenarios and drills")
@@ -457,6 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: more pytest options")
     p = add("certify", cmd_certify, "run the whole catalogue and write the report; non-zero exit "
             "when a target fails without a waiver")
+    p.add_argument("--marginal-fails", action="store_true",
+                   help="a gate run: a marginal verdict (an RTO within 15%% of its target) fails")
     p.add_argument("--repeat", type=int, default=1, metavar="N", help="run everything N times; "
                    "report verdict flips and the RTO spread")
     p.add_argument("--reports-dir", default=None, metavar="DIR", help="where reports go (default ./reports)")

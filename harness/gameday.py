@@ -20,6 +20,8 @@ from harness.nemesis.swarm_faults import SWARM_FAULTS
 from harness.nemesis.swarm_faults import repair as swarm_repair
 from harness.stack.stack import Stack
 
+# how long a drill waits, after its last step, for writes and reads to succeed again
+RECOVERY_WAIT_S = 120.0
 
 def gameday_dir(stack: Stack) -> Path:
     path = stack.state_dir / "gameday"
@@ -309,7 +311,7 @@ def run_drill(stack: Stack, name: str, decide: Callable[[int, DrillStep], str],
     `decide(i, step)` answers "run" (the harness runs the step), "manual"
     (the SRE did it; returns once they confirm) or "skip".
     """
-    from harness.scenario import RunOptions, ScenarioRun
+    from harness.scenario import RunOptions, ScenarioError, ScenarioRun
 
     if name not in DRILLS:
         raise PgchaosError(f"unknown drill {name!r}; valid: {', '.join(DRILLS)}")
@@ -346,6 +348,12 @@ def run_drill(stack: Stack, name: str, decide: Callable[[int, DrillStep], str],
                 timings.append(entry)
                 say(f"    ({choice}, {entry['seconds']} s)")
             pages.show(say)
+            say("\n== waiting for writes and reads to succeed again (bounded; judged like a scenario)")
+            try:
+                took = run.wait_for_recovery(timeout_s=RECOVERY_WAIT_S)
+                say(f"    recovered ({took:.1f} s after the last step)")
+            except ScenarioError as exc:
+                say(f"    not recovered: {exc}")
         finally:
             run.figures["steps"] = timings
             if plan.cleanup is not None:

@@ -38,6 +38,9 @@ NEMESIS: Final = "nemesis"
 OBSERVER: Final = "observer"  # what was seen of a fault's effect (f "fault-effect")
 MONITOR: Final = "monitor"  # alerting: expected alerts, firing/resolved notifications, the watch window
 NAMED_PROCESSES: Final = frozenset({NEMESIS, OBSERVER, MONITOR})
+# observer op (type "info", value None) where the run stopped its load: an invoke still
+# open there was unavailable from its invocation to this point
+LOAD_STOP: Final = "load-stop"
 HEAL: Final = "heal"
 # ops whose value["fault"] names a fault op
 FAULT_REFS: Final = frozenset({HEAL, "fault-effect", "expect-alerts"})
@@ -257,6 +260,10 @@ class HistoryWriter:
             self._fh.flush()
             self._next += 1
         return op
+
+    @property
+    def closed(self) -> bool:
+        return self._fh.closed
 
     def close(self) -> None:
         with self._lock:

@@ -22,11 +22,13 @@ if TYPE_CHECKING:
     from harness.scenario import RunOptions, ScenarioRun
     from harness.stack import Stack
 
-VERDICTS_KEY = pytest.StashKey[list]()  # config: every verdict of the session
+VERDICTS_KEY = pytest.StashKey[list]()  # config: every verdict of the session (and error/skip rows)
+RUN_ID_KEY = pytest.StashKey[str]()  # config: the session's run id, once scenarios run
+ROWED_KEY = pytest.StashKey[bool]()  # item: its error or skip row is recorded
+SAMPLE_FIXTURE = "pgchaos_sample"  # the parameter --pgchaos-repeat adds to each scenario
 RUNS_KEY = pytest.StashKey[list]()  # item: the ScenarioRuns the test made
 TARGET_ERROR_KEY = pytest.StashKey[str]()  # item: its target("row") names no row of the table
 SCENARIO_FIXTURES = frozenset({"scenario_run"})
-PASSING = ("pass", "waived")
 # The operations guide's section for each of its target rows (allure's "feature").
 GUIDE_SECTIONS = {
     "coordinator-failure": "Disaster Recovery: Single Coordinator Failure",
@@ -71,6 +73,19 @@ OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
     ("--pgchaos-timeout-multiplier", "--timeout-multiplier", dict(
         dest="pgchaos_timeout_mult", type=float, default=1.0, metavar="X",
         help="scale every wait (slow machines)")),
+    ("--pgchaos-margin", None, dict(
+        dest="pgchaos_margin", type=float, default=0.15, metavar="FRACTION",
+        help="an RTO within this fraction of its bound is 'marginal' (default 0.15)")),
+    ("--pgchaos-marginal-fails", None, dict(
+        dest="pgchaos_marginal_fails", action="store_true",
+        help="a gate run: a 'marginal' verdict fails its test")),
+    ("--pgchaos-repeat", None, dict(
+        dest="pgchaos_repeat", type=int, default=1, metavar="N",
+        help="run every scenario N times; the summary judges the worst sample and shows "
+             "min/median/max and flaky verdicts")),
+    ("--pgchaos-min-executed", None, dict(
+        dest="pgchaos_min_executed", type=int, default=0, metavar="N",
+        help="fail the session when fewer than N selected scenarios ran (skips named in the summary)")),
     ("--pgchaos-reports-dir", "--reports-dir", dict(
         dest="pgchaos_reports", default=None, metavar="DIR",
         help="where run reports go (default: ./reports of the working directory); allure results go to "
@@ -226,7 +241,11 @@ def run_options(config: pytest.Config) -> RunOptions:
 
     opts = RunOptions(load_users=config.getoption("pgchaos_users"),
                       timeout_multiplier=config.getoption("pgchaos_timeout_mult"),
-                      seed=config.getoption("pgchaos_seed"))
+                      seed=config.getoption("pgchaos_seed"),
+                      margin=config.getoption("pgchaos_margin"),
+                      marginal_fails=config.getoption("pgchaos_marginal_fails"))
+    if RUN_ID_KEY in config.stash:
+        opts.run_id = config.stash[RUN_ID_KEY]
     if config.getoption("pgchaos_reports"):  # otherwise ./reports of the working directory
         opts.reports_dir = Path(config.getoption("pgchaos_reports")).resolve()
     if config.getoption("pgchaos_targets"):
@@ -250,7 +269,17 @@ def stack_spec(config: pytest.Config) -> Any:
 
 @pytest.fixture(scope="session")
 def pgchaos_options(pytestconfig: pytest.Config) -> RunOptions:
-    return run_options(pytestconfig)
+    opts = run_options(pytestconfig)
+    pytestconfig.stash[RUN_ID_KEY] = opts.run_id
+    return opts
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """--pgchaos-repeat N: each scenario N times, as samples sample1..N of one scenario."""
+    n = metafunc.config.getoption("pgchaos_repeat", 1) or 1
+    if n > 1 and metafunc.definition.get_closest_marker("scenario") is not None:
+        metafunc.fixturenames.append(SAMPLE_FIXTURE)
+        metafunc.parametrize(SAMPLE_FIXTURE, range(1, n + 1), ids=[f"sample{i}" for i in range(1, n + 1)])
 
 
 @pytest.fixture(scope="session")
@@ -302,18 +331,44 @@ def _check_row(config: pytest.Config, row: str | None) -> None:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
-    runs = [run for run in item.stash.get(RUNS_KEY, []) if run.verdict is not None]
-    if call.when != "call" or not runs:
-        return
-    from harness.scenario import verdict_message
-
     report = outcome.get_result()
-    failing = [run for run in runs if run.verdict.get("verdict") not in PASSING]
+    runs = [run for run in item.stash.get(RUNS_KEY, []) if run.verdict is not None]
+    if not runs and not is_scenario(item):
+        return
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _row_once(item, "skipped", "skipped", _skip_reason(report))
+        return
+    if call.when == "call" and runs:
+        _judge_item(item, call, report, runs)
+    elif report.failed and not runs:  # failed set-up, or raised before any verdict
+        what = "set-up failed" if call.when == "setup" else f"{call.when} failed"
+        _row_once(item, "error", "error", f"error: {what} before a verdict: {_failure_text(call, report)}")
+
+
+def _judge_item(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport,
+                runs: list[ScenarioRun]) -> None:
+    """The test's outcome follows its verdicts, and the verdicts the test's outcome: a test
+    that failed after a passing verdict (an assertion, an exception) is not a pass anywhere."""
+    from harness.scenario import verdict_message
+    from harness.verdict import Finding, force_verdict, is_passing
+
+    strict = item.config.getoption("pgchaos_marginal_fails")
+    failing = [run for run in runs if not is_passing(run.verdict.get("verdict"), marginal_fails=strict)]
     if failing and report.passed and not hasattr(report, "wasxfail"):
         # a scenario is judged by its verdict, assert or not
         report.outcome = "failed"
         report.longrepr = "\n".join(f"pgchaos verdict of {run.name}: {verdict_message(run.verdict)}"
                                     for run in failing)
+    elif report.failed and call.excinfo is not None:
+        text = _failure_text(call, report)
+        asserted = call.excinfo.errisinstance(AssertionError)
+        for run in runs:
+            if is_passing(run.verdict.get("verdict")):
+                severity = "fail" if asserted else "error"
+                force_verdict(run.verdict, severity, [Finding(
+                    "test-assertion" if asserted else "error", severity,
+                    f"{'the test asserted' if asserted else 'error: the test raised'}: {text}")])
+                run._write_json("verdict.json", run.verdict)  # noqa: SLF001 - the run's own evidence
     for run in runs:
         item.config.stash[VERDICTS_KEY].append(run.verdict)
         report.sections.append(("pgchaos verdict", verdict_message(run.verdict)))
@@ -321,17 +376,64 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             run.observer.attach_scenario(run.dir, run.verdict, failed=report.failed)
 
 
+def _failure_text(call: pytest.CallInfo[None], report: pytest.TestReport) -> str:
+    if call.excinfo is not None:
+        return call.excinfo.exconly().strip().splitlines()[0][:500]
+    return str(report.longreprtext).strip().splitlines()[-1][:500] if report.longreprtext else "?"
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr or "skipped")
+
+
+def _row_once(item: pytest.Item, verdict: str, code: str, reason: str) -> None:
+    """A summary row for a scenario that produced no verdict (skipped, or an error)."""
+    if item.stash.get(ROWED_KEY, False):
+        return
+    item.stash[ROWED_KEY] = True
+    item.config.stash[VERDICTS_KEY].append({
+        "scenario": item.name, "verdict": verdict, "valid": False, "reasons": [reason],
+        "findings": [{"code": code, "severity": verdict, "text": reason}], "nodeid": item.nodeid})
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    verdicts = session.config.stash.get(VERDICTS_KEY, [])
-    if verdicts:
-        from harness.report.junit import write_junit
-        from harness.report.summary import write_summary
+    config = session.config
+    verdicts = config.stash.get(VERDICTS_KEY, [])
+    if not verdicts:
+        return
+    from harness.report.junit import write_junit
+    from harness.report.summary import counts, write_summary
 
-        opts = run_options(session.config)
-        run_dir = opts.reports_dir / _run_id_of(verdicts)
-        rows = write_summary(verdicts, run_dir)
-        write_junit(rows, run_dir / "junit.xml", run_id=run_dir.name)
+    opts = run_options(config)
+    run_dir = opts.reports_dir / _run_id_of(verdicts, opts.run_id)
+    strict = config.getoption("pgchaos_marginal_fails")
+    rows = write_summary(verdicts, run_dir, margin_fails=strict)
+    write_junit(rows, run_dir / "junit.xml", run_id=run_dir.name, marginal_fails=strict)
+    tally = counts(rows)
+    floor = config.getoption("pgchaos_min_executed")
+    if tally["executed"] < floor:
+        skips = "; ".join(f"{r['scenario']}: {r['reason']}" for r in rows if r["verdict"] == "skipped")
+        _say(config, f"pgchaos: nothing was certified: {tally['executed']} scenario(s) executed, fewer "
+                     f"than {floor} (skipped: {skips or 'none'})")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    _say(config, f"pgchaos: {tally['executed']} executed, {tally['skipped']} skipped, "
+                 f"{tally['errored']} errored; summary: {run_dir / 'summary.md'}")
 
 
-def _run_id_of(verdicts: list[dict[str, Any]]) -> str:
-    return Path(verdicts[0]["history"]).parent.parent.name
+def _say(config: pytest.Config, line: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line)
+    else:
+        print(line)
+
+
+def _run_id_of(verdicts: list[dict[str, Any]], fallback: str) -> str:
+    """The run id the scenarios wrote under (their history's grandparent folder)."""
+    for v in verdicts:
+        if v.get("history"):
+            return Path(v["history"]).parent.parent.name
+    return fallback

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.assets import default_reports_dir
 from harness.errors import PgchaosError
-from harness.history import MONITOR, HistoryWriter, Op, merge_histories, write_history
+from harness.history import LOAD_STOP, MONITOR, OBSERVER, HistoryWriter, Op, merge_histories, write_history
 from harness.load.client import Client, key_base
 from harness.load.locust_runner import LocustLoad
 from harness.load.phase_recorder import PhaseRecorder
@@ -29,7 +29,7 @@ from harness.nemesis import Nemesis
 from harness.stack.steady_state import SteadyState, wait_for_steady_state
 from harness.stack.topology import discover
 from harness.targets import load_targets
-from harness.verdict import check_history
+from harness.verdict import DEFAULT_MARGIN, Finding, check_history, force_verdict, is_passing
 
 if TYPE_CHECKING:
     from harness.alerts import AlertWatcher
@@ -53,6 +53,8 @@ class RunOptions:
     targets_path: Path | None = None
     seed: int | None = None
     settle_timeout_s: float = 180.0  # how long the steady state may take to return after heal-all
+    margin: float = DEFAULT_MARGIN  # an RTO within this fraction of its target is "marginal"
+    marginal_fails: bool = False  # a gate run: treat "marginal" as a failure
 
     def scaled(self, seconds: float) -> float:
         return seconds * self.timeout_multiplier
@@ -105,6 +107,7 @@ class ScenarioRun:
         self.figures: dict[str, Any] = {}
         self.extra_reasons: list[str] = []
         self.post_checks: list[tuple[str, Callable[[list[Op]], dict[str, Any]]]] = []
+        self.error: str | None = None  # the exception that ended the scenario early
         self.before: SteadyState | None = None
         self.after: SteadyState | None = None
         self.verdict: dict[str, Any] | None = None
@@ -272,6 +275,8 @@ class ScenarioRun:
         if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
             self._interrupted()  # no waiting and no verdict: the person wants out
             return
+        if exc is not None and isinstance(exc, Exception):
+            self.error = f"{type(exc).__name__}: {exc}"
         try:
             self._finish(failed=exc_type is not None)
         except BaseException:
@@ -321,6 +326,9 @@ class ScenarioRun:
                 self.locust.stop()
         if self.probe is not None:
             self.probe.stop()
+        if self.history is not None and not self.history.closed:
+            # an op still open here was unavailable from its invocation to this point
+            self.history.append(OBSERVER, "info", LOAD_STOP, None)
 
     def _finish(self, failed: bool) -> None:
         assert self.history is not None and self.nemesis is not None
@@ -349,7 +357,7 @@ class ScenarioRun:
         self.phase("verdict")
         self.history.close()
         self._judge()
-        if failed or self.verdict["verdict"] not in ("pass", "waived"):
+        if failed or not is_passing(self.verdict["verdict"]):
             self.save_logs()
 
     def _judge(self) -> None:
@@ -366,16 +374,16 @@ class ScenarioRun:
             target, waivers = targets.row(self.target_row), targets.waivers_for(self.target_row)
         # one pipeline: every checker, the scenario's own checks included, composed in the verdict
         result = check_history(ops, target, waivers, backup_age_s=self.figures.get("backup_age_s"),
-                               checks=dict(self.post_checks))
+                               checks=dict(self.post_checks), margin=self.options.margin)
         result["history"] = str(self.dir / "history.jsonl")
         log_alerts = self.scan_logs()
-        gated = [a for a in log_alerts if a["gate"]]
-        reasons = list(self.extra_reasons)
-        reasons += [f"log gate: {a['service']}: {a['line']}" for a in gated]
-        if reasons:
-            result["reasons"] = reasons + result["reasons"]
-            result["verdict"] = "fail"
-            result["valid"] = False
+        forced = [Finding(_run_code(r), "fail", r) for r in self.extra_reasons]
+        forced += [Finding("log-gate", "fail", f"log gate: {a['service']}: {a['line']}")
+                   for a in log_alerts if a["gate"]]
+        if self.error is not None:
+            forced.insert(0, Finding("error", "error", f"error: the scenario raised {self.error}"))
+        if forced:
+            force_verdict(result, "error" if self.error is not None else "fail", forced)
         result.update({
             "scenario": self.name,
             "wall_s": round(time.time() - self._t0_wall, 1),
@@ -419,6 +427,11 @@ class ScenarioRun:
         for service, container in self.stack.containers().items():
             with contextlib.suppress(Exception):
                 (logs / f"{service}.log").write_bytes(container.logs(since=int(self._t0_wall) - 5))
+
+
+def _run_code(reason: str) -> str:
+    """The finding code of a reason the run adds from outside the history."""
+    return "alerting" if reason.startswith("alerting") else "steady-state"
 
 
 def failures_after_recovery(ops: list[Op], result: dict[str, Any]) -> dict[str, Any]:

@@ -20,9 +20,39 @@ from harness.checkers.split_brain import split_brain
 from harness.history import MONITOR, Op, gc_paused, read_history
 from harness.targets import Target, Waiver, load_targets
 
-VERDICTS: Final = ("pass", "fail", "waived", "unknown")
+# Verdict words, best to worst. "marginal": every target met, but some RTO within the
+# margin of its bound; "unjudged": nothing failed, but no RTO/RPO target judged the run
+# (no target row, or no fault to measure against it); "error": the scenario raised
+# before it could be judged (set by the runner, never by the checkers).
+VERDICTS: Final = ("pass", "marginal", "waived", "unjudged", "unknown", "fail", "error")
+PASSING: Final = frozenset({"pass", "marginal", "waived"})
+FAILING: Final = frozenset({"fail", "unknown", "error"})
+# exit status of `pgchaos check` / `run` / `certify` / `report` / `gate`, by worst verdict
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_MARGINAL, EXIT_UNJUDGED = 0, 1, 2, 3, 4
+DEFAULT_MARGIN: Final = 0.15
 KINDS: Final = ("write", "read")
 _SHOWN_KEYS: Final = 10
+
+
+def is_passing(verdict: str | None, *, marginal_fails: bool = False) -> bool:
+    """The one definition of a passing verdict (pass, waived; marginal unless told otherwise)."""
+    if verdict == "marginal":
+        return not marginal_fails
+    return verdict in PASSING
+
+
+def exit_status(verdicts: Sequence[str | None], *, marginal_fails: bool = False) -> int:
+    """The exit status for a set of verdicts: 1 when any fails (fail, unknown, error, or a
+    word it does not know) or when there is none; else 4 when any is unjudged; else 3
+    when any is marginal (1 with ``marginal_fails``); else 0."""
+    words = list(verdicts)
+    if not words or any(v not in VERDICTS or v in FAILING for v in words):
+        return EXIT_FAIL
+    if "unjudged" in words:
+        return EXIT_UNJUDGED
+    if "marginal" in words:
+        return EXIT_FAIL if marginal_fails else EXIT_MARGINAL
+    return EXIT_PASS
 
 
 def _fmt_s(x: float) -> str:
@@ -34,47 +64,118 @@ def _keys(keys: Sequence[Any]) -> str:
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > _SHOWN_KEYS else "")
 
 
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One reason or note of a verdict: a stable ``code``, how it weighs, and its text.
+
+    ``severity``: fail, unknown, waived, unjudged, marginal, error or note. Readers
+    (``pgchaos report``, the gate) decide from codes, never from the wording.
+    """
+
+    code: str
+    severity: str
+    text: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "severity": self.severity, "text": self.text}
+
+
 @dataclass
 class _Judgement:
-    failures: list[str] = field(default_factory=list)
-    waived: list[str] = field(default_factory=list)
-    unknown: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     applied: dict[int, dict[str, Any]] = field(default_factory=dict)
+    margins: list[dict[str, Any]] = field(default_factory=list)
+    judged: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, severity: str, code: str, text: str) -> None:
+        self.findings.append(Finding(code, severity, text))
+
+    def fail(self, code: str, text: str) -> None:
+        self.add("fail", code, text)
+
+    def unknown(self, code: str, text: str) -> None:
+        self.add("unknown", code, text)
+
+    def note(self, code: str, text: str) -> None:
+        self.add("note", code, text)
 
     def waive(self, waiver: Waiver, pos: int, cover: dict[str, Any]) -> None:
         entry = self.applied.setdefault(pos, {**waiver.to_dict(), "covers": []})
         entry["covers"].append(cover)
 
+    def of(self, *severities: str) -> list[Finding]:
+        return [f for f in self.findings if f.severity in severities]
+
     @property
     def verdict(self) -> str:
-        if self.failures:
-            return "fail"
-        if self.unknown:
-            return "unknown"
-        return "waived" if self.waived else "pass"
+        for severity, word in (("error", "error"), ("fail", "fail"), ("unknown", "unknown"),
+                               ("unjudged", "unjudged"), ("waived", "waived"), ("marginal", "marginal")):
+            if self.of(severity):
+                return word
+        return "pass"
+
+    @property
+    def reasons(self) -> list[str]:
+        """Every finding that weighs on the verdict, worst first (notes excluded)."""
+        order = ("error", "fail", "waived", "unknown", "unjudged", "marginal")
+        return [f.text for sev in order for f in self.of(sev)]
 
 
 def _judge_rto(
-    res: dict[str, Any], target: Target | None, waivers: Sequence[Waiver], j: _Judgement
+    res: dict[str, Any], target: Target | None, waivers: Sequence[Waiver], j: _Judgement,
+    margin: float,
 ) -> None:
     if "faults" not in res:
-        j.unknown.append(f"RTO could not be judged: {res.get('error', 'no result')}")
+        j.unknown("rto-unknown", f"RTO could not be judged: {res.get('error', 'no result')}")
+        return
+    measured: list[str] = []
+    if not res["faults"]:
+        j.judged["rto"] = "no fault in the history"
+        if target is not None:
+            j.add("unjudged", "no-fault", f"no fault was injected: the RTO target of {target.row} "
+                  "was not judged")
         return
     for fault in res["faults"]:
         name = f"fault #{fault['index']} {fault['f']!r} on {fault['target'] or '?'}"
         for kind in KINDS:
             value = fault["rto_s"].get(kind)
             if kind in fault.get("unobserved", ()):
-                j.notes.append(f"{name}: no {kind} completed after it; {kind} RTO not measured")
+                j.note("rto-absent", f"{name}: no {kind} in the history; {kind} RTO not measured")
             elif kind in fault.get("unconfirmed", ()):
-                j.unknown.append(
+                j.unknown(
+                    "rto-unconfirmed",
                     f"{name}: {kind} recovery not confirmed: no stable stretch of ok {kind}s "
                     f"after it (the last {kind} was ok, but {kind}s did not keep succeeding)")
             elif value is None:
-                j.failures.append(f"{name}: {kind}s never recovered")
-            elif target is not None and value > target.rto_s:
+                j.fail("rto-unrecovered", f"{name}: {kind}s never recovered (nothing of {kind} "
+                       "succeeded for good after it, or one was still waiting at the end)")
+            elif target is None:
+                measured.append(f"{kind} {_fmt_s(value)} after {name}")
+            elif value > target.rto_s:
                 _judge_over_target(name, fault, kind, value, target, waivers, j)
+            else:
+                _margin(name, fault, kind, value, target.rto_s, "target", margin, j)
+    if target is None:
+        j.judged["rto"] = "measured, not judged: no target row"
+        if measured:
+            j.add("unjudged", "no-target", "no target row: RTO " + "; ".join(measured)
+                  + " measured but not judged (give a target row: --target ROW)")
+    else:
+        j.judged["rto"] = f"against {target.row} ({_fmt_s(target.rto_s)})"
+
+
+def _margin(name: str, fault: dict[str, Any], kind: str, value: float, bound: float, against: str,
+            margin: float, j: _Judgement) -> None:
+    """Record how close ``value`` came to ``bound``; within ``margin`` of a target: marginal."""
+    ratio = value / bound if bound > 0 else None
+    entry = {"fault": fault["index"], "f": fault["f"], "kind": kind, "measured_s": round(value, 3),
+             "bound_s": bound, "against": against, "ratio": None if ratio is None else round(ratio, 3),
+             "marginal": ratio is not None and ratio > 1.0 - margin}
+    j.margins.append(entry)
+    if entry["marginal"] and against == "target":
+        j.add("marginal", "rto-marginal",
+              f"{name}: {kind} RTO {_fmt_s(value)} is {ratio:.0%} of its bound {_fmt_s(bound)} "
+              f"(within the {margin:.0%} margin)")
 
 
 def _judge_over_target(
@@ -89,46 +190,51 @@ def _judge_over_target(
     text = f"{name}: {kind} RTO {_fmt_s(value)} > target {_fmt_s(target.rto_s)} ({target.row})"
     for pos, w in enumerate(waivers):
         if w.covers(target.row, fault["f"], "rto_s", value):
-            j.waived.append(f"{text}; waived (bound {_fmt_s(w.bound)}, see 'waivers')")
+            j.add("waived", "rto-waived", f"{text}; waived (bound {_fmt_s(w.bound)}, see 'waivers')")
             cover = {"fault": fault["index"], "f": fault["f"], "kind": kind, "measured": value}
             j.waive(w, pos, cover)
+            _margin(name, fault, kind, value, w.bound, "waiver", 0.0, j)
             return
     past = [
         w for w in waivers if w.row == target.row and fault["f"] in w.faults and w.metric == "rto_s"
     ]
     if past:
         text += f"; past the waiver bound {_fmt_s(max(w.bound for w in past))}"
-    j.failures.append(text)
+    j.fail("rto-over-target", text)
 
 
 def _judge_rpo(
     res: dict[str, Any], target: Target | None, backup_age_s: float | None, j: _Judgement
 ) -> None:
     if res["valid"] == UNKNOWN:
-        j.unknown.append(f"RPO could not be judged: {res.get('error', 'no result')}")
+        j.unknown("rpo-unknown", f"RPO could not be judged: {res.get('error', 'no result')}")
+        j.judged["rpo"] = "not judged: " + str(res.get("error", "no result"))
         return
+    j.judged["rpo"] = (f"against {target.row} (loss window {_fmt_s(target.rpo_s)})"
+                       if target is not None and target.rpo_s > 0 else
+                       "no acknowledged write may be lost" + ("" if target is not None else " (no target row)"))
     lost, window = res["lost"], res["window_s"]
     loss_allowed = target is not None and target.rpo_s > 0
     if lost and not loss_allowed:
-        j.failures.append(f"{lost} acknowledged write(s) lost: keys {_keys(res['lost_keys'])}")
+        j.fail("rpo-lost", f"{lost} acknowledged write(s) lost: keys {_keys(res['lost_keys'])}")
     if res["unexpected"]:
-        j.failures.append(
-            f"{res['unexpected']} unexpected key(s) read (never written, or write failed): "
+        j.fail(
+            "rpo-unexpected", f"{res['unexpected']} unexpected key(s) read (never written, or write failed): "
             f"keys {_keys(res['unexpected_keys'])}"
         )
     if target is not None and target.rpo_s > 0:
         if window > target.rpo_s:
-            j.failures.append(
-                f"loss window {_fmt_s(window)} > target RPO {_fmt_s(target.rpo_s)} ({target.row})"
+            j.fail(
+                "rpo-window", f"loss window {_fmt_s(window)} > target RPO {_fmt_s(target.rpo_s)} ({target.row})"
             )
         if backup_age_s is not None and backup_age_s > target.rpo_s:
-            j.failures.append(
-                f"backup age {_fmt_s(backup_age_s)} > target RPO {_fmt_s(target.rpo_s)} "
+            j.fail(
+                "rpo-backup-age", f"backup age {_fmt_s(backup_age_s)} > target RPO {_fmt_s(target.rpo_s)} "
                 f"({target.row})"
             )
     if res.get("late"):
-        j.notes.append(
-            f"{res['late']} write(s) acknowledged while the final read ran and absent from it; "
+        j.note(
+            "rpo-late", f"{res['late']} write(s) acknowledged while the final read ran and absent from it; "
             "not counted lost"
         )
 
@@ -186,19 +292,20 @@ def run_checks(
 
 def _judge_check(name: str, res: dict[str, Any], j: _Judgement) -> None:
     if res["valid"] is False:
-        j.failures.append(res.get("reason") if name == "after-recovery" and res.get("reason")
-                          else f"{name}: {res.get('reason') or res}")
+        j.fail(f"check:{name}", res.get("reason") if name == "after-recovery" and res.get("reason")
+               else f"{name}: {res.get('reason') or res}")
     elif res["valid"] is not True:
-        j.unknown.append(f"{name} could not judge: {res.get('error') or res.get('reason')}")
+        j.unknown(f"check-unknown:{name}", f"{name} could not judge: {res.get('error') or res.get('reason')}")
 
 
 def _judge_fault_effect(res: dict[str, Any], j: _Judgement) -> None:
     if res["valid"] is True:
         return
     if "reasons" in res:
-        j.unknown.extend(res["reasons"])
+        for reason in res["reasons"]:
+            j.unknown("fault-effect-unobserved", reason)
     else:
-        j.unknown.append(f"fault-effect could not judge: {res.get('error')}")
+        j.unknown("check-unknown:fault-effect", f"fault-effect could not judge: {res.get('error')}")
 
 
 def check_history(
@@ -211,25 +318,30 @@ def check_history(
     backup_age_s: float | None = None,
     checks: Mapping[str, Checker] | None = None,
     recorded: Mapping[str, dict[str, Any]] | None = None,
+    margin: float = DEFAULT_MARGIN,
 ) -> dict[str, Any]:
     """Run every checker over ``ops`` (:func:`run_checks`) and judge them, against ``target`` when given.
 
-    ``valid`` is strict: True only for a clean pass. ``verdict`` is "waived"
-    when the only failures are RTO figures over target that a waiver for the
-    row and fault covers within its bound; lost writes are never waived. Any
-    checker that cannot judge (no final read, a fault with no observation that
-    it took effect, a recovery not confirmed by a stable stretch, a crash)
-    makes it "unknown" unless something failed.
+    ``verdict`` (see :data:`VERDICTS`): "pass" only when a target judged the
+    run and every figure met it with more than ``margin`` to spare; "marginal"
+    when some RTO came within ``margin`` of its target; "waived" when the only
+    failures are RTO figures over target that a waiver for the row and fault
+    covers within its bound (lost writes are never waived); "unjudged" when
+    nothing failed but no target judged the RTO (no target row, or no fault);
+    "unknown" when a checker cannot judge (no final read, a fault with no
+    observation that it took effect, a recovery not confirmed, a crash);
+    "fail" otherwise. ``valid`` is True for pass and marginal only.
+    ``findings`` carries every reason and note with its code.
     """
     results = run_checks(ops, stable_s=stable_s, gap_s=gap_s, checks=checks, recorded=recorded)
     r_rto, r_rpo, r_av, r_fe = (results[k] for k in ("rto", "rpo", "availability", "fault-effect"))
     usable = [w for w in waivers if target is not None and w.row == target.row]
 
     j = _Judgement()
-    _judge_rto(r_rto, target, usable, j)
+    _judge_rto(r_rto, target, usable, j, margin)
     _judge_rpo(r_rpo, target, backup_age_s, j)
     if r_av["valid"] == UNKNOWN:
-        j.unknown.append(f"availability could not be judged: {r_av.get('error')}")
+        j.unknown("availability-unknown", f"availability could not be judged: {r_av.get('error')}")
     _judge_fault_effect(r_fe, j)
     for name, res in results.items():
         if name not in _OWN_WORDING:
@@ -237,7 +349,7 @@ def check_history(
 
     r_det = results.get("detection")
     if r_det and r_det.get("unexpected_critical"):
-        j.notes.append("critical alerts no expectation names: " + ", ".join(
+        j.note("alerts-unexpected-critical", "critical alerts no expectation names: " + ", ".join(
             f"{n} (x{v['count']})" for n, v in sorted(r_det["unexpected_critical"].items())))
 
     rpo_out = {k: r_rpo.get(k) for k in ("lost", "lost_keys", "window_s", "unknown", "unexpected")}
@@ -253,15 +365,19 @@ def check_history(
         for name, res in results.items()
     }
     return {
-        "valid": verdict == "pass",
+        "valid": verdict in ("pass", "marginal"),
         "verdict": verdict,
         "rto_s": r_rto.get("rto_s", {k: None for k in KINDS}),
         "rpo": rpo_out,
         "faults": r_rto.get("faults", []),
         "target": None if target is None else target.to_dict(),
         "waivers": list(j.applied.values()),
-        "reasons": j.failures + j.waived + j.unknown,
-        "notes": j.notes,
+        "reasons": j.reasons,
+        "notes": [f.text for f in j.of("note")],
+        "findings": [f.to_dict() for f in j.findings],
+        "margins": j.margins,
+        "margin": margin,
+        "judged": j.judged,
         "counts": r_av.get("counts", {}),
         "availability": {k: r_av[k] for k in ("windows", "longest") if k in r_av},
         "checkers": checkers,
@@ -284,6 +400,7 @@ def check_file(
     stable_s: float = DEFAULT_STABLE_S,
     gap_s: float | None = None,
     backup_age_s: float | None = None,
+    margin: float = DEFAULT_MARGIN,
 ) -> dict[str, Any]:
     """Check the history at ``path``, judged against ``target_row`` of the targets table.
 
@@ -298,11 +415,22 @@ def check_file(
         waivers = targets.waivers_for(target_row)
     ops = read_history(path)
     result = check_history(ops, target, waivers, stable_s=stable_s, gap_s=gap_s,
-                           backup_age_s=backup_age_s)
+                           backup_age_s=backup_age_s, margin=margin)
     result["history"] = str(path)
     return result
 
 
-def exit_code(result: dict[str, Any]) -> int:
-    """0 for a pass or a waived run; 1 for a fail or an unknown verdict."""
-    return 0 if result.get("verdict") in ("pass", "waived") else 1
+def exit_code(result: dict[str, Any], *, marginal_fails: bool = False) -> int:
+    """0 pass or waived; 3 marginal (1 with ``marginal_fails``); 4 unjudged; 1 fail,
+    unknown or error (see :func:`exit_status`)."""
+    return exit_status([result.get("verdict")], marginal_fails=marginal_fails)
+
+
+def force_verdict(result: dict[str, Any], severity: str, findings: Sequence[Finding]) -> dict[str, Any]:
+    """Put findings from outside the history (an error, the steady state, the log gate) in
+    front of ``result``'s and set its verdict to ``severity`` ("fail" or "error")."""
+    texts = [f.text for f in findings]
+    result["reasons"] = texts + [r for r in result.get("reasons", []) if r not in texts]
+    result["findings"] = [f.to_dict() for f in findings] + list(result.get("findings", []))
+    result["verdict"], result["valid"] = severity, False
+    return result

@@ -49,6 +49,12 @@ class H:
     def read(self, outcome: str, end: float) -> H:
         return self.op("read", outcome, end - 0.01, end)
 
+    def invoke_write(self, key: int, start: float) -> H:
+        """A write invoked at ``start`` that never completes (open at the end)."""
+        self._process += 1
+        self._add(start, Op(0, start, self._process, "invoke", "write", key))
+        return self
+
     def read_all(self, keys: list[int], end: float, start: float | None = None) -> H:
         return self.op("read-all", "ok", end - 0.5 if start is None else start, end, None, keys)
 
@@ -182,14 +188,36 @@ def test_unrecovered_fault_is_invalid_and_null() -> None:
     assert result["unrecovered"] == [{"fault": result["faults"][0]["index"], "f": "write"}]
 
 
-def test_no_ops_after_fault_is_unobserved_not_unrecovered() -> None:
+def test_a_path_that_never_completes_after_the_fault_is_unrecovered() -> None:
+    """No evidence of recovery is not a pass: reads before the fault, none after."""
     h = H().read("ok", 1.0).fault("kill", 2.0).write(1, "fail", 3.0).write(2, "ok", 4.0)
     h.write(3, "ok", 4.1)
     result = rto(h.ops())
-    assert result["valid"] is True
+    assert result["valid"] is False
     assert result["faults"][0]["rto_s"]["read"] is None
+    assert result["faults"][0]["unobserved"] == []
+    assert {"fault": result["faults"][0]["index"], "f": "read"} in result["unrecovered"]
+
+
+def test_a_path_absent_from_the_history_is_unobserved_not_judged() -> None:
+    h = H().write(0, "ok", 1.0).fault("kill", 2.0).write(1, "fail", 3.0).write(2, "ok", 4.0)
+    h.write(3, "ok", 4.1)
+    result = rto(h.ops())
+    assert result["valid"] is True
     assert result["faults"][0]["unobserved"] == ["read"]
     assert result["rto_s"]["read"] is None
+
+
+def test_a_commit_hanging_from_the_fault_to_the_end_is_unrecovered() -> None:
+    """The only writer's COMMIT hangs from the kill to the end, reads keep working."""
+    h = H().write(0, "ok", 0.5)
+    for i in range(40):
+        h.read("ok", 1.0 + i * 0.1)
+    h.fault("kill", 2.0).invoke_write(1, 2.05)
+    result = rto(h.ops())
+    assert result["valid"] is False
+    assert result["faults"][0]["rto_s"]["write"] is None
+    assert result["faults"][0]["rto_s"]["read"] is not None
 
 
 def test_worst_rto_over_faults() -> None:

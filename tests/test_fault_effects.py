@@ -294,7 +294,8 @@ def test_run_hands_arguments_after_double_dash_to_pytest(monkeypatch: pytest.Mon
     seen: list[tuple[list[str], list[str]]] = []
     monkeypatch.setattr(cli, "_pytest", lambda paths, extra: seen.append((paths, extra)) or 0)
     assert cli.main(["run", "coordinator_hard_loss", "--", "-x", "-k", "hard"]) == 0
-    assert seen == [(["scenarios/test_coordinator_hard_loss.py"], ["-x", "-k", "hard"])]
+    assert seen == [(["scenarios/test_coordinator_hard_loss.py"],
+                     ["--pgchaos-min-executed", "1", "-x", "-k", "hard"])]
 
 
 def test_certify_hands_arguments_after_double_dash_to_pytest(monkeypatch: pytest.MonkeyPatch,
@@ -307,8 +308,36 @@ def test_certify_hands_arguments_after_double_dash_to_pytest(monkeypatch: pytest
         return 0
 
     monkeypatch.setattr(cli, "_pytest", pytest_)
-    assert cli.main(["certify", "--", "-x"]) == 0
+    assert cli.main(["certify", "--", "-x"]) == 1  # the session wrote no row: nothing was certified
     assert seen[0][-1] == "-x" and "--" not in seen[0]
+    assert "--pgchaos-min-executed" in seen[0]
+
+
+def test_certify_exit_follows_the_worst_verdict_of_every_sample(monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    plans = {"all skipped": [["skipped"]], "pass": [["pass"]], "one marginal sample": [["pass"], ["marginal"]],
+             "one failing sample": [["pass", "marginal"], ["fail", "pass"]], "unjudged": [["unjudged"]]}
+    expected = {"all skipped": 1, "pass": 0, "one marginal sample": 3, "one failing sample": 1, "unjudged": 4}
+    for name, reps in plans.items():
+        it = iter(reps)
+
+        def pytest_(paths: list[str], extra: list[str], it: Any = it) -> int:
+            run = Path(extra[extra.index("--reports-dir") + 1]) / "run-1"
+            run.mkdir(parents=True)
+            rows = [{"scenario": f"s{i}", "verdict": v, "reason": "why"} for i, v in enumerate(next(it))]
+            (run / "summary.json").write_text(json.dumps(rows))
+            return 1 if "fail" in (r["verdict"] for r in rows) else 0
+
+        monkeypatch.setattr(cli, "_pytest", pytest_)
+        args = ["certify", "--repeat", str(len(reps)), "--reports-dir", str(tmp_path / name.replace(" ", "-"))]
+        assert cli.main(args) == expected[name], name
+        out = capsys.readouterr().out
+        if name == "all skipped":
+            assert "nothing was certified" in out and "skipped s0: why" in out
 
 
 def test_an_uncaught_error_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch,

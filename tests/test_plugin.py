@@ -4,6 +4,7 @@ a failing verdict failing its test without an assert. No Docker."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,78 @@ def test_a_failing_verdict_fails_the_test_without_an_assert(pytester: pytest.Pyt
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*pgchaos verdict of failing: failing: fail*", "*RTO 31 s > 10 s*"])
     assert (reports / "run-1" / "summary.json").exists()
+
+
+def test_errors_skips_and_failed_asserts_are_never_pass_in_the_summary(pytester: pytest.Pytester,
+                                                                      tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    pytester.makepyfile(test_errors=f"""
+        import json
+        from pathlib import Path
+        import pytest
+        from harness.plugin import RUNS_KEY
+
+        class Run:
+            observer = None
+
+            def __init__(self, name, verdict):
+                self.name, self.dir = name, Path({str(reports)!r}) / "run-1" / name
+                self.dir.mkdir(parents=True, exist_ok=True)
+                self.verdict = {{"scenario": name, "verdict": verdict, "reasons": [], "rto_s": {{}},
+                                "rpo": {{}}, "history": str(self.dir / "history.jsonl")}}
+
+            def _write_json(self, name, doc):
+                (self.dir / name).write_text(json.dumps(doc))
+
+        @pytest.mark.scenario
+        def test_raised_before_the_fault():
+            raise RuntimeError("unknown target 'etcd'")
+
+        @pytest.mark.scenario
+        def test_no_citus():
+            pytest.skip("no Citus package")
+
+        @pytest.mark.scenario
+        def test_asserts_after_a_pass(request):
+            request.node.stash[RUNS_KEY] = [Run("asserts_after_a_pass", "pass")]
+            assert 1 == 2, "figure out of range"
+    """)
+    result = pytester.runpytest_subprocess(*NO_CACHE, "--pgchaos-reports-dir", str(reports))
+    result.assert_outcomes(failed=2, skipped=1)
+    rows = {r["scenario"]: r for r in json.loads((reports / "run-1" / "summary.json").read_text())}
+    assert rows["test_raised_before_the_fault"]["verdict"] == "error"
+    assert "unknown target 'etcd'" in rows["test_raised_before_the_fault"]["reason"]
+    assert rows["test_no_citus"]["verdict"] == "skipped" and "no Citus package" in rows["test_no_citus"]["reason"]
+    assert rows["asserts_after_a_pass"]["verdict"] == "fail"
+    assert "figure out of range" in rows["asserts_after_a_pass"]["reason"]
+    result.stdout.fnmatch_lines(["*pgchaos: 2 executed, 1 skipped, 1 errored*"])
+
+
+def test_nothing_executed_fails_below_the_declared_floor(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    pytester.makepyfile(test_skips="""
+        import pytest
+
+        @pytest.mark.scenario
+        def test_no_citus():
+            pytest.skip("no Citus package")
+    """)
+    reports = str(tmp_path / "reports")
+    assert pytester.runpytest_subprocess(*NO_CACHE, "--pgchaos-reports-dir", reports).ret == 0
+    result = pytester.runpytest_subprocess(*NO_CACHE, "--pgchaos-reports-dir", reports,
+                                           "--pgchaos-min-executed", "1")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*nothing was certified: 0 scenario(s) executed*no Citus package*"])
+
+
+def test_repeat_runs_each_scenario_n_times(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    pytester.makepyfile(test_samples="""
+        import pytest
+
+        @pytest.mark.scenario
+        def test_one(pgchaos_sample):
+            assert pgchaos_sample in (1, 2, 3)
+    """)
+    result = pytester.runpytest_subprocess(*NO_CACHE, "--pgchaos-reports-dir", str(tmp_path), "-v",
+                                           "--pgchaos-repeat", "3")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*test_one?sample1?*", "*test_one?sample3?*"])

@@ -238,7 +238,7 @@ def test_rebuild_rejudges_and_keeps_the_run_fields(tmp_path: Path) -> None:
     assert by["steady_state_broken"]["verdict"] == "fail"
     assert by["steady_state_broken"]["reason"].startswith("steady state did not return")
     assert by["lost_write"]["verdict"] == "fail" and by["lost_write"]["lost_writes"] == 1
-    assert by["no_old_verdict"]["verdict"] == "pass" and by["no_old_verdict"]["target_row"] is None
+    assert by["no_old_verdict"]["verdict"] == "unjudged" and by["no_old_verdict"]["target_row"] is None
     assert by["torn_history"]["verdict"] == "unknown"
     assert "history could not be read" in by["torn_history"]["reason"]
     assert by["citus_rebalance"]["verdict"] == "skipped"
@@ -305,7 +305,9 @@ def test_junit_of_a_rebuilt_run(tmp_path: Path) -> None:
     root = ET.parse(run / "junit.xml").getroot()
     suite = root.find("testsuite")
     assert suite is not None
-    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("8", "5", "1")
+    # no_old_verdict has no target row: unjudged is a failure in JUnit, never a pass
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("8", "6", "1")
+    assert cases_of(suite)["no_old_verdict"].find("failure").get("type") == "unjudged"
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     waived = cases["kill_waived"]
     assert waived.find("failure") is None and waived.find("skipped") is None
@@ -336,6 +338,8 @@ def test_main_report_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[st
     good = tmp_path / "good" / "run"
     (good / "s").mkdir(parents=True)
     write_history(good / "s" / "history.jsonl", outage(((5.0, 3.0, 9.0),)))
+    assert main_report(str(good)) == 4  # no target row: measured, not judged
+    (good / "s" / "verdict.json").write_text(json.dumps({"target": {"row": ROW}}))
     assert main_report(str(good)) == 0
     with pytest.raises(PgchaosError, match="no such run directory"):
         main_report(str(tmp_path / "missing"))
@@ -426,3 +430,39 @@ def test_generate_html_explains_when_allure_is_missing(tmp_path: Path,
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "x-result.json").write_text("{}")
     assert "could not run" in generate_html(tmp_path / "results", tmp_path / "html")
+
+
+def cases_of(suite: ET.Element) -> dict[str | None, ET.Element]:
+    return {c.get("name"): c for c in suite.iter("testcase")}
+
+
+def test_summary_and_junit_say_error_skip_marginal_and_count_them(tmp_path: Path) -> None:
+    """An errored scenario is "error" in every artifact; skips are listed; counts are stated."""
+    from harness.report.junit import write_junit
+    from harness.report.summary import write_summary
+
+    verdicts = [
+        {"scenario": "raised", "verdict": "error", "reasons": ["error: PgchaosError: unknown target 'etcd'"]},
+        {"scenario": "citus", "verdict": "skipped", "reasons": ["no Citus package"]},
+        {"scenario": "close[sample1]", "verdict": "marginal", "rto_s": {"write": 9.52},
+         "margins": [{"kind": "write", "measured_s": 9.52, "bound_s": 10.0, "against": "target", "ratio": 0.952}]},
+        {"scenario": "close[sample2]", "verdict": "pass", "rto_s": {"write": 4.1}},
+    ]
+    rows = write_summary(verdicts, tmp_path)
+    text = (tmp_path / "summary.md").read_text()
+    assert "**3 executed, 1 skipped, 1 errored**" in text
+    assert "| raised |" in text and "**error**" in text and "95% of 10 s" in text
+    assert "citus** (skipped): no Citus package" in text
+    assert "| close | 2 | marginal, pass | **marginal** | **yes** | 4.1 / 6.8 / 9.5 s" in text
+    counts = json.loads((tmp_path / "summary-counts.json").read_text())
+    assert counts["executed"] == 3 and counts["errored"] == 1 and counts["samples"]["close"]["flaky"]
+    suite = ET.parse(write_junit(rows, tmp_path / "junit.xml")).getroot().find("testsuite")
+    assert suite is not None and suite.get("errors") == "1" and suite.get("skipped") == "1"
+    cases = cases_of(suite)
+    assert cases["raised"].find("error") is not None and cases["raised"].find("failure") is None
+    assert cases["close[sample1]"].find("failure") is None
+    strict = ET.parse(write_junit(rows, tmp_path / "strict.xml", marginal_fails=True)).getroot()
+    assert cases_of(strict)["close[sample1]"].find("failure") is not None
+    nothing = write_summary([verdicts[1]], tmp_path / "none")
+    assert nothing[0]["verdict"] == "skipped"
+    assert "Nothing was certified" in (tmp_path / "none" / "summary.md").read_text()

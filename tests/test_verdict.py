@@ -94,9 +94,55 @@ def test_contract_keys() -> None:
     json.dumps(result, allow_nan=False)
 
 
-def test_without_target_only_safety_and_recovery_count() -> None:
+def test_without_target_a_40_s_outage_is_unjudged_not_pass() -> None:
     result = judge(run(fault="pause", outage_s=40.0), row=None)
-    assert result["verdict"] == "pass" and result["target"] is None
+    assert result["verdict"] == "unjudged" and result["target"] is None
+    assert exit_code(result) == 4 and result["valid"] is False
+    assert any("write 40.510 s" in r and "not judged" in r for r in result["reasons"])
+    assert "no target row" in result["judged"]["rto"]
+    assert [f["code"] for f in result["findings"] if f["severity"] == "unjudged"] == ["no-target"]
+
+
+def test_without_target_safety_still_fails() -> None:
+    result = judge(run(fault="pause", outage_s=4.0, lost=True), row=None)
+    assert result["verdict"] == "fail" and exit_code(result) == 1
+
+
+def test_no_fault_with_a_target_is_unjudged() -> None:
+    ops = [op for op in run(outage_s=0.0) if op.process not in ("nemesis", "observer")]
+    for i, op in enumerate(ops):
+        op.index = i
+    result = judge(ops)
+    assert result["verdict"] == "unjudged" and exit_code(result) == 4
+    assert any("no fault was injected" in r for r in result["reasons"])
+
+
+def test_rto_within_the_margin_of_its_target_is_marginal() -> None:
+    result = judge(run(fault="pause", outage_s=9.0))  # 9.51 s of 10 s
+    assert result["verdict"] == "marginal" and result["valid"] is True
+    assert exit_code(result) == 3 and exit_code(result, marginal_fails=True) == 1
+    (m,) = [m for m in result["margins"] if m["kind"] == "write"]
+    assert m["ratio"] == pytest.approx(0.951) and m["marginal"] is True
+    assert any("95% of its bound" in r for r in result["reasons"])
+    clear = judge(run(fault="pause", outage_s=5.0))  # 5.51 s: 55 %
+    assert clear["verdict"] == "pass" and exit_code(clear) == 0
+    tighter = check_history(run(fault="pause", outage_s=9.0), load_targets().row(ROW), margin=0.04)
+    assert tighter["verdict"] == "pass"
+
+
+def test_commit_hanging_to_the_end_fails_every_entry_point(tmp_path: Path) -> None:
+    """The only writer's COMMIT hangs from the kill to the end; reads keep working."""
+    ops = [op for op in run(outage_s=0.0) if not (op.f == "write" and op.time > 10.0)]
+    ops.append(Op(0, 10.2, 1, "invoke", "write", 999))
+    ops.sort(key=lambda op: op.time)
+    for i, op in enumerate(ops):
+        op.index = i
+    result = judge(ops)
+    assert result["verdict"] == "fail" and exit_code(result) == 1
+    assert any("writes never recovered" in r for r in result["reasons"])
+    path = tmp_path / "history.jsonl"
+    write_history(path, ops)
+    assert check_file(path, ROW)["verdict"] == "fail"
 
 
 def test_rto_over_target_fails() -> None:
@@ -153,7 +199,7 @@ def test_unrecovered_fault_fails_and_top_level_rto_is_null() -> None:
     assert any("writes never recovered" in r for r in result["reasons"])
 
 
-def test_no_ops_after_fault_is_noted_not_failed() -> None:
+def test_no_ops_after_fault_fails_and_an_absent_path_is_noted() -> None:
     ops = [
         Op(0, 1.0, 1, "ok", "write", 1),
         Op(1, 1.1, 2, "ok", "read", 1),
@@ -164,9 +210,16 @@ def test_no_ops_after_fault_is_noted_not_failed() -> None:
         Op(6, 6.0, 3, "ok", "read-all", [1, 2, 3]),
     ]
     result = judge(ops)
-    assert result["verdict"] == "pass"
+    assert result["verdict"] == "fail"  # reads worked before the kill and never after: no evidence
     assert result["faults"][0]["rto_s"] == {"write": pytest.approx(3.0), "read": None}
-    assert any("no read completed after it" in n for n in result["notes"])
+    assert any("reads never recovered" in r for r in result["reasons"])
+    without_reads = [op for op in ops if op.f != "read"]
+    for i, op in enumerate(without_reads):
+        op.index = i
+    without_reads[2] = Op(2, 2.1, "observer", "ok", "fault-effect", {"fault": 1, "target": "pg1", "evidence": "x"})
+    result = judge(without_reads)
+    assert result["verdict"] == "pass"
+    assert any("no read in the history" in n for n in result["notes"])
 
 
 def test_no_read_all_is_unknown() -> None:
@@ -210,20 +263,22 @@ def test_loss_allowed_within_a_positive_rpo() -> None:
 def test_verdict_follows_the_worst_rto(outage_s: float, fault: str) -> None:
     result = judge(run(fault=fault, outage_s=outage_s))
     worst = max(result["rto_s"].values())
-    if worst <= 10:
+    if worst <= 8.5:
         expected = "pass"
+    elif worst <= 10:
+        expected = "marginal"
     elif fault == "kill" and worst <= 25:
         expected = "waived"
     else:
         expected = "fail"
     assert result["verdict"] == expected
-    assert result["valid"] is (expected == "pass")
+    assert result["valid"] is (expected in ("pass", "marginal"))
 
 
 def test_check_file(tmp_path: Path) -> None:
     path = tmp_path / "history.jsonl"
     write_history(path, run(fault="kill", outage_s=21.0))
-    assert check_file(path)["verdict"] == "pass"
+    assert check_file(path)["verdict"] == "unjudged"
     assert check_file(str(path), target_row=ROW)["verdict"] == "waived"
 
 

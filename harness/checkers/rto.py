@@ -20,7 +20,7 @@ class _Recovery:
     """Ok completions and bad intervals of one ``f``, indexed for recovery queries."""
 
     __slots__ = ("oks", "stable_from", "starts", "max_end", "last_done", "last_ok_is_last",
-                 "last_bad_end")
+                 "last_bad_end", "seen")
 
     def __init__(self, o: Outcomes, stable_s: float) -> None:
         oks = self.oks = o.ok_times
@@ -57,16 +57,19 @@ class _Recovery:
         self.stable_from = stable_from
         self.last_done = o.last_done
         self.last_ok_is_last = o.last_ok_is_last
+        self.seen = o.seen
 
     def rto(self, fault_time: float, hold_until: float | None = None) -> tuple[float | None, str]:
-        """(RTO, status): status is recovered, unobserved (nothing of f completed
-        after the fault), unrecovered, or unconfirmed (the last word after the
-        fault is an ok, but no stable stretch of oks follows it).
+        """(RTO, status): status is recovered, unobserved (f is absent from the
+        history: no client ever invoked it), unrecovered (no ok of f after the
+        fault starts a stable stretch: among others, nothing of f completed after
+        it, or an op of f was still open at the end), or unconfirmed (the last
+        word after the fault is an ok, but no stable stretch of oks follows it).
 
         With ``hold_until`` (the fault's heal), the stretch must also hold until
         then: the recovering ok comes after the last bad that began before the heal.
         """
-        if self.last_done is None or self.last_done <= fault_time:
+        if self.seen == 0:
             return None, "unobserved"
         oks = self.oks
         j = bisect_right(oks, fault_time)
@@ -77,7 +80,8 @@ class _Recovery:
         k = self.stable_from[j] if j < len(oks) else len(oks)
         if k < len(oks):
             return oks[k] - fault_time, "recovered"
-        if self.last_ok_is_last and oks[-1] > fault_time and oks[-1] >= self.last_bad_end:
+        if (self.last_ok_is_last and oks and oks[-1] > fault_time
+                and oks[-1] >= self.last_bad_end):
             return None, "unconfirmed"
         return None, "unrecovered"
 
@@ -135,7 +139,9 @@ def rto(
       outage.
 
     Per fault and ``f``: the RTO, or None with ``f`` listed in ``unobserved``
-    (nothing of ``f`` completed after the fault; not judged),
+    (no client invoked ``f`` anywhere in the history; not judged), or
+    ``unrecovered`` when nothing of ``f`` completes after the fault or an op of
+    ``f`` is still open at the end (no pass without evidence of recovery),
     ``unconfirmed`` (the last completion after the fault is an ok but no
     stable stretch follows: validity "unknown") or ``unrecovered`` (invalid).
     ``stall_s`` (off by default) adds the old rule: an ok slower than

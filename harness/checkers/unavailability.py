@@ -11,7 +11,11 @@ nemesis's, not the observer's) give:
   threshold ``gap_s`` — whether or not an error was raised (a COMMIT queued in
   PgBouncer while no leader exists raises nothing). A gap runs from the last
   ``ok`` completion (or the start of the in-flight stretch) to the next one;
-  an invoke that never completes is in flight until ``f``'s last completion;
+  an invoke its process abandoned (it invoked again) is in flight until
+  ``f``'s last completion; an invoke **still open when the run ends** is in
+  flight until the end: the load's stop (an observer ``load-stop`` op), else
+  the final read's invocation (``read-all``), else the last op of the history.
+  A COMMIT that hangs from a fault to the end is an outage to the end;
 - **ok times**: the ``ok`` completions, which alone can make a stretch stable.
 
 ``gap_s`` = max(0.25 s, 5 × probe period). The probe period is the (low)
@@ -28,10 +32,9 @@ from dataclasses import dataclass, field
 from statistics import median_low
 from typing import Final
 
-from harness.history import NEMESIS, Op
+from harness.history import LOAD_STOP, MONITOR, NEMESIS, OBSERVER, Op
 
-OBSERVER: Final = "observer"  # fault-effect observations: neither load nor faults
-MONITOR: Final = "monitor"  # alerting ops: neither load nor faults
+READ_ALL: Final = "read-all"  # the final read: the run's traffic has ended when it starts
 NON_CLIENT: Final = frozenset({NEMESIS, OBSERVER, MONITOR})
 DEFAULT_PROBE_PERIOD_S: Final = 0.04
 MIN_GAP_S: Final = 0.25
@@ -56,6 +59,9 @@ class Outcomes:
     gaps: list[tuple[float, float]] = field(default_factory=list)  # silent gaps (start, end)
     last_done: float | None = None  # last completion of f, any outcome
     last_ok_is_last: bool = False  # nothing but oks completed at f's last completion time
+    seen: int = 0  # client ops of f (0: f is absent from the history)
+    open_at_end: list[float] = field(default_factory=list)  # invocations never completed
+    end: float | None = None  # where the run's traffic ended (see the module doc)
 
     def bad_intervals(self) -> list[tuple[float, float]]:
         """Every bad point (as a zero-length interval) and silent gap, sorted by start."""
@@ -68,7 +74,7 @@ class Outcomes:
 
 class _Acc:
     __slots__ = ("oks", "bad_done", "bad_started", "flights", "pending", "periods", "any_periods",
-                 "last_invoke", "last_any", "last_done", "last_bad_done")
+                 "last_invoke", "last_any", "last_done", "last_bad_done", "seen", "open_at_end")
 
     def __init__(self) -> None:
         self.oks: list[float] = []
@@ -82,6 +88,8 @@ class _Acc:
         self.last_any: float | None = None
         self.last_done: float | None = None
         self.last_bad_done: float | None = None
+        self.seen = 0
+        self.open_at_end: list[float] = []
 
 
 def _period(acc: _Acc) -> float:
@@ -123,6 +131,13 @@ def _silent_gaps(flights: list[tuple[float, float]], oks: list[float],
     return gaps
 
 
+def _end_after(start: float, stops: list[float], history_end: float | None) -> float | None:
+    """Where an invoke open at the end stops counting: the first load stop or final read
+    after it, else the history's last op."""
+    i = bisect_right(stops, start)
+    return stops[i] if i < len(stops) else history_end
+
+
 def outcomes(
     ops: Sequence[Op],
     fs: Iterable[str],
@@ -137,14 +152,21 @@ def outcomes(
     """
     accs = {f: _Acc() for f in fs}
     open_: dict[int | str, tuple[str, float]] = {}
+    history_end: float | None = None
+    stops: list[float] = []  # load stops and final-read invocations, in order
     for op in ops:
+        t = op.time
+        if history_end is None or t > history_end:
+            history_end = t
+        if (op.f == LOAD_STOP and op.process == OBSERVER) or (op.f == READ_ALL and op.type == "invoke"):
+            stops.append(t)
         acc = accs.get(op.f)
         if acc is None:
             continue
         p = op.process
         if p in NON_CLIENT:
             continue
-        t = op.time
+        acc.seen += 1
         if op.type == "invoke":
             prev = open_.get(p)
             if prev is not None:  # an invoke that never completed
@@ -178,7 +200,8 @@ def outcomes(
             if start < t:
                 acc.bad_started.append(start)
     for f, s in open_.values():
-        accs[f].pending.append(s)
+        accs[f].open_at_end.append(s)
+    stops.sort()
 
     out: dict[str, Outcomes] = {}
     for f, acc in accs.items():
@@ -192,8 +215,14 @@ def outcomes(
         acc.bad_started.sort()
         if acc.last_done is not None:
             acc.flights += [(s, acc.last_done) for s in acc.pending if s < acc.last_done]
+        end = None
+        for s in sorted(acc.open_at_end):
+            end = _end_after(s, stops, history_end)
+            if end is not None and s < end:
+                acc.flights.append((s, end))
         o = Outcomes(f, period, gap, acc.oks, acc.bad_done, acc.bad_started,
-                     _silent_gaps(acc.flights, acc.oks, gap), acc.last_done)
+                     _silent_gaps(acc.flights, acc.oks, gap), acc.last_done, seen=acc.seen,
+                     open_at_end=sorted(acc.open_at_end), end=end)
         o.last_ok_is_last = bool(acc.oks) and acc.oks[-1] == acc.last_done and (
             acc.last_bad_done is None or acc.last_bad_done < acc.last_done)
         out[f] = o

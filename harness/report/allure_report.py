@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
+from harness.verdict import is_passing
+
 try:
     import allure
     from allure_commons import plugin_manager
@@ -150,7 +152,7 @@ class AllureObserver:
                                ("steady-state-before.json", kind.JSON, None),
                                ("steady-state-after.json", kind.JSON, None)):
             self._file(d / name, name, typ, ext)
-        if failed or v not in ("pass", "waived"):
+        if failed or not is_passing(v):
             logs = d / "logs"
             for path in sorted(logs.iterdir()) if logs.is_dir() else ():
                 if path.is_file():

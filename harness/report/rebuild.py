@@ -30,7 +30,7 @@ from harness.report.junit import write_junit
 from harness.report.summary import write_summary
 from harness.report.timeline import render_timeline
 from harness.targets import load_targets
-from harness.verdict import BUILTIN_CHECKS, check_history
+from harness.verdict import BUILTIN_CHECKS, Finding, check_history, exit_status, force_verdict
 
 HISTORY: Final = "history.jsonl"
 VERDICT: Final = "verdict.json"
@@ -38,7 +38,9 @@ REBUILT: Final = "verdict.rebuilt.json"
 TIMELINE: Final = "timeline.rebuilt.png"
 # Built-in checks that run on every history: never taken from a recorded verdict.
 ALWAYS_RUN: Final = tuple(c for c in BUILTIN_CHECKS if c != "split-brain")
-# Reasons ScenarioRun adds from outside the history; they force "fail".
+# Findings ScenarioRun adds from outside the history; they force "fail" ("error" for an error).
+RUN_CODES: Final = ("steady-state", "log-gate", "alerting", "error")
+# The same, for verdicts written before findings carried codes: by the reason's prefix.
 RUN_REASONS: Final = ("steady state", "log gate")
 
 
@@ -54,8 +56,13 @@ def _load_json(path: Path) -> dict[str, Any]:
     return doc
 
 
-def run_reasons(old: dict[str, Any]) -> list[str]:
-    """Reasons of ``old`` from outside the history (steady state, log gate): they force "fail"."""
+def run_findings(old: dict[str, Any]) -> list[Finding]:
+    """Findings of ``old`` from outside the history (an error, the steady state, the log
+    gate, alerting): they force the verdict. Read by code; verdicts written before codes
+    existed are read by the reason's prefix."""
+    coded = [f for f in old.get("findings") or [] if isinstance(f, dict) and f.get("code") in RUN_CODES]
+    if coded:
+        return [Finding(f["code"], str(f.get("severity") or "fail"), str(f.get("text") or "")) for f in coded]
     alerts = [a for a in old.get("log_alerts") or [] if isinstance(a, dict) and a.get("gate")]
     gated = [f"log gate: {a.get('service')}: {a.get('line')}" for a in alerts]
     reasons = [r for r in old.get("reasons") or [] if isinstance(r, str) and r.startswith(RUN_REASONS)]
@@ -63,7 +70,12 @@ def run_reasons(old: dict[str, Any]) -> list[str]:
     if (old.get("steady_state") or {}).get("after") is False and not any(
             r.startswith("steady state") for r in reasons):
         reasons.append("steady state did not return after heal-all (as recorded by the run)")
-    return reasons
+    return [Finding("log-gate" if r.startswith("log gate") else "steady-state", "fail", r) for r in reasons]
+
+
+def run_reasons(old: dict[str, Any]) -> list[str]:
+    """The texts of :func:`run_findings`."""
+    return [f.text for f in run_findings(old)]
 
 
 def recorded_checks(old: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -94,10 +106,9 @@ def rejudge(scenario_dir: Path, old: dict[str, Any],
         new = check_history([], target, waivers, recorded=recorded)
         new.update(valid=False, verdict="unknown", reasons=[f"history could not be read: {e}"])
     new["history"] = str(history)
-    forced = run_reasons(old)
+    forced = run_findings(old)
     if forced:
-        new["reasons"] = forced + [r for r in new["reasons"] if r not in forced]
-        new["verdict"], new["valid"] = "fail", False
+        force_verdict(new, "error" if any(f.severity == "error" for f in forced) else "fail", forced)
     new.update({k: v for k, v in old.items() if k not in new})
     new.setdefault("scenario", scenario_dir.name)
     new["rebuilt"] = {"from": str(scenario_dir / VERDICT) if old else None,
@@ -143,7 +154,8 @@ def rebuild_run(run_dir: Path, targets_path: Path | None = None) -> list[dict[st
 
 
 def main_report(run_dir: str, targets_path: str | None = None) -> int:
-    """`pgchaos report`: 0 when every scenario passed or was waived, 1 otherwise.
+    """`pgchaos report`: the exit status of :func:`harness.verdict.exit_status` over the
+    rebuilt verdicts (skipped scenarios aside): 0 pass/waived, 3 marginal, 4 unjudged, 1 otherwise.
 
     Raises PgchaosError (exit 2) for a missing run directory or a bad targets file.
     """
@@ -152,4 +164,4 @@ def main_report(run_dir: str, targets_path: str | None = None) -> int:
     sys.stdout.write((path / "summary.md").read_text())
     print(f"\nwritten: {path / 'summary.md'}, {path / 'summary.json'}, {path / 'junit.xml'}, "
           f"<scenario>/{REBUILT} and <scenario>/{TIMELINE} (every {VERDICT} left as the run wrote it)")
-    return 0 if all(r.get("verdict") in ("pass", "waived") for r in rows) else 1
+    return exit_status([r.get("verdict") for r in rows if r.get("verdict") != "skipped"])
