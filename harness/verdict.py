@@ -15,6 +15,8 @@ from harness.checkers import UNKNOWN, Checker, availability, check_safe, rpo, rt
 from harness.checkers.after_recovery import after_recovery
 from harness.checkers.detection import detection
 from harness.checkers.fault_effect import fault_effect
+from harness.checkers.phases import PHASE_FS, SHORT, phases
+from harness.checkers.phases import explain as explain_phases
 from harness.checkers.rto import DEFAULT_STABLE_S
 from harness.checkers.split_brain import split_brain
 from harness.history import MONITOR, Op, gc_paused, read_history
@@ -203,6 +205,26 @@ def _judge_over_target(
     j.fail("rto-over-target", text)
 
 
+_EXPLAINED: Final = frozenset({"rto-over-target", "rto-marginal", "rto-waived", "rto-unrecovered"})
+
+
+def _explain_by_phase(result: dict[str, Any], j: _Judgement) -> None:
+    """A failing, marginal or waived RTO names its fault's slowest phase and the settings
+    that govern it; the whole explanation is a note either way."""
+    slowest = {f["fault"]: f for f in result["faults"] if f.get("slowest")}
+    for k, finding in enumerate(j.findings):
+        if finding.code not in _EXPLAINED or not finding.text.startswith("fault #"):
+            continue
+        index = finding.text.removeprefix("fault #").split(" ", 1)[0]
+        f = slowest.get(int(index)) if index.isdigit() else None
+        if f is None:
+            continue
+        row = next(r for r in f["phases"] if r["phase"] == f["slowest"])
+        j.findings[k] = Finding(finding.code, finding.severity, f"{finding.text}; slowest phase: "
+                                f"{f['slowest']} {row['duration_s']:.1f} s ({SHORT[f['slowest']]})")
+    j.note("phases", explain_phases(result))
+
+
 def _judge_rpo(
     res: dict[str, Any], target: Target | None, backup_age_s: float | None, j: _Judgement
 ) -> None:
@@ -241,9 +263,10 @@ def _judge_rpo(
 
 # Checkers every history gets, in this order; scenario checks come after them.
 BUILTIN_CHECKS: Final = ("rto", "rpo", "availability", "fault-effect", "after-recovery", "split-brain",
-                          "detection")
+                          "detection", "phases")
 # Results whose reasons the verdict words itself; any other check is judged by _judge_check.
-_OWN_WORDING: Final = frozenset({"rto", "rpo", "availability", "fault-effect"})
+# "phases" explains and is never judged: its "unknown" (no samples) weighs nothing.
+_OWN_WORDING: Final = frozenset({"rto", "rpo", "availability", "fault-effect", "phases"})
 
 
 def run_checks(
@@ -278,6 +301,8 @@ def run_checks(
             results["split-brain"] = check_safe(split_brain, ops)
         if any(op.process == MONITOR and op.f == "watch" for op in ops):
             results["detection"] = check_safe(detection, ops)
+        if any(op.f in PHASE_FS for op in ops):
+            results["phases"] = check_safe(phases, ops)
     for name, checker in (checks or {}).items():
         if name == "valid":
             raise ValueError("a check cannot be named 'valid'")
@@ -352,6 +377,10 @@ def check_history(
         j.note("alerts-unexpected-critical", "critical alerts no expectation names: " + ", ".join(
             f"{n} (x{v['count']})" for n, v in sorted(r_det["unexpected_critical"].items())))
 
+    r_ph = results.get("phases")
+    if r_ph and r_ph.get("faults"):
+        _explain_by_phase(r_ph, j)
+
     rpo_out = {k: r_rpo.get(k) for k in ("lost", "lost_keys", "window_s", "unknown", "unexpected")}
     for extra in ("unexpected_keys", "late", "late_keys", "duplicates", "acknowledged"):
         if extra in r_rpo:
@@ -383,6 +412,8 @@ def check_history(
         "checkers": checkers,
         "scenario_checks": {k: v for k, v in results.items() if k not in _OWN_WORDING},
         "fault_effect": r_fe,
+        "recovery_phases": None if not r_ph else {k: r_ph.get(k) for k in ("valid", "faults", "error")
+                                                  if k in r_ph},
         "detection": None if not r_det else {k: r_det.get(k) for k in (
             "detect_s", "expectations", "unexpected_critical", "firing_at_start", "firing_at_end", "feed")},
         "ops": len(ops),

@@ -257,3 +257,18 @@ def test_graceful_stop_of_the_leader_phases_in_order(pgchaos_stack, tmp_path: Pa
     assert by_name(result)["promoted"]["at_s"] >= by_name(result)["gone"]["at_s"], rows
     assert explain(result).startswith("slowest phase: ")
     assert wait_for_steady_state(stack, timeout=60).healthy
+
+
+def test_a_failing_or_waived_rto_names_its_slowest_phase_in_the_verdict() -> None:
+    from harness.targets import load_targets
+    from harness.verdict import check_history
+
+    targets = load_targets()
+    row = targets.row("coordinator-failure")
+    slow = check_history(failover(kill=True), row, targets.waivers_for("coordinator-failure"))
+    assert slow["verdict"] in ("fail", "waived", "unknown")
+    explained = [f for f in slow["findings"] if f["code"] in ("rto-waived", "rto-over-target")]
+    assert explained and all("slowest phase: dcs" in f["text"] for f in explained)
+    assert "Patroni ttl/loop_wait/retry_timeout" in explained[0]["text"]
+    assert slow["recovery_phases"]["faults"][0]["slowest"] == "dcs"
+    assert any(n.startswith("slowest phase: dcs") for n in slow["notes"])
