@@ -329,6 +329,32 @@ def cmd_certify(args: argparse.Namespace) -> int:
                    marginal_fails=args.marginal_fails)
 
 
+def cmd_gate(args: argparse.Namespace) -> int:
+    from harness.gate import ABS_S, CANDIDATE_ENV, REL, run_gate, side
+
+    candidate = side(args.candidate, "candidate", CANDIDATE_ENV)
+    baseline = side(args.baseline, "baseline", {})
+    if (candidate.variant, candidate.manifest) == (baseline.variant, baseline.manifest):
+        candidate = side(args.candidate, "candidate", {})  # the same config: one stack for both
+    reports = Path(args.reports_dir).resolve() if args.reports_dir else assets.default_reports_dir()
+    select = (["-k", args.k] if args.k else []) + [a for a in args.pytest_args if a != "--"]
+
+    def pytest_with(paths: list[str], extra: list[str], env: Any) -> int:
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            return _pytest(paths, extra)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    return run_gate(candidate, baseline, args.repeat, select, pytest_with, reports,
+                    rel=REL if args.rel is None else args.rel, abs_s=ABS_S if args.abs_s is None else args.abs_s)
+
+
 def cmd_soak(args: argparse.Namespace) -> int:
     if args.minutes <= 0:
         raise PgchaosError("--minutes must be positive")
@@ -474,6 +500,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a gate run: a marginal verdict (an RTO within 15%% of its target) fails")
     p.add_argument("--repeat", type=int, default=1, metavar="N", help="run everything N times; "
                    "report verdict flips and the RTO spread")
+    p.add_argument("--reports-dir", default=None, metavar="DIR", help="where reports go (default ./reports)")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: more pytest options")
+    p = add("gate", cmd_gate, "a config change against a baseline: the same scenarios on both, interleaved, "
+                              "N samples each; fails on a regression beyond the baseline's noise")
+    p.epilog = ("regression rule: the candidate's median above the baseline's maximum by more than "
+                "max(20% of it, 1 s), per scenario and per recovery phase; lost writes or a worse verdict "
+                "too. exit status: 1 on a regression or a failing candidate, else the candidate's (0, 3, 4)")
+    p.add_argument("candidate", help="a variant under compose/variants/, a manifest file, or 'reference'")
+    p.add_argument("--baseline", default=None, metavar="REF",
+                   help="variant, manifest or 'reference' (default: the reference config)")
+    p.add_argument("--repeat", type=int, default=3, metavar="N", help="samples per side (default 3)")
+    p.add_argument("-k", default=None, metavar="EXPR", help="which scenarios (pytest -k expression)")
+    p.add_argument("--rel", type=float, default=None, metavar="FRACTION", help="relative allowance (0.2)")
+    p.add_argument("--abs-s", type=float, default=None, metavar="S", help="absolute allowance (1 s)")
     p.add_argument("--reports-dir", default=None, metavar="DIR", help="where reports go (default ./reports)")
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: more pytest options")
     p = add("soak", cmd_soak, "random fault schedules for N minutes (Hypothesis; seed printed)")

@@ -368,14 +368,25 @@ class ScenarioRun:
             paths.append(self._alert_history.path)
         ops = merge_histories(paths)
         write_history(self.dir / "history.jsonl", ops)
-        target, waivers = None, ()
+        target, waivers = None, []
         if self.target_row is not None:
             targets = load_targets(self.options.targets_path)
             target, waivers = targets.row(self.target_row), targets.waivers_for(self.target_row)
+            if any(w.derive for w in waivers):  # bounds from the stack's own timings
+                from harness.bounds import read_timings, resolve
+
+                timings = None
+                with contextlib.suppress(Exception):
+                    timings = read_timings(self.stack)
+                self.figures["timings"] = None if timings is None else timings.as_dict()
+                waivers = resolve(waivers, timings, getattr(self.stack.manifest, "bounds", None))
         # one pipeline: every checker, the scenario's own checks included, composed in the verdict
         result = check_history(ops, target, waivers, backup_age_s=self.figures.get("backup_age_s"),
                                checks=dict(self.post_checks), margin=self.options.margin)
         result["history"] = str(self.dir / "history.jsonl")
+        from harness.bounds import derived_bounds
+
+        result["derived_bounds"] = derived_bounds(list(waivers))
         log_alerts = self.scan_logs()
         forced = [Finding(_run_code(r), "fail", r) for r in self.extra_reasons]
         forced += [Finding("log-gate", "fail", f"log gate: {a['service']}: {a['line']}")

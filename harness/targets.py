@@ -16,6 +16,7 @@ SOURCES: Final = ("operations-guide", "pgchaos")
 METRICS: Final = ("rto_s",)
 ROW_KEYS: Final = ("source", "guide_row", "rto_s", "rpo_s", "notes")
 WAIVER_KEYS: Final = ("row", "faults", "metric", "bound", "reason")
+WAIVER_OPTIONAL: Final = ("derive",)  # "hard-kill": the bound is derived from the stack (harness.bounds)
 
 
 class TargetsError(PgchaosError, ValueError):
@@ -50,6 +51,8 @@ class Waiver:
     metric: str
     bound: float
     reason: str
+    derive: str | None = None  # how the bound is derived from the stack (harness.bounds); None: literal
+    derivation: str | None = None  # the derivation, once resolved against a stack
 
     def covers(self, row: str, fault: str, metric: str, measured: float) -> bool:
         return (
@@ -137,7 +140,7 @@ def _target(where: str, row: str, table: Any) -> Target:
 def _waiver(where: str, table: Any, rows: dict[str, Target]) -> Waiver:
     if not isinstance(table, dict):
         raise TargetsError(f"{where}: expected a [[waivers]] table, got {table!r}")
-    _unknown_keys(where, table, WAIVER_KEYS)
+    _unknown_keys(where, table, WAIVER_KEYS + WAIVER_OPTIONAL)
     missing = [k for k in WAIVER_KEYS if k not in table]
     if missing:
         raise TargetsError(f"{where}: missing required key(s) {', '.join(map(repr, missing))}")
@@ -157,7 +160,10 @@ def _waiver(where: str, table: Any, rows: dict[str, Target]) -> Waiver:
     if metric not in METRICS:
         raise TargetsError(f"{where}: 'metric' must be one of {', '.join(METRICS)}; got {metric!r}")
     reason = _text(where, "reason", table["reason"])
-    return Waiver(row, tuple(faults), metric, _number(where, "bound", table["bound"]), reason)
+    derive = table.get("derive")
+    if derive is not None and derive not in ("hard-kill",):
+        raise TargetsError(f"{where}: 'derive' must be \"hard-kill\" (or left out), got {derive!r}")
+    return Waiver(row, tuple(faults), metric, _number(where, "bound", table["bound"]), reason, derive)
 
 
 def parse_targets(data: dict[str, Any], path: Path | None = None) -> Targets:

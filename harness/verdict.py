@@ -192,7 +192,8 @@ def _judge_over_target(
     text = f"{name}: {kind} RTO {_fmt_s(value)} > target {_fmt_s(target.rto_s)} ({target.row})"
     for pos, w in enumerate(waivers):
         if w.covers(target.row, fault["f"], "rto_s", value):
-            j.add("waived", "rto-waived", f"{text}; waived (bound {_fmt_s(w.bound)}, see 'waivers')")
+            how = f": {w.derivation}" if w.derivation else ""
+            j.add("waived", "rto-waived", f"{text}; waived (bound {_fmt_s(w.bound)}{how}, see 'waivers')")
             cover = {"fault": fault["index"], "f": fault["f"], "kind": kind, "measured": value}
             j.waive(w, pos, cover)
             _margin(name, fault, kind, value, w.bound, "waiver", 0.0, j)
@@ -201,7 +202,8 @@ def _judge_over_target(
         w for w in waivers if w.row == target.row and fault["f"] in w.faults and w.metric == "rto_s"
     ]
     if past:
-        text += f"; past the waiver bound {_fmt_s(max(w.bound for w in past))}"
+        top = max(past, key=lambda w: w.bound)
+        text += f"; past the waiver bound {_fmt_s(top.bound)}" + (f" ({top.derivation})" if top.derivation else "")
     j.fail("rto-over-target", text)
 
 

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any, Final
 
+from harness.bounds import apply_recorded
 from harness.checkers.rto import DEFAULT_STABLE_S
 from harness.errors import PgchaosError
 from harness.history import HistoryFormatError, Op, read_history
@@ -94,6 +95,7 @@ def rejudge(scenario_dir: Path, old: dict[str, Any],
     if row is not None:
         targets = load_targets(targets_path)
         target, waivers = targets.row(row), targets.waivers_for(row)
+        waivers = apply_recorded(waivers, old.get("derived_bounds"))  # the bounds the run derived
     history = scenario_dir / HISTORY
     backup_age = (old.get("figures") or {}).get("backup_age_s", (old.get("rpo") or {}).get("backup_age_s"))
     recorded = recorded_checks(old)

@@ -134,6 +134,9 @@ class Manifest:
     load_clients: int = 200  # the declared client profile: connections at once through the pooler
     tools_service: str | None = None
     spare_groups: tuple[Group, ...] = ()  # [[groups]] with spare = true: not in `groups`
+    # [bounds]: waiver bounds set by hand instead of derived from the stack's timings,
+    # name -> (seconds, reason); e.g. hard_kill_s = 30 with its reason
+    bounds: dict[str, tuple[float, str]] = field(default_factory=dict)
 
     @property
     def dir(self) -> Path:
@@ -313,7 +316,7 @@ def load_manifest(path: str | Path) -> Manifest:
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError(f"manifest {path}: not valid TOML ({exc})") from None
     top = _Reader(path, doc, "", {"stack", "database", "groups", "router", "pooler", "dcs",
-                                  "toxiproxy", "monitoring", "load"})
+                                  "toxiproxy", "monitoring", "load", "bounds"})
     stack = top.sub("stack", {"name", "compose_files", "images", "config_dir", "variants_dir",
                               "loop_volumes", "volume_size_mb", "features", "tools_service", "schema_sql"},
                     required=True)
@@ -443,6 +446,16 @@ def load_manifest(path: str | Path) -> Manifest:
         if load_sql is not None and not (path.parent / load_sql).is_file():
             raise lo.fail("setup_sql", f"file not found: {path.parent / load_sql}")
 
+    bounds: dict[str, tuple[float, str]] = {}
+    b = top.sub("bounds", {"hard_kill_s", "reason"})
+    if b is not None:
+        reason = b.get("reason", str, required=True)
+        value = b.table.get("hard_kill_s")
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 3600:
+                raise b.fail("hard_kill_s", "must be a number of seconds in (0, 3600)")
+            bounds["hard-kill"] = (float(value), reason)
+
     features = stack.names("features", (), allow_empty=True)
     size = stack.get("volume_size_mb", int, 1024)
     if size < 64:
@@ -454,7 +467,7 @@ def load_manifest(path: str | Path) -> Manifest:
         variants_dir=stack.get("variants_dir", str, "variants"),
         loop_volumes=stack.get("loop_volumes", bool, False), volume_size_mb=size, features=features,
         schema_sql=schema_sql, load_setup_sql=load_sql, load_clients=clients,
-        tools_service=stack.get("tools_service", str, None), spare_groups=tuple(spares))
+        tools_service=stack.get("tools_service", str, None), spare_groups=tuple(spares), bounds=bounds)
     for name in compose_files:
         if not (manifest.dir / name).is_file():
             raise stack.fail("compose_files", f"file not found: {manifest.dir / name}")
