@@ -329,6 +329,20 @@ def cmd_certify(args: argparse.Namespace) -> int:
                    marginal_fails=args.marginal_fails)
 
 
+def pytest_with_env(paths: list[str], extra: list[str], env: Any) -> int:
+    """:func:`_pytest` with ``env`` set for the child (ports and state folder of one gate side)."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return _pytest(paths, extra)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def cmd_gate(args: argparse.Namespace) -> int:
     from harness.gate import ABS_S, CANDIDATE_ENV, REL, run_gate, side
 
@@ -338,20 +352,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         candidate = side(args.candidate, "candidate", {})  # the same config: one stack for both
     reports = Path(args.reports_dir).resolve() if args.reports_dir else assets.default_reports_dir()
     select = (["-k", args.k] if args.k else []) + [a for a in args.pytest_args if a != "--"]
-
-    def pytest_with(paths: list[str], extra: list[str], env: Any) -> int:
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            return _pytest(paths, extra)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-
-    return run_gate(candidate, baseline, args.repeat, select, pytest_with, reports,
+    return run_gate(candidate, baseline, args.repeat, select, pytest_with_env, reports,
                     rel=REL if args.rel is None else args.rel, abs_s=ABS_S if args.abs_s is None else args.abs_s)
 
 

@@ -353,7 +353,10 @@ def _judge_item(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.T
     from harness.verdict import Finding, force_verdict, is_passing
 
     strict = item.config.getoption("pgchaos_marginal_fails")
-    failing = [run for run in runs if not is_passing(run.verdict.get("verdict"), marginal_fails=strict)]
+    # "unjudged" (no target row) fails nothing by itself: the test's own asserts decide, and
+    # pgchaos's summary and JUnit say "unjudged", never "pass"
+    failing = [run for run in runs if run.verdict.get("verdict") != "unjudged"
+               and not is_passing(run.verdict.get("verdict"), marginal_fails=strict)]
     if failing and report.passed and not hasattr(report, "wasxfail"):
         # a scenario is judged by its verdict, assert or not
         report.outcome = "failed"

