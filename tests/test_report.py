@@ -466,3 +466,25 @@ def test_summary_and_junit_say_error_skip_marginal_and_count_them(tmp_path: Path
     nothing = write_summary([verdicts[1]], tmp_path / "none")
     assert nothing[0]["verdict"] == "skipped"
     assert "Nothing was certified" in (tmp_path / "none" / "summary.md").read_text()
+
+
+def test_time_breakdown_from_the_run_phases(tmp_path: Path) -> None:
+    from harness.report.breakdown import breakdown, overhead_share
+    from harness.report.summary import write_summary
+
+    phases = [{"phase": "steady-state-before", "time": 0.0}, {"phase": "load-start", "time": 3.0},
+              {"phase": "inject stop c1", "time": 5.0, "fault": "f1"},
+              {"phase": "alert-fired", "time": 9.0, "after_s": 4.0},
+              {"phase": "inject pause c2", "time": 8.0, "fault": "f2"},  # overlaps the first
+              {"phase": "heal stop c1", "time": 12.0, "fault": "f1"},
+              {"phase": "heal pause c2", "time": 14.0, "fault": "f2"}, {"phase": "load-stop", "time": 15.0},
+              {"phase": "heal-all", "time": 15.1}, {"phase": "alerts-resolve", "time": 20.0},
+              {"phase": "alerts-resolved", "time": 25.0}, {"phase": "final-read", "time": 25.1}]
+    b = breakdown(phases, 28.0)
+    assert b == {"in fault": 9.0, "after heal": 1.0, "settling": 4.9, "resolving alerts": 5.0,
+                 "overhead": 8.1, "detecting": 4.0, "wall": 28.0}
+    assert overhead_share(b) == pytest.approx(8.1 / 28.0)
+    assert breakdown([], 3.0) is None
+    write_summary([{"scenario": "s", "verdict": "pass", "phases": phases, "wall_s": 28.0}], tmp_path)
+    text = (tmp_path / "summary.md").read_text()
+    assert "| s | 9.0 | 1.0 | 4.9 | 5.0 | 8.1 | 4.0 | 28.0 |" in text and "Overhead: 29% of the wall time." in text

@@ -11,6 +11,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Final
 
+from harness.report.breakdown import SEGMENTS, breakdown
 from harness.verdict import VERDICTS
 
 SAMPLE: Final = re.compile(r"\[sample(\d+)\]$")
@@ -64,6 +65,7 @@ def summary_row(verdict: dict[str, Any]) -> dict[str, Any]:
                                                                          "against", "ratio")},
         "codes": sorted({f.get("code") for f in verdict.get("findings") or []
                          if f.get("severity") != "note"} - {None}),
+        "time": breakdown(verdict.get("phases") or [], verdict.get("wall_s")),
     }
 
 
@@ -153,6 +155,17 @@ def write_summary(verdicts: list[dict[str, Any]], run_dir: Path,
             text += (f"| {name} | {g['samples']} | {', '.join(g['verdicts'])} | **{g['verdict']}** | "
                      f"{'**yes**' if g['flaky'] else 'no'} | {_spread_text(g['rto_write_s'])} | "
                      f"{_spread_text(g['rto_read_s'])} | {g['lost_writes']} |\n")
+    timed = [r for r in rows if r.get("time")]
+    if timed:
+        total = {k: sum(r["time"][k] for r in timed) for k in (*SEGMENTS, "detecting", "wall")}
+        share = total["overhead"] / total["wall"] if total["wall"] else 0.0
+        text += ("\n## Where the time went (s)\n\n| scenario | " + " | ".join(SEGMENTS)
+                 + " | of which detecting | wall |\n|---|" + "---|" * (len(SEGMENTS) + 2) + "\n")
+        for r in [*timed, {"scenario": "**all**", "time": total}]:
+            t = r["time"]
+            text += (f"| {r['scenario']} | " + " | ".join(f"{t[k]:.1f}" for k in SEGMENTS)
+                     + f" | {t['detecting']:.1f} | {t['wall']:.1f} |\n")
+        text += f"\nOverhead: {share:.0%} of the wall time.\n"
     notes = [f"- **{r['scenario']}** ({r['verdict']}): {r['reason']}" for r in rows if r["reason"]]
     if notes:
         text += "\n## Reasons, waivers and skips\n\n" + "\n".join(notes) + "\n"
