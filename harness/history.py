@@ -221,6 +221,49 @@ def write_history(path: str | Path, ops: Iterable[Op]) -> None:
             fh.write("\n")
 
 
+_encode_value = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_encode_str = json.encoder.encode_basestring_ascii  # what json.dumps uses for str (ensure_ascii)
+_float_repr = float.__repr__  # what json.dumps uses for a finite float
+# the encoded `,"process":…,"type":…,"f":…,"value":` part, per (process, type, f): few distinct values
+_FIXED: dict[tuple[bool, int | str, str, str], str] = {}
+
+
+def _encode_line(op: Op) -> str:
+    """``op.to_json() + "\\n"``, byte for byte, built without a dict per op.
+
+    Each field is encoded by the function json.dumps itself uses for it; the
+    combinations of process, type and f repeat, so their text is cached.
+    """
+    t, process, f = op.time, op.process, op.f
+    tp = type(process)
+    if (type(t) is not float or t - t != 0.0  # inf or nan: json raises its usual error
+            or (tp is not int and tp is not str) or type(f) is not str or type(op.type) is not str):
+        return op.to_json() + "\n"
+    fixed_key = (tp is int, process, op.type, f)
+    head = _FIXED.get(fixed_key)
+    if head is None:
+        head = (f',"process":{_encode_value(process)},"type":{_encode_str(op.type)},'
+                f'"f":{_encode_str(f)},"value":')
+        if len(_FIXED) < 10_000:
+            _FIXED[fixed_key] = head
+    value = op.value
+    tv = type(value)
+    if value is None:
+        v = "null"
+    elif tv is int:
+        v = int.__repr__(value)
+    elif tv is str:
+        v = _encode_str(value)
+    else:
+        v = _encode_value(value)
+    line = f'{{"index":{int.__repr__(op.index)},"time":{_float_repr(t)}{head}{v}'
+    if op.node is not None:
+        line += f',"node":{_encode_value(op.node)}'
+    if op.error is not None:
+        line += f',"error":{_encode_value(op.error)}'
+    return line + "}\n"
+
+
 class HistoryWriter:
     """Thread-safe appender of ops to one JSONL file, one flushed line per op.
 
@@ -255,8 +298,7 @@ class HistoryWriter:
         with self._lock:
             t = _time.monotonic() - self.run_start if time is None else float(time)
             op = Op(self._next, t, process, type, f, value, node, error)
-            line = op.to_json()
-            self._fh.write(line + "\n")
+            self._fh.write(_encode_line(op))
             self._fh.flush()
             self._next += 1
         return op
