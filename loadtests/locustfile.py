@@ -5,7 +5,8 @@ to locust's statistics.
 
 Run by harness.load.locust_runner as a subprocess; configured by environment:
 PGCHAOS_DSN, PGCHAOS_HISTORY, PGCHAOS_RUN_START, PGCHAOS_KEY_BASE,
-PGCHAOS_PACING_S, PGCHAOS_PROCESS_BASE.
+PGCHAOS_PACING_S, PGCHAOS_PROCESS_BASE, PGCHAOS_PIPELINE (writers send the
+statements before COMMIT in one round trip unless it is "0").
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ KEY_BASE = int(os.environ.get("PGCHAOS_KEY_BASE", "0"))
 RUN_START = float(os.environ.get("PGCHAOS_RUN_START", str(time.monotonic())))
 HISTORY = HistoryWriter(os.environ.get("PGCHAOS_HISTORY", f"history-locust-{os.getpid()}.jsonl"),
                         run_start=RUN_START)
+PIPELINE = os.environ.get("PGCHAOS_PIPELINE", "1") != "0"
 PROCESS_IDS = itertools.count(int(os.environ.get("PGCHAOS_PROCESS_BASE", "100")))
 ACKED: deque[int] = deque(maxlen=5000)  # keys acknowledged by writers, for readers
 
@@ -42,10 +44,11 @@ class PgchaosUser(User):
 
     abstract = True
     wait_time = constant_pacing(PACING_S)
+    pipeline = False
 
     def on_start(self) -> None:
         self.process = next(PROCESS_IDS)
-        self.client = Client(DSN, HISTORY, self.process)
+        self.client = Client(DSN, HISTORY, self.process, pipeline=self.pipeline)
         self.counter = 0
         self.rng = random.Random(self.process)
 
@@ -62,6 +65,8 @@ class PgchaosUser(User):
 
 class WriterUser(PgchaosUser):
     """Inserts unique keys into the distributed `events` table."""
+
+    pipeline = PIPELINE
 
     @task
     def write(self) -> None:

@@ -62,11 +62,15 @@ class Client:
     """A recording client over one (re)connecting psycopg connection."""
 
     def __init__(self, dsn: str, history: HistoryWriter, process: int,
-                 statement_timeout_ms: int = 3000) -> None:
+                 statement_timeout_ms: int = 3000, pipeline: bool = False) -> None:
         self.dsn = dsn
         self.history = history
         self.process = process
         self.statement_timeout_ms = statement_timeout_ms
+        # pipeline: a write sends BEGIN, SET LOCAL, INSERT, SET LOCAL in one round
+        # trip (libpq pipeline mode) and COMMIT in a second one; errors of the
+        # first four still arrive before COMMIT is sent, so they stay `fail`.
+        self.pipeline = pipeline
         self.conn: psycopg.Connection | None = None
 
     def close(self) -> None:
@@ -85,6 +89,14 @@ class Client:
         """Drop the connection: after an error its state cannot be trusted."""
         self.close()
 
+    def _before_commit(self, conn: psycopg.Connection, key: int, table: str) -> None:
+        conn.execute("BEGIN")
+        conn.execute(f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}")
+        conn.execute(WRITE_SQL[table], (key, self.process))
+        # No timeout on COMMIT: a cancelled wait for the synchronous standby
+        # reports success for a commit that is only local (lost on failover).
+        conn.execute("SET LOCAL statement_timeout = 0")
+
     def write(self, key: int, table: str = "ledger") -> str:
         """Insert one unique key in its own transaction; returns the op type."""
         self.history.append(self.process, "invoke", "write", key)
@@ -96,12 +108,11 @@ class Client:
 
         try:
             conn = self._connection()
-            conn.execute("BEGIN")
-            conn.execute(f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}")
-            conn.execute(WRITE_SQL[table], (key, self.process))
-            # No timeout on COMMIT: a cancelled wait for the synchronous standby
-            # reports success for a commit that is only local (lost on failover).
-            conn.execute("SET LOCAL statement_timeout = 0")
+            if self.pipeline:
+                with conn.pipeline():  # leaving it syncs: every error is raised here
+                    self._before_commit(conn, key, table)
+            else:
+                self._before_commit(conn, key, table)
             conn.add_notice_handler(on_notice)
             commit_sent = True
             conn.execute("COMMIT")

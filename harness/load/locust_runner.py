@@ -34,7 +34,7 @@ class LocustLoad:
 
     def __init__(self, dsn: str, out_dir: Path, run_start: float, key_base: int,
                  users: int = 3, run_time_s: float = 600.0, pacing_s: float = 0.1,
-                 user_classes: tuple[str, ...] = USER_CLASSES) -> None:
+                 user_classes: tuple[str, ...] = USER_CLASSES, pipeline: bool = True) -> None:
         self.dsn = dsn
         self.out_dir = out_dir
         self.run_start = run_start
@@ -43,6 +43,7 @@ class LocustLoad:
         self.run_time_s = run_time_s
         self.pacing_s = pacing_s
         self.user_classes = user_classes
+        self.pipeline = pipeline  # writers: BEGIN..INSERT..SET LOCAL in one round trip, COMMIT in another
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -64,7 +65,8 @@ class LocustLoad:
         env = {
             **os.environ, "PGCHAOS_DSN": self.dsn, "PGCHAOS_HISTORY": str(self.history_path),
             "PGCHAOS_RUN_START": repr(self.run_start), "PGCHAOS_KEY_BASE": str(self.key_base),
-            "PGCHAOS_PACING_S": str(self.pacing_s), "PYTHONPATH": os.pathsep.join(
+            "PGCHAOS_PACING_S": str(self.pacing_s), "PGCHAOS_PIPELINE": "1" if self.pipeline else "0",
+            "PYTHONPATH": os.pathsep.join(
                 filter(None, [str(assets.import_root()), os.environ.get("PYTHONPATH")])),
         }
         log = open(self.out_dir / "locust.log", "wb")  # noqa: SIM115 - owned by the child
