@@ -1,6 +1,6 @@
 """Benchmark: the harness's load vs pgbench on the same stack, same run.
 
-    python tests/bench_load.py [--clients 4] [--seconds 15] [--rounds 3] [--sweep 4,8,16]
+    python tests/bench_load.py [--clients 4] [--seconds 15] [--rounds 3] [--sweep 100,200,400]
 
 Needs a stack from `pgchaos up` and pgbench on the host (Debian: postgresql-15).
 It attaches to the newest stack of PGCHAOS_STATE_DIR (default /var/lib/pgchaos),
@@ -12,10 +12,11 @@ LOCAL statement_timeout; INSERT; SET LOCAL statement_timeout = 0; COMMIT):
 in each round pgbench with that script, then locust's WriterUser with no
 pacing (statements before COMMIT pipelined, as the harness runs it), then the
 same without the pipeline; a bare-INSERT pgbench once; then the probe alone
-(its achieved period). With --sweep, writers at each user count run beside
-the probe: ops/s recorded in the history and the probe's period under that
-load. Prints figures and ratios against pgbench measured in the same run,
-never asserts on time. Every loop is bounded in time.
+(its achieved period). With --sweep, paced writers at each target rate run
+beside the probe: ops/s recorded in the history and the probe's period under
+that load (the highest recorded rate with the probe's period within 0.05 s).
+Prints figures and ratios against pgbench measured in the same run, never
+asserts on time. Every loop is bounded in time.
 """
 
 from __future__ import annotations
@@ -74,15 +75,15 @@ def _cpu_s(pid: int) -> float:
 
 
 def locust_writes(stack: Stack, clients: int, seconds: int, pipeline: bool = True,
-                  probe: bool = False) -> dict[str, float]:
-    """Writers with no pacing for `seconds` (after a 3 s ramp, not counted): acknowledged
+                  probe: bool = False, pacing_s: float = 0.0) -> dict[str, float]:
+    """Writers (no pacing by default) for `seconds` (after a 3 s ramp, not counted): acknowledged
     writes/s, ops/s recorded (every line of the window), CPU share of the locust process,
     and with `probe` the probe's achieved periods beside them."""
     out = Path(tempfile.mkdtemp(prefix="pgchaos-bench-"))
     run_start = time.monotonic()
     history = HistoryWriter(out / "h-probe.jsonl", run_start=run_start) if probe else None
     load = LocustLoad(stack.dsn(), out, run_start, key_base(), users=clients,
-                      run_time_s=seconds + 60, pacing_s=0.0, user_classes=("WriterUser",),
+                      run_time_s=seconds + 60, pacing_s=pacing_s, user_classes=("WriterUser",),
                       pipeline=pipeline).start()
     try:
         time.sleep(3)
@@ -124,8 +125,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved pgbench/locust rounds")
-    parser.add_argument("--sweep", default="", metavar="USERS,...",
-                        help="writer user counts to run beside the probe (e.g. 4,8,16,32)")
+    parser.add_argument("--sweep", default="", metavar="OPS_S,...",
+                        help="paced writer rates (ops/s) to run beside the probe (e.g. 100,200,400,800)")
     args = parser.parse_args()
     stack = Stack.attach(progress=lambda m: None)
     port = stack.published_port(stack.manifest.pooler.service, stack.manifest.pooler.port)
@@ -144,7 +145,7 @@ def main() -> None:
     def median(key: str) -> float:
         return round(statistics.median(r[key] for r in rounds), 1)
 
-    figures: dict[str, object] = {
+    figures: dict[str, object] = {} if not rounds else {
         "pgbench_mirrored_tps": median("pgbench_mirrored_tps"),
         "locust_writer_ops_s": median("locust_writer_ops_s"),
         "locust_writer_unpipelined_ops_s": median("locust_writer_unpipelined_ops_s"),
@@ -153,15 +154,18 @@ def main() -> None:
             statistics.median(r["ratio_unpipelined"] for r in rounds), 2),
         "rounds": rounds,
     }
-    figures["pgbench_bare_insert_tps"] = pgbench(stack, port, BARE, args.clients, args.seconds)
-    figures["ratio_locust_vs_pgbench_bare"] = round(
-        figures["locust_writer_ops_s"] / figures["pgbench_bare_insert_tps"], 2)  # type: ignore[operator]
+    if rounds:
+        figures["pgbench_bare_insert_tps"] = pgbench(stack, port, BARE, args.clients, args.seconds)
+        figures["ratio_locust_vs_pgbench_bare"] = round(
+            figures["locust_writer_ops_s"] / figures["pgbench_bare_insert_tps"], 2)  # type: ignore[operator]
     figures["probe_period_s"] = probe_period(stack, 10)
     if args.sweep:
         sweep = {}
-        for users in (int(u) for u in args.sweep.split(",")):
-            sweep[users] = locust_writes(stack, users, args.seconds, probe=True)
-            print(f"sweep {users} users: {json.dumps(sweep[users])}", file=sys.stderr)
+        for rate in (int(r) for r in args.sweep.split(",")):
+            users = max(2, rate // 25)  # each paced user well below its unpaced rate
+            sweep[rate] = {"users": users, **locust_writes(stack, users, args.seconds, probe=True,
+                                                           pacing_s=users / rate)}
+            print(f"sweep {rate} ops/s: {json.dumps(sweep[rate])}", file=sys.stderr)
         figures["sweep_beside_probe"] = sweep
         within = [f["recorded_ops_s"] for f in sweep.values()
                   if max(f["probe_write_period_s"], f["probe_read_period_s"]) <= PROBE_PERIOD_LIMIT_S]
