@@ -12,6 +12,7 @@ spellings stay as aliases where no other plugin registered them first.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 VERDICTS_KEY = pytest.StashKey[list]()  # config: every verdict of the session (and error/skip rows)
 RUN_ID_KEY = pytest.StashKey[str]()  # config: the session's run id, once scenarios run
+BROKEN_KEY = pytest.StashKey[str]()  # config: why the session's stack is no longer usable
 ROWED_KEY = pytest.StashKey[bool]()  # item: its error or skip row is recorded
 SAMPLE_FIXTURE = "pgchaos_sample"  # the parameter --pgchaos-repeat adds to each scenario
 RUNS_KEY = pytest.StashKey[list]()  # item: the ScenarioRuns the test made
@@ -86,6 +88,10 @@ OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
     ("--pgchaos-min-executed", None, dict(
         dest="pgchaos_min_executed", type=int, default=0, metavar="N",
         help="fail the session when fewer than N selected scenarios ran (skips named in the summary)")),
+    ("--pgchaos-run-all", None, dict(
+        dest="pgchaos_run_all", action="store_true",
+        help="keep running scenarios after the stack failed to return to its steady state (by default "
+             "the rest of the session's scenarios are errors at once, naming the first failure)")),
     ("--pgchaos-reports-dir", "--reports-dir", dict(
         dest="pgchaos_reports", default=None, metavar="DIR",
         help="where run reports go (default: ./reports of the working directory); allure results go to "
@@ -121,6 +127,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "citus: a scenario of the Citus profile (run them with -m citus --stack-profile citus)",
         "alerts(*names, detect_s=60, resolve_s=120): alerts the scenario's first fault must fire "
         "(and resolve after recovery); judged when the stack has alerting",
+        "xdist_group(name): pytest-xdist's loadgroup: tests of one group run in one worker",
     ):
         config.addinivalue_line("markers", line)
     config.stash[VERDICTS_KEY] = []
@@ -137,6 +144,21 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _check_target_rows(config, items)
     _skip_unmet_requirements(config, items)
+    _group_for_xdist(items)
+
+
+SESSION_STACK_GROUP = "session-stack"
+SESSION_STACK_FIXTURES = frozenset({"pgchaos_stack", "scenario_run"})
+
+
+def _group_for_xdist(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``-n N --dist loadgroup``) every test on the session's stack runs in
+    one worker (one stack, started once); tests that build stacks of their own declare their
+    group in their module (``xdist_group("offset-ports")``: one worker, one after the other)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None and \
+                SESSION_STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group(SESSION_STACK_GROUP))
 
 
 def _check_target_rows(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -246,6 +268,8 @@ def run_options(config: pytest.Config) -> RunOptions:
                       marginal_fails=config.getoption("pgchaos_marginal_fails"))
     if RUN_ID_KEY in config.stash:
         opts.run_id = config.stash[RUN_ID_KEY]
+    elif os.environ.get("PYTEST_XDIST_WORKER"):  # workers start in the same second: one folder each
+        opts.run_id += f"-{os.environ['PYTEST_XDIST_WORKER']}"
     if config.getoption("pgchaos_reports"):  # otherwise ./reports of the working directory
         opts.reports_dir = Path(config.getoption("pgchaos_reports")).resolve()
     if config.getoption("pgchaos_targets"):
@@ -295,6 +319,10 @@ def scenario_run(request: pytest.FixtureRequest, pgchaos_options: RunOptions) ->
     The test fails on a verdict other than pass/waived even without an assert."""
     from harness.scenario import AlertExpectation, ScenarioRun
 
+    broken = request.config.stash.get(BROKEN_KEY, None)
+    if broken is not None and not request.config.getoption("pgchaos_run_all"):
+        pytest.fail(f"not run: {broken} (fail fast; --pgchaos-run-all runs every scenario anyway)",
+                    pytrace=False)
     mark = request.node.get_closest_marker("target")
     row = mark.args[0] if mark and mark.args else None
     _check_row(request.config, row)  # before the stack is asked for
@@ -342,6 +370,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         _judge_item(item, call, report, runs)
     elif report.failed and not runs:  # failed set-up, or raised before any verdict
         what = "set-up failed" if call.when == "setup" else f"{call.when} failed"
+        from harness.scenario import SteadyStateError
+
+        if call.excinfo is not None and call.excinfo.errisinstance(SteadyStateError):
+            item.config.stash.setdefault(BROKEN_KEY, f"the steady state did not hold before {item.name}")
         _row_once(item, "error", "error", f"error: {what} before a verdict: {_failure_text(call, report)}")
 
 
@@ -374,6 +406,9 @@ def _judge_item(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.T
                 run._write_json("verdict.json", run.verdict)  # noqa: SLF001 - the run's own evidence
     for run in runs:
         item.config.stash[VERDICTS_KEY].append(run.verdict)
+        if any(f.get("code") == "steady-state" for f in run.verdict.get("findings") or []):
+            item.config.stash.setdefault(BROKEN_KEY, f"the stack did not return to its steady state after "
+                                                     f"{run.name}")
         report.sections.append(("pgchaos verdict", verdict_message(run.verdict)))
         if run.observer is not None:
             run.observer.attach_scenario(run.dir, run.verdict, failed=report.failed)

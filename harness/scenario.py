@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from harness.stack.stack import Stack
 
 FINAL_READER = 0
+# traffic kept running at least this long after the last fault or heal, so that a recovery
+# is confirmed by a stable stretch (checkers.rto's stable window is 1 s)
+TAIL_S = 2.0
 # Log lines that fail a run whatever the figures (Patroni's own log gate).
 LOG_GATE = re.compile(r"please report it as a BUG|split.brain|more than one leader", re.I)
 LOG_WATCH = re.compile(r"PANIC|could not write|No space left on device|data corrupted|invalid page", re.I)
@@ -82,6 +85,10 @@ class PhaseObserver(Protocol):
 
 class ScenarioError(PgchaosError):
     """The scenario could not be run as written (not a verdict)."""
+
+
+class SteadyStateError(ScenarioError):
+    """The steady state does not hold before a scenario: the stack is not usable."""
 
 
 class ScenarioRun:
@@ -178,6 +185,7 @@ class ScenarioRun:
         self.nemesis = Nemesis(self.stack, self.history)
         self.nemesis.listeners.append(
             lambda verb, f: self.phase(f"{verb} {f.fault} {f.target}", fault=f.id))
+        self.nemesis.listeners.append(lambda verb, f: self._fault_started() if verb == "inject" else None)
         self.phase("steady-state-before")
         self.nemesis.heal_all()
         self.before = wait_for_steady_state(self.stack, timeout=self.options.scaled(120))
@@ -185,7 +193,7 @@ class ScenarioRun:
         (self.dir / "patronictl-before.txt").write_text(self.stack.patronictl_list())
         if not self.before.healthy:
             self._abort()
-            raise ScenarioError(f"steady state does not hold before the scenario: {self.before.summary()}")
+            raise SteadyStateError(f"steady state does not hold before the scenario: {self.before.summary()}")
         self._watch_alerts()
         if self.expected_alerts is not None:
             e = self.expected_alerts
@@ -314,6 +322,10 @@ class ScenarioRun:
         if self.history is not None:
             self.history.close()
 
+    def _fault_started(self) -> None:
+        if self.recorder is not None:
+            self.recorder.start_writes()
+
     def _stop_recorder(self) -> None:
         if self.recorder is not None:
             self.recorder.stop()
@@ -332,6 +344,12 @@ class ScenarioRun:
 
     def _finish(self, failed: bool) -> None:
         assert self.history is not None and self.nemesis is not None
+        last = max((p["time"] for p in self.phases if p["phase"].startswith(("inject ", "heal "))),
+                   default=None)
+        wait = TAIL_S - (self.now() - last) if last is not None and not failed else 0.0
+        if wait > 0:  # the RTO checker needs a stretch of traffic after the last fault or heal
+            self.phase("tail-evidence", seconds=round(wait, 2))
+            time.sleep(wait)
         self.phase("load-stop")
         self._stop_load()
         self.phase("heal-all")

@@ -5,8 +5,9 @@ backup in 24 h" pages the on-call (BackupTooOld).
 The 24 hours cannot pass in a test: the fault moves the recorded last success
 back 25 hours (what the metric would read a day after backups stopped); the
 heal is the runbook's fix, running the daily backup again. The alert must
-fire, and resolve once the backup has run. No target row: no client-facing
-outage is involved (the load runs throughout and must lose nothing)."""
+fire, and resolve once the backup has run. Row backup-monitoring: no
+client-facing outage is involved, so the load must see none (over 1 s fails)
+and lose nothing."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ pytestmark = [
     pytest.mark.scenario,
     pytest.mark.docker,
     pytest.mark.requires("tools", "alerting", "monitoring"),
+    pytest.mark.target("backup-monitoring"),
 ]
 
 STALE_S = 25 * 3600
@@ -37,7 +39,7 @@ def prometheus_age(run) -> float | None:
 
 
 def test_no_backup_in_24h_pages_and_the_backup_resolves_it(scenario_run):
-    with scenario_run(target=None) as run:
+    with scenario_run() as run:
         rc, out = run.stack.run_tool("backup/daily-backup.sh")
         assert rc == 0, out
         run.wait_until("Prometheus sees a fresh backup",

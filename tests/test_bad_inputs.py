@@ -24,6 +24,9 @@ from harness import targets as targets_module
 from harness.errors import PgchaosError
 from harness.targets import TargetsError, load_targets
 
+# its CLI rows need the offset ports free: in the worker of the other offset-port tests
+pytestmark = pytest.mark.xdist_group("offset-ports")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NO_DAEMON = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
 OP = '{"index": 0, "time": 0.0, "process": 1, "type": "invoke", "f": "write", "value": 1}'

@@ -15,7 +15,7 @@ import pytest
 from harness.cli import pytest_with_env
 from harness.gate import CANDIDATE_ENV, Side, collect, compare, run_gate
 
-pytestmark = [pytest.mark.docker]
+pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("offset-ports")]  # its candidate uses the offset ports
 
 BASELINE_ENV = {
     "PGCHAOS_PGBOUNCER_PORT": "17432",

@@ -230,6 +230,7 @@ def test_graceful_stop_of_the_leader_phases_in_order(pgchaos_stack, tmp_path: Pa
     assert wait_for_steady_state(stack, timeout=60).healthy
     probe = Probe(stack.dsn(), history, key_base()).start()
     recorder = PhaseRecorder(stack, history).start()
+    nemesis.listeners.append(lambda verb, f: recorder.start_writes() if verb == "inject" else None)
     try:
         time.sleep(2.0)
         fault = nemesis.inject("stop", "primary")

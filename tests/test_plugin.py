@@ -171,3 +171,34 @@ def test_repeat_runs_each_scenario_n_times(pytester: pytest.Pytester, tmp_path: 
                                            "--pgchaos-repeat", "3")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*test_one?sample1?*", "*test_one?sample3?*"])
+
+
+def test_a_stack_that_did_not_return_fails_the_rest_fast(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    pytester.makepyfile(test_broken=f"""
+        import pytest
+        from pathlib import Path
+        from harness.plugin import RUNS_KEY
+
+        class Run:
+            observer = None
+
+            def __init__(self, name):
+                self.name, self.dir = name, Path({str(reports)!r}) / "run-1" / name
+                self.verdict = {{"scenario": name, "verdict": "fail", "reasons": ["steady state did not return"],
+                                "findings": [{{"code": "steady-state", "severity": "fail", "text": "x"}}],
+                                "rto_s": {{}}, "rpo": {{}}, "history": str(self.dir / "history.jsonl")}}
+
+        @pytest.mark.scenario
+        def test_first(request):
+            request.node.stash[RUNS_KEY] = [Run("first")]
+
+        @pytest.mark.scenario
+        def test_second(scenario_run):
+            raise AssertionError("must not run")
+    """)
+    result = pytester.runpytest_subprocess(*NO_CACHE, "--pgchaos-reports-dir", str(reports))
+    result.assert_outcomes(failed=1, errors=1)
+    result.stdout.fnmatch_lines(["*not run: the stack did not return to its steady state after first*"])
+    rows = {r["scenario"]: r for r in json.loads((reports / "run-1" / "summary.json").read_text())}
+    assert rows["test_second"]["verdict"] == "error"

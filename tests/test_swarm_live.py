@@ -71,7 +71,7 @@ def test_swarm_deploy_steady_state_leader_task_kill_and_clean_teardown(tmp_path:
         assert replica_check and replica_check[0]["ok"], steady["checks"]
         assert v["rpo"]["lost"] == 0, v["reasons"]
         assert v["fault_effect"]["valid"] is True, v["fault_effect"]
-        assert v["verdict"] in ("pass", "waived"), v["reasons"]
+        assert v["verdict"] in ("pass", "marginal", "waived"), v["reasons"]
         assert proc.returncode == 0, out[-2000:]
     finally:
         after = swarm_state(client)

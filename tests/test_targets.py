@@ -26,6 +26,7 @@ PGCHAOS = {
     "pooler-restart": (10, 0),
     "citus-worker-link": (30, 0),  # the Citus profile's rows (ours)
     "citus-scale-out": (120, 0),
+    "backup-monitoring": (1, 0),  # the backup alert scenario (ours)
 }
 
 

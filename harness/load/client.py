@@ -62,7 +62,7 @@ class Client:
     """A recording client over one (re)connecting psycopg connection."""
 
     def __init__(self, dsn: str, history: HistoryWriter, process: int,
-                 statement_timeout_ms: int = 3000, pipeline: bool = False) -> None:
+                 statement_timeout_ms: int = 3000, pipeline: bool = False, prepare: bool = True) -> None:
         self.dsn = dsn
         self.history = history
         self.process = process
@@ -71,6 +71,9 @@ class Client:
         # trip (libpq pipeline mode) and COMMIT in a second one; errors of the
         # first four still arrive before COMMIT is sent, so they stay `fail`.
         self.pipeline = pipeline
+        # prepare: psycopg's server-side prepared statements (after 5 uses); through
+        # PgBouncer in transaction mode each one is tracked and re-parsed per server link
+        self.prepare = prepare
         self.conn: psycopg.Connection | None = None
 
     def close(self) -> None:
@@ -82,7 +85,7 @@ class Client:
     def _connection(self) -> psycopg.Connection:
         if self.conn is None or self.conn.closed or self.conn.broken:
             self.close()
-            self.conn = psycopg.connect(self.dsn, autocommit=True)
+            self.conn = psycopg.connect(self.dsn, autocommit=True, prepare_threshold=5 if self.prepare else None)
         return self.conn
 
     def _after_error(self) -> None:

@@ -12,9 +12,9 @@ its state changes (plus a first sample), so histories stay small:
   state ``primary`` / ``replica`` (``ok``) or ``down`` (``fail``).
 - f ``phase-write``, node = ``router`` / ``pooler``: a write (an upsert into
   ``pgchaos.phase_probe``, on a fresh connection, several may be in flight)
-  through that service's published port: ``ok`` (value ``{"via", "latency_s"}``, and
-  ``"slow": true`` when it took longer than ``SLOW_S`` — a write the pooler
-  queued), or ``fail`` with the error.
+  through that service's published port, from the first injected fault on:
+  ``ok`` (value ``{"via", "latency_s"}``, and ``"slow": true`` when it took
+  longer than ``SLOW_S`` — a write the pooler queued), or ``fail`` with the error.
 
 Every loop is bounded in time and count and stops by itself; only ports
 published on 127.0.0.1 are used (``Stack.dsn`` / ``Stack.patroni_url``).
@@ -74,6 +74,8 @@ class PhaseRecorder:
         self.samples = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._writers: list[threading.Thread] = []  # started by start_writes()
+        self._writers_lock = threading.Lock()
         self._lock = threading.Lock()
 
     # -- recording ---------------------------------------------------------------
@@ -246,12 +248,23 @@ class PhaseRecorder:
         threads = [threading.Thread(target=self._loop, args=(sample, f, node),
                                     name=f"phase-{node or 'cluster'}", daemon=True)
                    for f, sample, node in loops]
-        threads += [threading.Thread(target=self._write_loop, args=(via, dsn, sql),
-                                     name=f"phase-{via}", daemon=True) for via, dsn in paths]
+        self._writers = [threading.Thread(target=self._write_loop, args=(via, dsn, sql),
+                                          name=f"phase-{via}", daemon=True) for via, dsn in paths]
         for t in threads:
             t.start()
             self._threads.append(t)
         return self
+
+    def start_writes(self) -> None:
+        """Start the writes through the router and pooler (once; at the first fault): they take
+        client slots in the pooler, so a run that injects no fault (a capacity drive) never
+        shares its pooler with them."""
+        with self._writers_lock:
+            writers, self._writers = self._writers, []
+        for t in writers:
+            if not self._stop.is_set():
+                t.start()
+                self._threads.append(t)
 
     def stop(self, join_s: float = 5.0) -> None:
         """Stop every sampler; waits at most ``join_s`` in all (a queued write may still be pending)."""
