@@ -88,7 +88,7 @@ class PgchaosUser(User):
 
     def on_start(self) -> None:
         self.process = next(PROCESS_IDS)
-        self.client = Client(DSN, HISTORY, self.process, pipeline=self.pipeline)
+        self.client = Client(DSN, HISTORY, self.process, pipeline=self.pipeline, prepare=not self.pipeline)
         self.counter = 0
         self.rng = random.Random(self.process)
 
