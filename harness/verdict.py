@@ -157,6 +157,11 @@ def _judge_rto(
                 _judge_over_target(name, fault, kind, value, target, waivers, j)
             else:
                 _margin(name, fault, kind, value, target.rto_s, "target", margin, j)
+    if all(set(KINDS) <= set(f.get("unobserved", ())) for f in res["faults"]):
+        j.judged["rto"] = "not measured: no write or read in the history"
+        j.add("unjudged", "no-traffic", "no write or read in the history: no RTO was measured"
+              + (f", the target of {target.row} was not judged" if target is not None else ""))
+        return
     if target is None:
         j.judged["rto"] = "measured, not judged: no target row"
         if measured:

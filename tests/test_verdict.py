@@ -398,3 +398,16 @@ def test_cli_check_takes_a_targets_file(tmp_path: Path, capsys: pytest.CaptureFi
     assert result["verdict"] == "fail" and result["target"]["row"] == "strict"
     assert main(["check", str(path), "--target", ROW]) == 0
     assert json.loads(capsys.readouterr().out)["verdict"] == "pass"
+
+
+def test_a_fault_without_any_traffic_is_unjudged_even_with_a_target() -> None:
+    ops = [op for op in run(outage_s=3.0) if op.f not in ("write", "read")]
+    for i, op in enumerate(ops):
+        op.index = i
+        if op.f == "read-all" and op.type == "ok":
+            op.value = []  # nothing was written
+        if op.f == "fault-effect":
+            op.value = {**op.value, "fault": i - 1}  # the fault op just before it, renumbered
+    result = judge(ops)
+    assert result["verdict"] == "unjudged" and exit_code(result) == 4
+    assert any("no write or read in the history" in r for r in result["reasons"])
