@@ -88,6 +88,11 @@ OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
     ("--pgchaos-min-executed", None, dict(
         dest="pgchaos_min_executed", type=int, default=0, metavar="N",
         help="fail the session when fewer than N selected scenarios ran (skips named in the summary)")),
+    ("--pgchaos-baseline", None, dict(
+        dest="pgchaos_baseline", default=None, metavar="DIR",
+        help="the differential gate under pytest: compare this session's verdicts with a baseline run's "
+             "reports folder (reports/<run-id>, or a folder of runs); a regression beyond the baseline's "
+             "noise fails the session (gate.md beside the summary)")),
     ("--pgchaos-run-all", None, dict(
         dest="pgchaos_run_all", action="store_true",
         help="keep running scenarios after the stack failed to return to its steady state (by default "
@@ -451,6 +456,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     rows = write_summary(verdicts, run_dir, margin_fails=strict)
     write_junit(rows, run_dir / "junit.xml", run_id=run_dir.name, marginal_fails=strict)
     tally = counts(rows)
+    if config.getoption("pgchaos_baseline"):
+        _compare_with_baseline(session, verdicts, run_dir)
     floor = config.getoption("pgchaos_min_executed")
     if tally["executed"] < floor:
         skips = "; ".join(f"{r['scenario']}: {r['reason']}" for r in rows if r["verdict"] == "skipped")
@@ -459,6 +466,32 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     _say(config, f"pgchaos: {tally['executed']} executed, {tally['skipped']} skipped, "
                  f"{tally['errored']} errored; summary: {run_dir / 'summary.md'}")
+
+
+def _compare_with_baseline(session: pytest.Session, verdicts: list[dict[str, Any]], run_dir: Path) -> None:
+    """`--pgchaos-baseline DIR`: the gate's comparison (harness.gate) of this session against DIR."""
+    from harness.gate import Samples, collect, compare, write_report
+
+    config = session.config
+    base_dir = Path(config.getoption("pgchaos_baseline"))
+    baseline = collect([base_dir, *[d for d in base_dir.iterdir() if d.is_dir()]]) if base_dir.is_dir() else {}
+    if not baseline:
+        _say(config, f"pgchaos: --pgchaos-baseline {base_dir}: no verdict.json under it; nothing to compare")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        return
+    candidate: dict[str, Samples] = {}
+    for v in verdicts:
+        if v.get("verdict") != "skipped" and "rto_s" in v:
+            from harness.report.summary import SAMPLE
+
+            candidate.setdefault(SAMPLE.sub("", str(v.get("scenario"))), Samples()).add(v)
+    result = compare({k: v for k, v in baseline.items() if k in candidate}, candidate)
+    result.update(baseline=str(base_dir), candidate=str(run_dir), samples="as run")
+    path = write_report(result, run_dir)
+    found = "REGRESSION in " + ", ".join(result["regressions"]) if result["regressions"] else "no regression"
+    _say(config, f"pgchaos: {found} against {base_dir} ({path})")
+    if result["regressions"]:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _say(config: pytest.Config, line: str) -> None:

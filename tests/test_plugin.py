@@ -202,3 +202,36 @@ def test_a_stack_that_did_not_return_fails_the_rest_fast(pytester: pytest.Pytest
     result.stdout.fnmatch_lines(["*not run: the stack did not return to its steady state after first*"])
     rows = {r["scenario"]: r for r in json.loads((reports / "run-1" / "summary.json").read_text())}
     assert rows["test_second"]["verdict"] == "error"
+
+
+def test_baseline_option_fails_a_session_that_regressed(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """`--pgchaos-baseline DIR`: the differential gate under pytest, from verdicts on disk."""
+    base = tmp_path / "baseline" / "run-0"
+    for i, rto in enumerate((3.4, 3.6, 3.9)):
+        d = base / f"s[sample{i}]"
+        d.mkdir(parents=True)
+        (d / "verdict.json").write_text(json.dumps({"scenario": f"s[sample{i}]", "verdict": "pass",
+                                                    "rto_s": {"write": rto}, "rpo": {"lost": 0}}))
+    reports = tmp_path / "reports"
+    for rto, expect in ((9.0, 1), (4.1, 0)):
+        pytester.makepyfile(test_cand=f"""
+            import pytest
+            from pathlib import Path
+            from harness.plugin import RUNS_KEY
+
+            class Run:
+                observer = None
+
+                def __init__(self, name):
+                    self.name, self.dir = name, Path({str(reports)!r}) / "run-1" / name
+                    self.verdict = {{"scenario": name, "verdict": "pass", "reasons": [], "rto_s": {{"write": {rto}}},
+                                    "rpo": {{"lost": 0}}, "history": str(self.dir / "history.jsonl")}}
+
+            @pytest.mark.scenario
+            def test_s(request):
+                request.node.stash[RUNS_KEY] = [Run("s")]
+        """)
+        result = pytester.runpytest_subprocess(*NO_CACHE, "--pgchaos-reports-dir", str(reports),
+                                               "--pgchaos-baseline", str(tmp_path / "baseline"))
+        assert result.ret == expect, result.stdout.str()[-2000:]
+        assert (reports / "run-1" / "gate.md").exists()
