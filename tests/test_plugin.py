@@ -224,8 +224,9 @@ def test_baseline_option_fails_a_session_that_regressed(pytester: pytest.Pyteste
 
                 def __init__(self, name):
                     self.name, self.dir = name, Path({str(reports)!r}) / "run-1" / name
-                    self.verdict = {{"scenario": name, "verdict": "pass", "reasons": [], "rto_s": {{"write": {rto}}},
-                                    "rpo": {{"lost": 0}}, "history": str(self.dir / "history.jsonl")}}
+                    self.verdict = {{"scenario": name, "verdict": "pass", "reasons": [],
+                                    "rto_s": {{"write": {rto}}}, "rpo": {{"lost": 0}},
+                                    "history": str(self.dir / "history.jsonl")}}
 
             @pytest.mark.scenario
             def test_s(request):
