@@ -40,7 +40,7 @@ FINAL_READER = 0
 # is confirmed by a stable stretch (checkers.rto's stable window is 1 s)
 TAIL_S = 2.0
 # scrape (2 s) + rule evaluation (2 s) + notification: how long after a heal its pages can arrive
-ALERT_PIPELINE_S = 6.0
+ALERT_PIPELINE_S = 8.0
 # Log lines that fail a run whatever the figures (Patroni's own log gate).
 LOG_GATE = re.compile(r"please report it as a BUG|split.brain|more than one leader", re.I)
 LOG_WATCH = re.compile(r"PANIC|could not write|No space left on device|data corrupted|invalid page", re.I)
@@ -277,7 +277,7 @@ class ScenarioRun:
             # receiver a scrape, an evaluation and a notification later: watch that long after it
             healed = max((p["time"] for p in self.phases if p["phase"].startswith("heal")), default=None)
             grace = ALERT_PIPELINE_S - (self.now() - healed) if healed is not None else 0.0
-            while grace > 0 and not self.alerts.raised_names():
+            while grace > 0:
                 with contextlib.suppress(PgchaosError):
                     self.alerts.poll()
                 time.sleep(min(0.5, grace))
