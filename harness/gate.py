@@ -33,24 +33,14 @@ from typing import Any, Final
 from harness.checkers.phases import SHORT
 from harness.errors import PgchaosError
 from harness.report.summary import SAMPLE
+from harness.stack.spec import shifted_ports
 from harness.verdict import EXIT_FAIL, VERDICTS, exit_status
 
 REL: Final = 0.20  # the candidate's median may exceed the baseline's max by this fraction ...
 ABS_S: Final = 1.0  # ... or by this many seconds, whichever is larger
 METRICS: Final = ("rto_write_s", "rto_read_s")
 # Candidate stacks run beside the baseline: offset ports and a state folder of their own.
-CANDIDATE_ENV: Final = {
-    "PGCHAOS_PGBOUNCER_PORT": "26432",
-    "PGCHAOS_HAPROXY_PRIMARY_PORT": "25000",
-    "PGCHAOS_HAPROXY_REPLICA_PORT": "25001",
-    "PGCHAOS_HAPROXY_STATS_PORT": "28404",
-    "PGCHAOS_HEALTH_PORT": "28008",
-    "PGCHAOS_TOXIPROXY_PORT": "28474",
-    "PGCHAOS_PROMETHEUS_PORT": "29090",
-    "PGCHAOS_ALERTMANAGER_PORT": "29093",
-    "PGCHAOS_ALERT_RECEIVER_PORT": "29095",
-    "PGCHAOS_STATE_DIR": "/var/lib/pgchaos-gate",
-}
+CANDIDATE_ENV: Final = {**shifted_ports(20000), "PGCHAOS_STATE_DIR": "/var/lib/pgchaos-gate"}
 
 
 def regressed(baseline: list[float], candidate: list[float], rel: float = REL, abs_s: float = ABS_S) -> bool:

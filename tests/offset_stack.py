@@ -9,18 +9,9 @@ from pathlib import Path
 import pytest
 
 from harness.stack import stack as stack_module
+from harness.stack.spec import shifted_ports
 
-OFFSET_PORTS = {
-    "PGCHAOS_PGBOUNCER_PORT": "26432",
-    "PGCHAOS_HAPROXY_PRIMARY_PORT": "25000",
-    "PGCHAOS_HAPROXY_REPLICA_PORT": "25001",
-    "PGCHAOS_HAPROXY_STATS_PORT": "28404",
-    "PGCHAOS_HEALTH_PORT": "28008",
-    "PGCHAOS_TOXIPROXY_PORT": "28474",
-    "PGCHAOS_PROMETHEUS_PORT": "29090",
-    "PGCHAOS_ALERTMANAGER_PORT": "29093",
-    "PGCHAOS_ALERT_RECEIVER_PORT": "29095",
-}
+OFFSET_PORTS = shifted_ports(20000)  # 26432, 25000, ...: the defaults + 20000
 OFFSET_ENV = {**OFFSET_PORTS, "PGCHAOS_STATE_DIR": "/var/lib/pgchaos-variants"}
 STATE_DIR = Path(OFFSET_ENV["PGCHAOS_STATE_DIR"])
 

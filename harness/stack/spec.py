@@ -23,26 +23,37 @@ ENGINES = {
 }
 
 
-def _port(name: str, default: int) -> int:
-    raw = os.environ.get(f"PGCHAOS_{name.upper()}_PORT", str(default))
+def _port(name: str, default: int | None = None) -> int:
+    raw = os.environ.get(f"PGCHAOS_{name.upper()}_PORT", str(DEFAULT_PORTS[name] if default is None else default))
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         raise PgchaosError(f"PGCHAOS_{name.upper()}_PORT={raw!r} is not a port number")
     return int(raw)
+
+
+DEFAULT_PORTS: dict[str, int] = {
+    "pgbouncer": 6432, "haproxy_primary": 5000, "haproxy_replica": 5001, "haproxy_stats": 8404,
+    "health": 8008, "toxiproxy": 8474, "prometheus": 9090, "alertmanager": 9093, "alert_receiver": 9095,
+}
+
+
+def shifted_ports(delta: int) -> dict[str, str]:
+    """PGCHAOS_<NAME>_PORT for every default host port moved by ``delta``: a stack beside another."""
+    return {f"PGCHAOS_{name.upper()}_PORT": str(port + delta) for name, port in DEFAULT_PORTS.items()}
 
 
 @dataclass(frozen=True)
 class Ports:
     """Host ports, all bound on 127.0.0.1; PGCHAOS_<NAME>_PORT overrides each."""
 
-    pgbouncer: int = field(default_factory=lambda: _port("pgbouncer", 6432))
-    haproxy_primary: int = field(default_factory=lambda: _port("haproxy_primary", 5000))
-    haproxy_replica: int = field(default_factory=lambda: _port("haproxy_replica", 5001))
-    haproxy_stats: int = field(default_factory=lambda: _port("haproxy_stats", 8404))
-    health: int = field(default_factory=lambda: _port("health", 8008))
-    toxiproxy: int = field(default_factory=lambda: _port("toxiproxy", 8474))
-    prometheus: int = field(default_factory=lambda: _port("prometheus", 9090))
-    alertmanager: int = field(default_factory=lambda: _port("alertmanager", 9093))
-    alert_receiver: int = field(default_factory=lambda: _port("alert_receiver", 9095))
+    pgbouncer: int = field(default_factory=lambda: _port("pgbouncer"))
+    haproxy_primary: int = field(default_factory=lambda: _port("haproxy_primary"))
+    haproxy_replica: int = field(default_factory=lambda: _port("haproxy_replica"))
+    haproxy_stats: int = field(default_factory=lambda: _port("haproxy_stats"))
+    health: int = field(default_factory=lambda: _port("health"))
+    toxiproxy: int = field(default_factory=lambda: _port("toxiproxy"))
+    prometheus: int = field(default_factory=lambda: _port("prometheus"))
+    alertmanager: int = field(default_factory=lambda: _port("alertmanager"))
+    alert_receiver: int = field(default_factory=lambda: _port("alert_receiver"))
 
     def as_env(self) -> dict[str, str]:
         return {f"PGCHAOS_{k.upper()}_PORT": str(v) for k, v in self.__dict__.items()}
