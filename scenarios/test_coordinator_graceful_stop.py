@@ -20,5 +20,8 @@ def test_coordinator_graceful_stop(scenario_run):
         run.figures["new_leader"] = run.wait_for_new_leader(fault.target, timeout_s=60)
         run.figures["old_leader"] = fault.target
         run.wait_for_recovery()
+        # the stopped member stays down until paged, as it would until someone restarted it
+        # (bounded by the time-to-detect target; at once on a stack without alerting)
+        run.wait_for_alert("PatroniMemberDown", since=fault.time, timeout_s=60)
         run.nemesis.heal(fault)
     assert_verdict(run.verdict)
