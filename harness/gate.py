@@ -8,10 +8,13 @@ candidate on offset ports and its own state folder), so a sample costs a
 scenario, not a stack.
 
 Per scenario, and per recovery phase (harness.checkers.phases), the figures
-of both sides are compared with one rule (:func:`regressed`): the
-candidate's median above the baseline's maximum by more than
-max(20 % of that maximum, 1 s). The baseline's own spread is the noise the
-rule allows. Acknowledged writes lost by the candidate and not by the
+of both sides are compared with one rule (:func:`regressed`): every
+candidate sample above the baseline's maximum by more than max(20 % of that
+maximum, 1 s) (the candidate's minimum against the baseline's maximum). The
+baseline's own spread is the noise the rule allows; the minimum, not the
+median, because some phases are bimodal on the reference stack (PgBouncer
+serves the new leader after 0.2 s or after 2-3.6 s, seemingly at random), and
+a median of three flagged that noise. Acknowledged writes lost by the candidate and not by the
 baseline, or a worse verdict, are regressions too. A regression fails the
 gate even when every absolute target passes, and names the phase that
 regressed and the settings that govern it.
@@ -44,11 +47,11 @@ CANDIDATE_ENV: Final = {**shifted_ports(20000), "PGCHAOS_STATE_DIR": "/var/lib/p
 
 
 def regressed(baseline: list[float], candidate: list[float], rel: float = REL, abs_s: float = ABS_S) -> bool:
-    """The rule: candidate median > baseline max + max(rel × baseline max, abs_s)."""
+    """The rule: candidate min > baseline max + max(rel × baseline max, abs_s)."""
     if not baseline or not candidate:
         return False
     top = max(baseline)
-    return statistics.median(candidate) > top + max(rel * top, abs_s)
+    return min(candidate) > top + max(rel * top, abs_s)
 
 
 def _spread(values: list[float]) -> dict[str, float] | None:
@@ -122,8 +125,8 @@ def compare(baseline: Mapping[str, Samples], candidate: Mapping[str, Samples],
                 what = (f"phase {metric.removeprefix('phase:')} ({SHORT.get(metric.removeprefix('phase:'), '?')})"
                         if metric.startswith("phase:") else metric.removesuffix("_s").replace("_", " "))
                 entry["regressions"].append(
-                    f"{what}: median {statistics.median(cv):.2f} s > {fig['allowed_s']:.2f} s allowed "
-                    f"(baseline max {max(bv):.2f} s)")
+                    f"{what}: every sample over {fig['allowed_s']:.2f} s allowed (candidate min "
+                    f"{min(cv):.2f}, median {statistics.median(cv):.2f} s; baseline max {max(bv):.2f} s)")
         if max(c.lost, default=0) > max(b.lost, default=0):
             entry["regressions"].append(f"acknowledged writes lost: {max(c.lost)} (baseline {max(b.lost)})")
         worst_b = max(b.verdicts, key=_rank, default="pass")
@@ -136,7 +139,7 @@ def compare(baseline: Mapping[str, Samples], candidate: Mapping[str, Samples],
         entry["regressed_phases"] = phases
         scenarios[name] = entry
     flagged = sorted(n for n, e in scenarios.items() if e["regressions"])
-    return {"rule": f"candidate median > baseline max + max({rel:.0%} of it, {abs_s:g} s)",
+    return {"rule": f"candidate min > baseline max + max({rel:.0%} of it, {abs_s:g} s)",
             "scenarios": scenarios, "regressions": flagged}
 
 
