@@ -505,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: more pytest options")
     p = add("gate", cmd_gate, "a config change against a baseline: the same scenarios on both, interleaved, "
                               "N samples each; fails on a regression beyond the baseline's noise")
-    p.epilog = ("regression rule: the candidate's median above the baseline's maximum by more than "
+    p.epilog = ("regression rule: every candidate sample above the baseline's maximum by more than "
                 "max(20% of it, 1 s), per scenario and per recovery phase; lost writes or a worse verdict "
                 "too. exit status: 1 on a regression or a failing candidate, else the candidate's (0, 3, 4)")
     p.add_argument("candidate", help="a variant under compose/variants/, a manifest file, or 'reference'")
