@@ -12,7 +12,6 @@ spellings stay as aliases where no other plugin registered them first.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,7 +131,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "citus: a scenario of the Citus profile (run them with -m citus --stack-profile citus)",
         "alerts(*names, detect_s=60, resolve_s=120): alerts the scenario's first fault must fire "
         "(and resolve after recovery); judged when the stack has alerting",
-        "xdist_group(name): pytest-xdist's loadgroup: tests of one group run in one worker",
+        "own_stack: builds stacks of its own on other ports (CI runs these beside the session's stack)",
     ):
         config.addinivalue_line("markers", line)
     config.stash[VERDICTS_KEY] = []
@@ -149,21 +148,6 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _check_target_rows(config, items)
     _skip_unmet_requirements(config, items)
-    _group_for_xdist(items)
-
-
-SESSION_STACK_GROUP = "session-stack"
-SESSION_STACK_FIXTURES = frozenset({"pgchaos_stack", "scenario_run"})
-
-
-def _group_for_xdist(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``-n N --dist loadgroup``) every test on the session's stack runs in
-    one worker (one stack, started once); tests that build stacks of their own declare their
-    group in their module (``xdist_group("offset-ports")``: one worker, one after the other)."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None and \
-                SESSION_STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group(SESSION_STACK_GROUP))
 
 
 def _check_target_rows(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -273,8 +257,6 @@ def run_options(config: pytest.Config) -> RunOptions:
                       marginal_fails=config.getoption("pgchaos_marginal_fails"))
     if RUN_ID_KEY in config.stash:
         opts.run_id = config.stash[RUN_ID_KEY]
-    elif os.environ.get("PYTEST_XDIST_WORKER"):  # workers start in the same second: one folder each
-        opts.run_id += f"-{os.environ['PYTEST_XDIST_WORKER']}"
     if config.getoption("pgchaos_reports"):  # otherwise ./reports of the working directory
         opts.reports_dir = Path(config.getoption("pgchaos_reports")).resolve()
     if config.getoption("pgchaos_targets"):

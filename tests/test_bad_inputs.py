@@ -24,8 +24,8 @@ from harness import targets as targets_module
 from harness.errors import PgchaosError
 from harness.targets import TargetsError, load_targets
 
-# its CLI rows need the offset ports free: in the worker of the other offset-port tests
-pytestmark = pytest.mark.xdist_group("offset-ports")
+# its CLI rows need the offset ports free: with the other own-stack tests, one after the other
+pytestmark = pytest.mark.own_stack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NO_DAEMON = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}

@@ -15,7 +15,7 @@ from harness.load.capacity import check_capacity, drive_clients
 from harness.scenario import RunOptions, ScenarioRun, verdict_message
 from harness.stack import Stack, StackSpec
 
-pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("offset_env"), pytest.mark.xdist_group("offset-ports")]
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("offset_env"), pytest.mark.own_stack]
 
 
 def test_small_pool_fails_the_capacity_check_by_name(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from harness.stack import Stack, StackSpec
 from harness.stack.gc import DETACHED_LABEL, PID_LABEL, collect, pid_alive
 from harness.stack.stack import OWNER_LABEL, PROJECT_LABEL, SERVICE_LABEL, docker_client
 
-pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("offset_env"), pytest.mark.xdist_group("offset-ports")]
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("offset_env"), pytest.mark.own_stack]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OURS = f"{OWNER_LABEL}=pgchaos"

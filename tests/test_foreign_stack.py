@@ -18,7 +18,7 @@ from harness.stack import images
 from harness.stack.deployment import docker_client
 from harness.stack.spec import COMPOSE_DIR
 
-pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("offset-ports")]  # a long one: beside the session stack
+pytestmark = [pytest.mark.docker, pytest.mark.own_stack]  # its own stack, beside the session's
 
 FOREIGN = Path(__file__).parent / "foreign"
 MANIFEST = FOREIGN / "pgchaos.toml"

@@ -16,7 +16,7 @@ import pytest
 from harness.cli import pytest_with_env
 from harness.gate import CANDIDATE_ENV, Side, collect, run_gate
 
-pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("offset-ports")]  # its candidate uses the offset ports
+pytestmark = [pytest.mark.docker, pytest.mark.own_stack]  # its candidate uses the offset ports
 
 BASELINE_ENV = {
     "PGCHAOS_PGBOUNCER_PORT": "17432",

@@ -10,7 +10,7 @@ from offset_stack import offset_env  # noqa: F401 - fixture
 from harness.errors import PgchaosError
 from harness.stack import Stack, StackSpec
 
-pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("offset_env"), pytest.mark.xdist_group("offset-ports")]
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("offset_env"), pytest.mark.own_stack]
 
 
 def test_replication_refused_is_named_with_the_log_line(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,7 +29,7 @@ from harness.stack import stack as stack_module
 from harness.stack.steady_state import check_leader
 from harness.stack.topology import discover
 
-pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("session-stack")]  # own ports; balances the workers
+pytestmark = pytest.mark.docker
 
 PORTS = {  # below the kernel's ephemeral range (32768-60999), clear of the other stacks' ports
     "PGCHAOS_PGBOUNCER_PORT": "22432",

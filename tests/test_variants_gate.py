@@ -17,7 +17,7 @@ from harness.stack import Stack, StackSpec
 from harness.stack.topology import discover
 from harness.targets import load_targets
 
-pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("offset_env"), pytest.mark.xdist_group("offset-ports")]
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("offset_env"), pytest.mark.own_stack]
 
 CUT_S = 3.0  # replication link blackholed this long before the kill (< wal_sender_timeout 10 s)
 AFTER_FAILOVER_S = 3.0  # writes watched through the router after each step of a failover

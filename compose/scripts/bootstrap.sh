@@ -9,7 +9,7 @@ if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
   echo "[setup] installing golang-go (Toxiproxy is built from its Go module)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go >/dev/null
 fi
-if ! python3 -c "import harness, locust, psycopg, testcontainers, toxiproxy, allure, pytest_timeout, xdist, mkdocs" 2>/dev/null \
+if ! python3 -c "import harness, locust, psycopg, testcontainers, toxiproxy, allure, pytest_timeout, mkdocs" 2>/dev/null \
    || ! command -v pgchaos >/dev/null; then
   echo "[setup] pip install -e $here[dev]"
   python3 -m pip install -q -e "$here[dev]"
