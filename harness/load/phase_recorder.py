@@ -10,7 +10,7 @@ its state changes (plus a first sample), so histories stay small:
 - f ``phase-pg``, node = member: that member's postmaster, asked directly
   (``pg_is_in_recovery()`` on its published port): ``{"member", "state"}`` with
   state ``primary`` / ``replica`` (``ok``) or ``down`` (``fail``).
-- f ``phase-write``, node = ``router`` / ``pooler``: a write (an upsert into
+- f ``phase-write``, node = ``router`` (``pooler`` in older histories): a write (an upsert into
   ``pgchaos.phase_probe``, on a fresh connection, several may be in flight)
   through that service's published port, from the first injected fault on:
   ``ok`` (value ``{"via", "latency_s"}``, and ``"slow": true`` when it took
@@ -241,9 +241,10 @@ class PhaseRecorder:
             except Exception:  # noqa: S112 - a member without a published port is not sampled
                 continue
             loops.append((PHASE_PG, self._pg_sampler(member, dsn), member))
+        # through the router only: fresh logins through PgBouncer at 5 Hz can trip its cached
+        # server-login error ("server login has been failing") for every client after a heal;
+        # when the pooler serves again shows in the clients' own writes (phase "clients")
         paths = [("router", self.stack.dsn(via="router"))]
-        if m.pooler is not None:
-            paths.append(("pooler", self.stack.dsn(via="pooler")))
         sql = self._write_sql(paths[0][1])
         threads = [threading.Thread(target=self._loop, args=(sample, f, node),
                                     name=f"phase-{node or 'cluster'}", daemon=True)
