@@ -74,11 +74,6 @@ def run_findings(old: dict[str, Any]) -> list[Finding]:
     return [Finding("log-gate" if r.startswith("log gate") else "steady-state", "fail", r) for r in reasons]
 
 
-def run_reasons(old: dict[str, Any]) -> list[str]:
-    """The texts of :func:`run_findings`."""
-    return [f.text for f in run_findings(old)]
-
-
 def recorded_checks(old: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Scenario checks of ``old``, to be composed as recorded where the pipeline does not
     re-run them (a built-in that runs again on this history replaces its recorded result)."""
