@@ -330,6 +330,17 @@ def _judge_check(name: str, res: dict[str, Any], j: _Judgement) -> None:
         j.unknown(f"check-unknown:{name}", f"{name} could not judge: {res.get('error') or res.get('reason')}")
 
 
+def _judge_by_own_checks(results: Mapping[str, dict[str, Any]], j: _Judgement) -> None:
+    """No target row and no fault: only the scenario's own checks can judge the run."""
+    own = sorted(name for name, res in results.items()
+                 if res.get("source") in ("scenario", "recorded") and res.get("valid") is True)
+    if own:
+        j.judged["checks"] = "judged by the scenario's own checks: " + ", ".join(own)
+    else:
+        j.add("unjudged", "nothing-judged", "no target row, no fault and no scenario check: "
+              "nothing was judged")
+
+
 def _judge_fault_effect(res: dict[str, Any], j: _Judgement) -> None:
     if res["valid"] is True:
         return
@@ -378,6 +389,8 @@ def check_history(
     for name, res in results.items():
         if name not in _OWN_WORDING:
             _judge_check(name, res, j)
+    if target is None and not r_rto.get("faults") and "faults" in r_rto:
+        _judge_by_own_checks(results, j)
 
     r_det = results.get("detection")
     if r_det and r_det.get("unexpected_critical"):

@@ -117,6 +117,30 @@ def test_no_fault_with_a_target_is_unjudged() -> None:
     assert any("no fault was injected" in r for r in result["reasons"])
 
 
+def _without_fault() -> list[Op]:
+    ops = [op for op in run(outage_s=0.0) if op.process not in ("nemesis", "observer")]
+    for i, op in enumerate(ops):
+        op.index = i
+    return ops
+
+
+def test_no_target_no_fault_no_check_is_unjudged_not_pass() -> None:
+    result = check_history(_without_fault())
+    assert result["verdict"] == "unjudged" and exit_code(result) == 4, result["reasons"]
+    assert [f["code"] for f in result["findings"] if f["severity"] == "unjudged"] == ["nothing-judged"]
+
+
+def test_no_target_no_fault_is_judged_by_the_scenario_checks() -> None:
+    passed = check_history(_without_fault(), checks={"capacity": lambda ops: {"valid": True}})
+    assert passed["verdict"] == "pass" and "capacity" in passed["judged"]["checks"]
+    failed = check_history(_without_fault(), checks={"capacity": lambda ops: {"valid": False, "reason": "refused"}})
+    assert failed["verdict"] == "fail" and any("refused" in r for r in failed["reasons"])
+    unknown = check_history(_without_fault(), checks={"capacity": lambda ops: {"valid": "unknown"}})
+    assert unknown["verdict"] == "unknown"
+    recorded = check_history(_without_fault(), recorded={"dr-test": {"valid": True}})
+    assert recorded["verdict"] == "pass" and "dr-test" in recorded["judged"]["checks"]
+
+
 def test_rto_within_the_margin_of_its_target_is_marginal() -> None:
     result = judge(run(fault="pause", outage_s=9.0))  # 9.51 s of 10 s
     assert result["verdict"] == "marginal" and result["valid"] is True
