@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from harness.alerts.pipeline import settled_since
 from harness.assets import default_reports_dir
 from harness.errors import PgchaosError
 from harness.history import LOAD_STOP, MONITOR, OBSERVER, HistoryWriter, Op, merge_histories, write_history
@@ -268,20 +269,35 @@ class ScenarioRun:
         self.phase("alert-not-fired", alert=name, waited_s=round(time.monotonic() - start, 3))
         return None
 
+    def _prometheus_url(self) -> str | None:
+        mon = self.stack.manifest.monitoring
+        if mon is None or not mon.prometheus:
+            return None
+        with contextlib.suppress(Exception):
+            return f"http://{self.stack.endpoint(mon.prometheus, mon.prometheus_port)}"
+        return None
+
     def _stop_alerts(self, settle_s: float = 0.0) -> None:
         """Wait up to ``settle_s`` for the alerts this run raised to resolve, then stop watching."""
         if self.alerts is None:
             return
         if settle_s > 0:
-            # what a heal set off (a restarted member pages PostgresRestarted) reaches the
-            # receiver a scrape, an evaluation and a notification later: watch that long after it
-            healed = max((p["time"] for p in self.phases if p["phase"].startswith("heal")), default=None)
-            grace = ALERT_PIPELINE_S - (self.now() - healed) if healed is not None else 0.0
-            while grace > 0:
+            # what the last fault or heal set off (a restarted member pages PostgresRestarted)
+            # reaches the receiver a scrape, an evaluation and a notification later: watch up to
+            # that long after it, and no longer once Prometheus shows nothing on its way
+            last = max((p["time"] for p in self.phases if p["phase"].startswith(("inject ", "heal "))),
+                       default=None)
+            deadline = time.monotonic() + (ALERT_PIPELINE_S - (self.now() - last) if last is not None else 0.0)
+            prometheus = self._prometheus_url()
+            while time.monotonic() < deadline:
                 with contextlib.suppress(PgchaosError):
                     self.alerts.poll()
-                time.sleep(min(0.5, grace))
-                grace -= 0.5
+                if prometheus and last is not None and settled_since(
+                        prometheus, self._t0_wall + last, self.alerts.firing_names(),
+                        horizon_wall=time.time() + max(0.0, deadline - time.monotonic())):
+                    self.phase("alerts-pipeline-settled")
+                    break
+                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
         if settle_s > 0 and self.alerts.raised_names():
             self.phase("alerts-resolve", firing=self.alerts.raised_names())
             quiet = self.alerts.wait_quiet(settle_s)

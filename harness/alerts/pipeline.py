@@ -1,0 +1,78 @@
+"""Whether anything is still on its way through the alerting pipeline.
+
+After a heal, an alert it sets off (a restarted member pages
+PostgresRestarted) reaches the receiver a scrape, a rule evaluation, its
+``for`` and a notification later. Rather than always waiting the longest such
+delay, :func:`settled_since` asks Prometheus: once every target was scraped
+after the moment of interest and every fast rule group was evaluated after
+those scrapes, an alert that moment set off is visible as *pending* or
+*firing*; when there is none that the receiver has not already delivered,
+nothing more is coming. Read over 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Final
+
+import requests
+
+TIMEOUT_S: Final = 2.0
+FAST_GROUP_S: Final = 4.0  # rule groups evaluated at most this often must have caught up
+
+
+def _epoch(stamp: str | None) -> float | None:
+    """Prometheus's RFC 3339 time (nanoseconds, 'Z') as epoch seconds; None for the zero time."""
+    if not stamp or stamp.startswith("0001-"):
+        return None
+    head, _, frac = stamp.rstrip("Z").partition(".")
+    try:
+        base = datetime.fromisoformat(head + "+00:00").timestamp()
+    except ValueError:
+        return None
+    digits = "".join(ch for ch in frac if ch.isdigit())[:6]
+    return base + (int(digits) / 10 ** len(digits) if digits else 0.0)
+
+
+def _get(url: str, path: str) -> dict[str, Any]:
+    resp = requests.get(f"{url}{path}", timeout=TIMEOUT_S)
+    resp.raise_for_status()
+    return resp.json()["data"]
+
+
+def settled_since(prometheus_url: str, since_wall: float, delivered: Iterable[str],
+                  horizon_wall: float | None = None) -> bool:
+    """True when Prometheus has looked at the stack since ``since_wall`` (every active target
+    scraped after it, every rule group of interval ≤ :data:`FAST_GROUP_S` evaluated after
+    those scrapes) and no alert is on its way: none firing outside ``delivered`` (names the
+    receiver already got), none pending that could fire by ``horizon_wall`` (its ``for``
+    ends by then; a pending alert with a long ``for``, such as a backup-age rule, cannot).
+    False while that is not yet so, or when Prometheus does not answer: the caller then
+    keeps waiting its bounded grace."""
+    horizon = horizon_wall if horizon_wall is not None else since_wall
+    try:
+        targets = _get(prometheus_url, "/api/v1/targets?state=active").get("activeTargets", [])
+        scraped = [_epoch(t.get("lastScrape")) for t in targets]
+        if not scraped or any(s is None or s < since_wall for s in scraped):
+            return False
+        looked = max(s for s in scraped if s is not None)
+        known = set(delivered)
+        for group in _get(prometheus_url, "/api/v1/rules?type=alert").get("groups", []):
+            if float(group.get("interval") or 0) <= FAST_GROUP_S:
+                evaluated = _epoch(group.get("lastEvaluation"))
+                if evaluated is None or evaluated < looked:
+                    return False
+            for rule in group.get("rules", []):
+                for alert in rule.get("alerts") or []:
+                    state = alert.get("state")
+                    name = (alert.get("labels") or {}).get("alertname", rule.get("name", "?"))
+                    if state == "firing" and name not in known:
+                        return False
+                    active = _epoch(alert.get("activeAt"))
+                    if state == "pending" and (active is None
+                                               or active + float(rule.get("duration") or 0) <= horizon):
+                        return False
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return False
+    return True
