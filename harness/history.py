@@ -303,6 +303,10 @@ class HistoryWriter:
             self._next += 1
         return op
 
+    def now(self) -> float:
+        """The current time on this writer's timeline."""
+        return _time.monotonic() - self.run_start
+
     @property
     def closed(self) -> bool:
         return self._fh.closed

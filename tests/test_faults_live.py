@@ -108,7 +108,6 @@ def test_fault_effect_is_observed(scenario_run, case):
         effect = run.nemesis.observed(active)
         assert effect is not None and effect["seen"], effect
         run.nemesis.heal(active)
-        run.sleep(3)  # a stretch of successful ops after the fault, for the RTO checker to confirm
         run.wait_for_recovery(timeout_s=120)
     value = assert_observed(run, fault, active.target)
     assert words in value["evidence"], value

@@ -1,8 +1,10 @@
 """The differential gate on live stacks: the reference against a variant whose router
 checks are slower (HAProxy inter 3 s, fall 3, rise 2). Every absolute target may still
-pass; the gate must flag the regression and name the router phase. (The baseline against
-itself is measured, not asserted here: with two samples a side the reference stack's
-bimodal pooler phase makes that comparison flaky; see docs/verdicts.md.)
+pass; the gate must flag the regression and name the router phase. One sample a side
+(repeats are the unit tests' business, tests/test_gate.py): the rule compares the
+candidate's fastest sample with the baseline's slowest. (The baseline against itself is
+measured, not asserted here: with few samples a side the reference stack's bimodal pooler
+phase makes that comparison flaky; see docs/verdicts.md.)
 
 Both stacks sit beside the session's (on ports and state folders of their own)."""
 
@@ -35,7 +37,7 @@ BASELINE_ENV = {
 def test_slower_router_checks_are_a_regression_naming_the_router_phase(tmp_path: Path) -> None:
     said: list[str] = []
     code = run_gate(Side("candidate", variant="haproxy-slow-checks", env=CANDIDATE_ENV),
-                    Side("baseline", env=BASELINE_ENV), 2, ["-k", "graceful_stop"], pytest_with_env,
+                    Side("baseline", env=BASELINE_ENV), 1, ["-k", "graceful_stop"], pytest_with_env,
                     tmp_path, say=said.append)
     (gate_dir,) = tmp_path.glob("gate-*")
     result = json.loads((gate_dir / "gate.json").read_text())
@@ -45,8 +47,8 @@ def test_slower_router_checks_are_a_regression_naming_the_router_phase(tmp_path:
     entry = result["scenarios"]["test_coordinator_graceful_stop"]
     assert "router" in entry["regressed_phases"], report
     assert any("HAProxy inter/fall/rise" in r for r in entry["regressions"]), report
-    assert all(len(v) == 2 for v in entry["verdicts"].values()), report
+    assert all(len(v) == 1 for v in entry["verdicts"].values()), report
     # the baseline's samples are where the report says, and the router phase is what moved
-    baseline = collect([gate_dir / "baseline" / f"sample-{i}" for i in (1, 2)])
+    baseline = collect([gate_dir / "baseline" / "sample-1"])
     router = entry["figures"]["phase:router"]
     assert router["candidate"]["min"] > max(baseline["test_coordinator_graceful_stop"].figures["phase:router"]) + 1

@@ -13,7 +13,8 @@ HEAL_ALL_TARGETS: Final = frozenset({"all", "*"})
 
 @dataclass(slots=True)
 class Fault:
-    """One injected fault; ``healed_at`` is None while it stays open."""
+    """One injected fault; ``healed_at`` is None while it stays open. ``heal_began`` is
+    when its repair started (the heal op's ``began``; else ``healed_at``)."""
 
     index: int
     time: float
@@ -21,6 +22,7 @@ class Fault:
     target: str | None
     healed_at: float | None = None
     heal_index: int | None = None
+    heal_began: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +69,9 @@ def faults(ops: Sequence[Op]) -> list[Fault]:
                 closing = open_
             else:
                 closing = [x for x in open_ if x.target == target][:1]
+        began = op.value.get("began") if isinstance(op.value, dict) else None
+        began = float(began) if isinstance(began, int | float) and began <= op.time else op.time
         for x in closing:
             x.healed_at, x.heal_index = op.time, op.index
+            x.heal_began = max(began, x.time)
     return found

@@ -134,9 +134,10 @@ def rto(
       complete after it. An ok followed by silence (traffic paused at the
       fault) or by nothing at all is not stable;
     - when the fault has a heal, the stretch must also last until the heal
-      (hold-until-heal): a fault whose effect starts late (a graceful stop
-      takes seconds to bite) is not "recovered" by the ok that preceded its
-      outage.
+      began (hold-until-heal; the heal op's ``began``, else its time): a fault
+      whose effect starts late (a graceful stop takes seconds to bite) is not
+      "recovered" by the ok that preceded its outage. What the repair itself
+      disturbs (starting a killed member) is not charged to the fault's RTO.
 
     Per fault and ``f``: the RTO, or None with ``f`` listed in ``unobserved``
     (no client invoked ``f`` anywhere in the history; not judged), or
@@ -162,7 +163,7 @@ def rto(
         row["unobserved"] = []
         row["unconfirmed"] = []
         for f in fs:
-            value, status = recovery[f].rto(fault.time, fault.healed_at)
+            value, status = recovery[f].rto(fault.time, fault.heal_began)
             row["rto_s"][f] = value
             if status == "unobserved":
                 row["unobserved"].append(f)

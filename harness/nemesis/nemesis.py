@@ -200,6 +200,7 @@ class Nemesis:
         self.observed(active)
         self.active.pop(active.id, None)
         error = None
+        began = self.history.now() if self.history is not None else None
         try:
             if active.fault in REBUILDABLE:  # the same heal `pgchaos heal` rebuilds from the history
                 repair(self, active.fault, active.target, active.params)
@@ -207,7 +208,7 @@ class Nemesis:
                 active.heal()
         except Exception as exc:  # heal-all will retry the generic repairs
             error = f"{type(exc).__name__}: {exc}"
-        self._record_heal(active, error=error)
+        self._record_heal(active, error=error, began=began)
         self._tell("heal", active)
 
     def repair(self, fault: str, target: str, params: dict[str, Any] | None = None) -> None:
@@ -253,11 +254,14 @@ class Nemesis:
             self._next_id += 1
             return self._next_id - 1, 0.0
 
-    def _record_heal(self, active: ActiveFault, error: str | None = None) -> None:
+    def _record_heal(self, active: ActiveFault, error: str | None = None,
+                     began: float | None = None) -> None:
+        """The heal op, at the repair's end; ``began`` is when the repair started."""
         if self.history is not None:
-            self.history.append(NEMESIS, "info", "heal",
-                                {"target": active.target, "fault": active.id},
-                                error=error)
+            value: dict[str, Any] = {"target": active.target, "fault": active.id}
+            if began is not None:
+                value["began"] = round(began, 6)
+            self.history.append(NEMESIS, "info", "heal", value, error=error)
 
     def heal_all(self) -> None:
         """Jepsen's final generator: heal what is active, then repair everything."""
