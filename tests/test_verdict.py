@@ -133,7 +133,8 @@ def test_no_target_no_fault_no_check_is_unjudged_not_pass() -> None:
 def test_no_target_no_fault_is_judged_by_the_scenario_checks() -> None:
     passed = check_history(_without_fault(), checks={"capacity": lambda ops: {"valid": True}})
     assert passed["verdict"] == "pass" and "capacity" in passed["judged"]["checks"]
-    failed = check_history(_without_fault(), checks={"capacity": lambda ops: {"valid": False, "reason": "refused"}})
+    refused = {"valid": False, "reason": "refused"}
+    failed = check_history(_without_fault(), checks={"capacity": lambda ops: refused})
     assert failed["verdict"] == "fail" and any("refused" in r for r in failed["reasons"])
     unknown = check_history(_without_fault(), checks={"capacity": lambda ops: {"valid": "unknown"}})
     assert unknown["verdict"] == "unknown"
