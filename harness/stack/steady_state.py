@@ -305,9 +305,25 @@ def steady_state(stack: Stack) -> SteadyState:
     return SteadyState(checks, topo)
 
 
+# A member refused by configuration (pg_hba, a wrong password) does not recover by itself:
+# a failing check that names such a refusal, new log lines of it arriving all along, for
+# this long, ends the wait early (the named reason is the verdict's; no need to wait it out).
+REFUSED = re.compile(r"no pg_hba\.conf entry|pg_hba\.conf rejects|password authentication failed")
+REFUSED_FOR_S = 20.0
+
+
+def _refusals(state: SteadyState) -> set[str]:
+    """The configuration refusals the failing checks name (their log lines)."""
+    return {c.detail for c in state.failing() if REFUSED.search(c.detail)}
+
+
 def wait_for_steady_state(stack: Stack, timeout: float = 120.0, interval: float = 1.0) -> SteadyState:
-    """Poll until healthy or timeout; returns the last observation."""
+    """Poll until healthy or timeout; returns the last observation. A refusal by
+    configuration that keeps being logged for :data:`REFUSED_FOR_S` returns early."""
     deadline = time.monotonic() + timeout
+    refused_since: float | None = None
+    seen: set[str] = set()
+    fresh = 0
     while True:
         try:
             state = steady_state(stack)
@@ -317,4 +333,14 @@ def wait_for_steady_state(stack: Stack, timeout: float = 120.0, interval: float 
             return state
         if time.monotonic() >= deadline:
             raise PgchaosError("steady state could not be observed")
+        refusals = _refusals(state) if state is not None else set()
+        if not refusals:
+            refused_since, seen, fresh = None, set(), 0
+        else:
+            now = time.monotonic()
+            refused_since = now if refused_since is None else refused_since
+            fresh += bool(refusals - seen)  # a new log line of the refusal: still refusing
+            seen |= refusals
+            if now - refused_since >= REFUSED_FOR_S and fresh >= 2 and state is not None:
+                return state
         time.sleep(interval)
