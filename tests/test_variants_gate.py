@@ -1,80 +1,34 @@
 """The gate on config changes, proven on live stacks: each variant under
 compose/variants/ is provisioned on its own stack (offset ports, separate
 state folder) and must turn the verdict red for the right reason, while the
-reference config stays green on the same fault schedule."""
+reference config stays green on the same fault schedule (on the session's stack:
+tests/test_reference_schedule.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from offset_stack import OFFSET_ENV, STATE_DIR, offset_env  # noqa: E402,F401 - fixture
+from schedules import AFTER_FAILOVER_S, cut_replication_then_kill_leader
 
 from harness.history import read_history
 from harness.scenario import RunOptions, ScenarioRun, verdict_message
 from harness.stack import Stack, StackSpec
 from harness.stack.topology import discover
-from harness.targets import load_targets
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("offset_env"), pytest.mark.own_stack]
 
-CUT_S = 3.0  # replication link blackholed this long before the kill (< wal_sender_timeout 10 s)
-AFTER_FAILOVER_S = 3.0  # writes watched through the router after each step of a failover
-
-
-def options(tmp_path: Path) -> RunOptions:
-    return RunOptions(reports_dir=tmp_path / "reports", load_users=1)
-
-
-def cut_replication_then_kill_leader(variant: str | None, tmp_path: Path) -> ScenarioRun:
-    """Blackhole the leader's replication link (both streams: WAL is dropped, not
-    delayed), kill the leader with writes in flight, let a replica take over.
-
-    A latency toxic only delays: Toxiproxy still delivers what it holds after
-    the leader dies, so the replicas catch up long before the 20 s TTL
-    expires (500 ms of latency lost 1 write once: luck, not a gate).
-
-    Judged without a target row: the link fault is still open during the kill,
-    so per-fault RTO charges it with the failover too; RPO and recovery are
-    what this schedule is about (the kill's RTO is checked by the caller).
-    """
-    name = f"cut-then-kill-{variant or 'reference'}"
-    with Stack(StackSpec(variant=variant)) as stack, \
-            ScenarioRun(stack, name, None, options(tmp_path)) as run:
-        cut = run.nemesis.inject("timeout", "replication", timeout=0)
-        run.sleep(CUT_S)
-        kill = run.nemesis.inject("kill", "primary")
-        assert cut.target == f"replication-{kill.target}", (cut.target, kill.target)
-        run.figures["new_leader"] = run.wait_for_new_leader(kill.target, timeout_s=60)
-        run.wait_for_recovery(timeout_s=60)
-    assert run.verdict is not None
-    return run
-
-
-def fault_rto(verdict: dict[str, Any], fault: str, kind: str = "write") -> float | None:
-    return next(f["rto_s"][kind] for f in verdict["faults"] if f["f"] == fault)
-
 
 def test_async_replication_loses_acknowledged_writes(tmp_path: Path) -> None:
-    verdict = cut_replication_then_kill_leader("async-replication", tmp_path).verdict
+    with Stack(StackSpec(variant="async-replication")) as stack:
+        verdict = cut_replication_then_kill_leader(stack, "cut-then-kill-async-replication", tmp_path).verdict
     message = verdict_message(verdict)
     assert verdict["verdict"] == "fail", message
     assert verdict["rpo"]["lost"] > 0, message
     assert any("acknowledged write(s) lost" in r for r in verdict["reasons"]), message
     # every lost write was acknowledged while the link was cut: the async window, nothing older
     assert verdict["rpo"]["window_s"] == 0, message
-
-
-def test_reference_keeps_every_write_on_the_same_schedule(tmp_path: Path) -> None:
-    verdict = cut_replication_then_kill_leader(None, tmp_path).verdict
-    message = verdict_message(verdict)
-    assert verdict["verdict"] == "unjudged", message  # no target row: nothing failed
-    assert {f["severity"] for f in verdict["findings"]} <= {"unjudged", "note"}, message
-    assert verdict["rpo"]["lost"] == 0, message
-    bound = max(w.bound for w in load_targets().waivers_for("coordinator-failure"))
-    rto = fault_rto(verdict, "kill")
-    assert rto is not None and rto <= bound, message
 
 
 def test_router_that_does_not_follow_the_leader_fails_the_gate(tmp_path: Path) -> None:
