@@ -69,6 +69,10 @@ OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
     ("--pgchaos-load-users", "--load-users", dict(
         dest="pgchaos_users", type=int, default=3, metavar="N",
         help="locust users during each scenario (0: probe only)")),
+    ("--pgchaos-load-workers", "--load-workers", dict(
+        dest="pgchaos_load_workers", type=int, default=0, metavar="N",
+        help="run the locust users distributed over N local worker processes (locust's "
+             "master/worker mode; 0: one process)")),
     ("--pgchaos-seed", "--seed", dict(
         dest="pgchaos_seed", type=int, default=None, metavar="N", help="seed for randomised schedules")),
     ("--pgchaos-timeout-multiplier", "--timeout-multiplier", dict(
@@ -134,6 +138,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "own_stack: builds stacks of its own on other ports (CI runs these beside the session's stack)",
     ):
         config.addinivalue_line("markers", line)
+    from harness.load.locust_runner import MAX_WORKERS
+
+    if not 0 <= config.getoption("pgchaos_load_workers") <= MAX_WORKERS:
+        raise pytest.UsageError(f"--pgchaos-load-workers: {config.getoption('pgchaos_load_workers')} "
+                                f"not in 0..{MAX_WORKERS}")
     config.stash[VERDICTS_KEY] = []
     if config.getoption("pgchaos_targets", None):
         from harness.errors import PgchaosError
@@ -251,6 +260,7 @@ def run_options(config: pytest.Config) -> RunOptions:
     from harness.scenario import RunOptions
 
     opts = RunOptions(load_users=config.getoption("pgchaos_users"),
+                      load_workers=config.getoption("pgchaos_load_workers"),
                       timeout_multiplier=config.getoption("pgchaos_timeout_mult"),
                       seed=config.getoption("pgchaos_seed"),
                       margin=config.getoption("pgchaos_margin"),

@@ -54,6 +54,7 @@ class RunOptions:
     reports_dir: Path = field(default_factory=default_reports_dir)  # ./reports of the caller, at run time
     run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
     load_users: int = 3
+    load_workers: int = 0  # > 0: locust's master/worker mode over this many local processes
     probe_period_s: float = 0.04
     timeout_multiplier: float = 1.0
     targets_path: Path | None = None
@@ -210,7 +211,8 @@ class ScenarioRun:
             self.phase("phase-recorder-unavailable", error=str(exc)[:200])
         if self.with_load:
             self.locust = LocustLoad(self.stack.dsn(), self.dir, self.run_start, self.key_base,
-                                     users=self.options.load_users, run_time_s=900).start()
+                                     users=self.options.load_users, run_time_s=900,
+                                     workers=self.options.load_workers).start()
         time.sleep(2.0)  # a baseline of successful ops before any fault
         return self
 
@@ -408,8 +410,8 @@ class ScenarioRun:
 
     def _judge(self) -> None:
         paths = [self.dir / "history-harness.jsonl"]
-        if self.locust is not None and self.locust.history_path.exists():
-            paths.append(self.locust.history_path)
+        if self.locust is not None:
+            paths += [p for p in self.locust.history_paths if p.exists()]
         if self._alert_history is not None:
             paths.append(self._alert_history.path)
         ops = merge_histories(paths)

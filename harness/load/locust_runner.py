@@ -3,6 +3,14 @@
 locust monkey-patches the interpreter on import, so nothing in harness/
 imports it; the subprocess shares the run's monotonic timeline through
 PGCHAOS_RUN_START and writes its own history file, merged afterwards.
+
+With ``workers`` > 0 the load runs distributed, on locust's own master/worker
+mode: a headless master (bound to 127.0.0.1) spreads the users over that many
+local worker processes, each with its own history file and its own range of
+process ids (so its keys never collide with another's); every file is merged
+into the run's one history. Remote workers (``locust -f loadtests/locustfile.py
+--worker --master-host HOST``, same PGCHAOS_* environment) add load, but their
+histories live on another host's clock: they are not judged.
 """
 
 from __future__ import annotations
@@ -11,9 +19,11 @@ import contextlib
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Final
 
 from harness import assets
 from harness.errors import PgchaosError
@@ -21,6 +31,9 @@ from harness.errors import PgchaosError
 PR_SET_PDEATHSIG = 1
 LOCUSTFILE = assets.locustfile()
 USER_CLASSES = ("WriterUser", "ReaderUser", "VectorUser")
+PROCESS_BASE: Final = 100  # locust users' process ids start here (probes use 1, 2, 11, 12, ...)
+WORKER_SPAN: Final = 400  # process ids per worker: 100-499, 500-899, ... (capacity clients start at 5000)
+MAX_WORKERS: Final = 10
 
 
 def _die_with_parent() -> None:
@@ -34,7 +47,10 @@ class LocustLoad:
 
     def __init__(self, dsn: str, out_dir: Path, run_start: float, key_base: int,
                  users: int = 3, run_time_s: float = 600.0, pacing_s: float = 0.1,
-                 user_classes: tuple[str, ...] = USER_CLASSES, pipeline: bool = True) -> None:
+                 user_classes: tuple[str, ...] = USER_CLASSES, pipeline: bool = True,
+                 workers: int = 0) -> None:
+        if not 0 <= workers <= MAX_WORKERS:
+            raise PgchaosError(f"load workers: {workers} not in 0..{MAX_WORKERS}")
         self.dsn = dsn
         self.out_dir = out_dir
         self.run_start = run_start
@@ -44,15 +60,27 @@ class LocustLoad:
         self.pacing_s = pacing_s
         self.user_classes = user_classes
         self.pipeline = pipeline  # writers: BEGIN..INSERT..SET LOCAL in one round trip, COMMIT in another
+        self.workers = workers
         self.proc: subprocess.Popen[bytes] | None = None
+        self.worker_procs: list[subprocess.Popen[bytes]] = []
+        self.master_port: int | None = None
 
     @property
     def history_path(self) -> Path:
+        """The (master's, when distributed) history file."""
         return self.out_dir / "history-locust.jsonl"
 
+    @property
+    def history_paths(self) -> list[Path]:
+        """Every history file of the load: the master's, then each worker's."""
+        return [self.history_path] + [self.out_dir / f"history-locust-worker-{i}.jsonl"
+                                      for i in range(self.workers)]
+
     def command(self) -> list[str]:
+        distributed = ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
+                       str(self.master_port), "--expect-workers", str(self.workers)] if self.workers else []
         return [
-            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", *distributed,
             "--users", str(self.users), "--spawn-rate", str(self.users),
             "--run-time", f"{int(self.run_time_s)}s", "--stop-timeout", "3",
             "--csv", str(self.out_dir / "locust"), "--html", str(self.out_dir / "locust.html"),
@@ -60,19 +88,39 @@ class LocustLoad:
             *self.user_classes,
         ]
 
-    def start(self) -> LocustLoad:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ, "PGCHAOS_DSN": self.dsn, "PGCHAOS_HISTORY": str(self.history_path),
+    def worker_command(self) -> list[str]:
+        return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
+                "--master-host", "127.0.0.1", "--master-port", str(self.master_port),
+                "--loglevel", "WARNING"]
+
+    def _env(self, history: Path, process_base: int) -> dict[str, str]:
+        return {
+            **os.environ, "PGCHAOS_DSN": self.dsn, "PGCHAOS_HISTORY": str(history),
             "PGCHAOS_RUN_START": repr(self.run_start), "PGCHAOS_KEY_BASE": str(self.key_base),
             "PGCHAOS_PACING_S": str(self.pacing_s), "PGCHAOS_PIPELINE": "1" if self.pipeline else "0",
+            "PGCHAOS_PROCESS_BASE": str(process_base),
             "PYTHONPATH": os.pathsep.join(
                 filter(None, [str(assets.import_root()), os.environ.get("PYTHONPATH")])),
         }
-        log = open(self.out_dir / "locust.log", "wb")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen(self.command(), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
-        log.close()
+
+    def _spawn(self, cmd: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
+        log = open(self.out_dir / log_name, "wb")  # noqa: SIM115 - owned by the child
+        try:
+            return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True, preexec_fn=_die_with_parent)
+        finally:
+            log.close()
+
+    def start(self) -> LocustLoad:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.workers:
+            with socket.socket() as sock:  # a free port on loopback for the master
+                sock.bind(("127.0.0.1", 0))
+                self.master_port = sock.getsockname()[1]
+        self.proc = self._spawn(self.command(), self._env(self.history_path, PROCESS_BASE), "locust.log")
+        for i in range(self.workers):
+            env = self._env(self.out_dir / f"history-locust-worker-{i}.jsonl", PROCESS_BASE + i * WORKER_SPAN)
+            self.worker_procs.append(self._spawn(self.worker_command(), env, f"locust-worker-{i}.log"))
         return self
 
     def stop(self, timeout_s: float = 20.0) -> int:
@@ -87,6 +135,13 @@ class LocustLoad:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
         rc = self.proc.returncode
+        for worker in self.worker_procs:  # the master's quit stops them; make sure
+            try:
+                worker.wait(timeout=timeout_s if worker.poll() is None else 0)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait(timeout=5)
         if not self.history_path.exists():
             tail = (self.out_dir / "locust.log").read_text(errors="replace")[-500:]
             raise PgchaosError(f"locust wrote no history (exit {rc}): {tail}")
