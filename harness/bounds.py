@@ -113,7 +113,11 @@ def derive(kind: str, t: Timings) -> tuple[float, str] | None:
 
 def resolve(waivers: list[Waiver], timings: Timings | None,
             overrides: dict[str, tuple[float, str]] | None = None) -> list[Waiver]:
-    """Waivers with their bound derived (or set by the manifest), each saying how."""
+    """Waivers with their bound derived (or set by the manifest), each saying how.
+
+    A derived bound replaces the table's only when it is tighter: the table's
+    ``bound`` is the cap, so a configuration that slows failover cannot widen the
+    waiver that excuses it. A manifest override (with its reason) is taken as is."""
     out = []
     for w in waivers:
         if w.derive is None:
@@ -126,6 +130,11 @@ def resolve(waivers: list[Waiver], timings: Timings | None,
             if got is None:
                 out.append(replace(w, derivation=f"the stack's timings could not be read: the table's "
                                                  f"bound {w.bound:g} s"))
+            elif got[0] > w.bound:  # derived bounds tighten a waiver, never loosen it
+                out.append(replace(w, derivation=f"{got[1]}, over the table's {w.bound:g} s: capped at "
+                                                 f"{w.bound:g} s (a slower configuration does not loosen "
+                                                 f"its own waiver; a manifest [bounds] entry with a "
+                                                 f"reason can)"))
             else:
                 out.append(replace(w, bound=got[0], derivation=got[1]))
     return out
