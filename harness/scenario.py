@@ -214,6 +214,9 @@ class ScenarioRun:
                                      users=self.options.load_users, run_time_s=900,
                                      workers=self.options.load_workers).start()
         time.sleep(2.0)  # a baseline of successful ops before any fault
+        if self.locust is not None and not self.locust.wait_running(self.options.scaled(30)):
+            self.extra_reasons.append("load: the locust users recorded nothing within "
+                                      f"{self.options.scaled(30):.0f} s of their start (see locust*.log)")
         return self
 
     # -- alerts ------------------------------------------------------------------
@@ -490,6 +493,8 @@ class ScenarioRun:
 
 def _run_code(reason: str) -> str:
     """The finding code of a reason the run adds from outside the history."""
+    if reason.startswith("load:"):
+        return "load-not-running"
     return "alerting" if reason.startswith("alerting") else "steady-state"
 
 

@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Final
 
@@ -122,6 +123,20 @@ class LocustLoad:
             env = self._env(self.out_dir / f"history-locust-worker-{i}.jsonl", PROCESS_BASE + i * WORKER_SPAN)
             self.worker_procs.append(self._spawn(self.worker_command(), env, f"locust-worker-{i}.log"))
         return self
+
+    def running(self) -> bool:
+        """Whether every process that runs users has recorded an op (its history is not empty)."""
+        paths = self.history_paths[1:] if self.workers else [self.history_path]
+        return all(p.exists() and p.stat().st_size > 0 for p in paths)
+
+    def wait_running(self, timeout_s: float = 30.0) -> bool:
+        """Wait (bounded) until :meth:`running`; False when it did not start in time or exited."""
+        deadline = time.monotonic() + timeout_s
+        while not self.running():
+            if time.monotonic() >= deadline or (self.proc is not None and self.proc.poll() is not None):
+                return False
+            time.sleep(0.1)
+        return True
 
     def stop(self, timeout_s: float = 20.0) -> int:
         """Ask locust to stop (SIGTERM, it writes its reports), kill if it hangs."""
