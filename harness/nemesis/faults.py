@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import docker.errors
 import requests
 
 from harness.errors import PgchaosError
@@ -430,8 +431,12 @@ CATALOGUE: dict[str, Fault] = {f.name: f for f in [
 
 
 def ensure_running(container: Any) -> None:
-    """Unpause or start a container that a fault left down."""
-    container.reload()
+    """Unpause or start a container that a fault left down (one removed meanwhile is left to
+    the steady state, which names it missing)."""
+    try:
+        container.reload()
+    except docker.errors.NotFound:
+        return
     if container.status == "paused":
         container.unpause()
     elif container.status in ("exited", "created", "dead"):
