@@ -18,11 +18,13 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 
+from harness.checkers.runbook_steps import RUNBOOK_STEP
+from harness.history import OBSERVER
 from harness.stack import citus
 from harness.stack.manifest import Group
 
@@ -60,6 +62,7 @@ class Runbook:
         """Run one step (on the coordinator, or on `dsn`); a refusal is recorded (ok False,
         the server's or the pooler's error), never raised."""
         self.run.phase("runbook", step=label, guide=guide)
+        self._record(label, "begin", guide=guide)
         step: dict[str, Any] = {"step": label, "source": GUIDE if guide else WORKING,
                                 "sql": sql if params is None else f"{sql} -- {params}",
                                 "at_s": round(self.run.now(), 2)}
@@ -73,14 +76,36 @@ class Runbook:
         except psycopg.Error as exc:
             step.update(ok=False, error=citus.error_text(exc))
         step["seconds"] = round(time.monotonic() - started, 2)
+        self._record(label, "end", ok=step["ok"], **({"error": step["error"]} if not step["ok"] else {}))
         self.steps.append(step)
         return step
+
+    @contextlib.contextmanager
+    def step(self, label: str, guide: bool = False) -> Iterator[None]:
+        """A step that is not SQL (containers started, a wait), its span in the history."""
+        self.run.phase("runbook", step=label, guide=guide)
+        self._record(label, "begin", guide=guide)
+        try:
+            yield
+        except Exception as exc:
+            self._record(label, "end", ok=False, error=f"{type(exc).__name__}: {exc}"[:300])
+            raise
+        self._record(label, "end", ok=True)
+
+    def _record(self, label: str, state: str, **value: Any) -> None:
+        """The step in the history (observer op ``runbook-step``), so that client failures
+        while it runs are attributed to it (harness.checkers.runbook_steps)."""
+        history = getattr(self.run, "history", None)
+        if history is not None and not history.closed:
+            history.append(OBSERVER, "info", RUNBOOK_STEP, {"step": label, "state": state, **value})
 
     def note(self, label: str, guide: bool = False, observed: bool = False, ok: bool = True,
              error: str | None = None, **detail: Any) -> None:
         """A step that is not SQL (a script, a container started, what Patroni did on its own),
         recorded like the others; `ok` False with `error` for one that failed."""
         self.run.phase("runbook", step=label, guide=guide)
+        self._record(label, "begin", guide=guide)
+        self._record(label, "end", ok=ok, **({"error": error} if error is not None else {}))
         source = GUIDE if guide else OBSERVED if observed else WORKING
         self.steps.append({"step": label, "source": source, "at_s": round(self.run.now(), 2), "ok": ok,
                            **({"error": error} if error is not None else {}), **detail})
@@ -372,10 +397,10 @@ class WorkerReplacement:
         """Start the spare group (Patroni registers its primary itself), then the guide's citus_add_node."""
         mark = len(self.book.steps)
         group = self.spare.citus_group
-        self.run.phase("runbook", step=f"3. start the replacement worker (spare group {self.spare.group.name})")
-        self.spare.start()
-        registered, _ = wait_for(f"Patroni registers group {group} in pg_dist_node",
-                                 lambda: group in citus.primaries(self.dsn), timeout_s=150, interval_s=1)
+        with self.book.step(f"3. start the replacement worker (spare group {self.spare.group.name})"):
+            self.spare.start()
+            registered, _ = wait_for(f"Patroni registers group {group} in pg_dist_node",
+                                     lambda: group in citus.primaries(self.dsn), timeout_s=150, interval_s=1)
         if not registered:
             raise RuntimeError(f"the spare group's primary never appeared in pg_dist_node (group {group})")
         new_host, new_port = citus.primaries(self.dsn)[group].split(":")

@@ -18,6 +18,7 @@ from harness.checkers.fault_effect import fault_effect
 from harness.checkers.phases import PHASE_FS, SHORT, phases
 from harness.checkers.phases import explain as explain_phases
 from harness.checkers.rto import DEFAULT_STABLE_S
+from harness.checkers.runbook_steps import runbook_steps, step_windows
 from harness.checkers.split_brain import split_brain
 from harness.history import MONITOR, Op, gc_paused, read_history
 from harness.targets import Target, Waiver, load_targets
@@ -270,10 +271,10 @@ def _judge_rpo(
 
 # Checkers every history gets, in this order; scenario checks come after them.
 BUILTIN_CHECKS: Final = ("rto", "rpo", "availability", "fault-effect", "after-recovery", "split-brain",
-                          "detection", "phases")
+                          "detection", "phases", "runbook-steps")
 # Results whose reasons the verdict words itself; any other check is judged by _judge_check.
 # "phases" explains and is never judged: its "unknown" (no samples) weighs nothing.
-_OWN_WORDING: Final = frozenset({"rto", "rpo", "availability", "fault-effect", "phases"})
+_OWN_WORDING: Final = frozenset({"rto", "rpo", "availability", "fault-effect", "phases", "runbook-steps"})
 
 
 def run_checks(
@@ -300,8 +301,12 @@ def run_checks(
             "availability": check_safe(availability, ops, gap_s=gap_s),
             "fault-effect": check_safe(fault_effect, ops),
         }
+        steps = step_windows(ops)
+        if steps:
+            results["runbook-steps"] = check_safe(runbook_steps, ops)
         if "faults" in results["rto"]:
-            results["after-recovery"] = check_safe(after_recovery, ops, rto_result=results["rto"])
+            results["after-recovery"] = check_safe(after_recovery, ops, rto_result=results["rto"],
+                                                   skip_windows=[(w.begin, w.end) for w in steps])
         else:
             results["after-recovery"] = {"valid": UNKNOWN, "error": "no RTO result to start from"}
         if any(op.f == "writable" for op in ops):
@@ -328,6 +333,23 @@ def _judge_check(name: str, res: dict[str, Any], j: _Judgement) -> None:
                else f"{name}: {res.get('reason') or res}")
     elif res["valid"] is not True:
         j.unknown(f"check-unknown:{name}", f"{name} could not judge: {res.get('error') or res.get('reason')}")
+
+
+def _judge_runbook_steps(steps: Sequence[dict[str, Any]], target: Target | None, j: _Judgement) -> None:
+    """Client failures during a runbook step are that step's: its unavailability is judged
+    against the row's RTO (noted when within it, or when there is no row)."""
+    for step in steps:
+        if not step["failures"]:
+            continue
+        for kind, value in step["unavailable_s"].items():
+            text = (f"runbook step {step['step']!r}: {step['failures']} write/read failure(s) while it ran "
+                    f"(first: {step.get('first_error')}); {kind}s unavailable "
+                    + ("until the end" if value is None else _fmt_s(value)))
+            if target is not None and (value is None or value > target.rto_s):
+                j.fail("runbook-step-outage", f"{text} > target {_fmt_s(target.rto_s)} ({target.row})")
+            else:
+                j.note("runbook-step-failures", text + (f", within {target.row}'s {_fmt_s(target.rto_s)}"
+                                                        if target is not None else ""))
 
 
 def _judge_by_own_checks(results: Mapping[str, dict[str, Any]], j: _Judgement) -> None:
@@ -400,6 +422,9 @@ def check_history(
     r_ph = results.get("phases")
     if r_ph and r_ph.get("faults"):
         _explain_by_phase(r_ph, j)
+    r_steps = results.get("runbook-steps")
+    if r_steps and r_steps.get("steps"):
+        _judge_runbook_steps(r_steps["steps"], target, j)
 
     rpo_out = {k: r_rpo.get(k) for k in ("lost", "lost_keys", "window_s", "unknown", "unexpected")}
     for extra in ("unexpected_keys", "late", "late_keys", "duplicates", "acknowledged"):
@@ -432,6 +457,7 @@ def check_history(
         "checkers": checkers,
         "scenario_checks": {k: v for k, v in results.items() if k not in _OWN_WORDING},
         "fault_effect": r_fe,
+        "runbook_steps": (results.get("runbook-steps") or {}).get("steps"),
         "recovery_phases": None if not r_ph else {k: r_ph.get(k) for k in ("valid", "faults", "error")
                                                   if k in r_ph},
         "detection": None if not r_det else {k: r_det.get(k) for k in (

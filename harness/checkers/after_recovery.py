@@ -20,8 +20,12 @@ def after_recovery(
     rto_result: dict[str, Any] | None = None,
     fs: Collection[str] = ("write", "read"),
     exclude_processes: Collection[int | str] = (FINAL_READER,),
+    skip_windows: Sequence[tuple[float, float]] = (),
 ) -> dict[str, Any]:
     """Writes or reads requested after the last heal and the last recovery that failed.
+
+    Ops invoked within ``skip_windows`` (runbook steps: :mod:`harness.checkers.runbook_steps`
+    attributes their failures to the step) are not counted here.
 
     The mark is the latest of every fault's heal (or its time when never
     healed) and its recovery (fault time + RTO, per kind). An op counts when
@@ -42,9 +46,12 @@ def after_recovery(
     since = max(marks)
     ops = list(ops)
     invoked = pair_invocations(ops)
+    def started(i: int) -> float:
+        return ops[invoked[i]].time if invoked[i] is not None else ops[i].time
+
     bad = [op for i, op in enumerate(ops)
            if op.f in fs and op.type in ("fail", "info") and op.process not in exclude_processes
-           and (ops[invoked[i]].time if invoked[i] is not None else op.time) > since]
+           and started(i) > since and not any(a <= started(i) <= b for a, b in skip_windows)]
     reason = (f"{len(bad)} writes/reads failed after every fault was healed and had recovered "
               f"(from {since:.1f} s; first: {bad[0].error})") if bad else ""
     return {"valid": not bad, "since_s": round(since, 3), "failures": len(bad), "reason": reason}
