@@ -272,3 +272,57 @@ def test_a_failing_or_waived_rto_names_its_slowest_phase_in_the_verdict() -> Non
     assert "Patroni ttl/loop_wait/retry_timeout" in explained[0]["text"]
     assert slow["recovery_phases"]["faults"][0]["slowest"] == "dcs"
     assert any(n.startswith("slowest phase: dcs") for n in slow["notes"])
+
+
+def grouped(worker_fault: bool) -> list[Op]:
+    """A coordinator group (c1 leader) and a Citus worker group w1 (w1a leader, w1b standby),
+    each recorded in its own lane; a stop of w1a (or of c1) at t=10."""
+    h = H()
+
+    def lane(t: float, group: str, role: str, members: tuple[str, ...], leader: str | None) -> None:
+        h.add(t, OBSERVER, "ok", PHASE_CLUSTER, {
+            "leader": leader, "group": group, "role": role,
+            "members": {m: ["leader" if m == leader else "replica", "running"] for m in members}})
+
+    def pg(t: float, member: str, state: str, group: str) -> None:
+        h.add(t, OBSERVER, "fail" if state == "down" else "ok", PHASE_PG,
+              {"member": member, "state": state, "group": group}, node=member)
+
+    lane(0.1, "coordinator", "coordinator", MEMBERS, "c1")
+    lane(0.1, "w1", "worker", ("w1a", "w1b"), "w1a")
+    for m, st in (("c1", "primary"), ("c2", "replica"), ("c3", "replica")):
+        pg(0.1, m, st, "coordinator")
+    pg(0.1, "w1a", "primary", "w1")
+    pg(0.1, "w1b", "replica", "w1")
+    for k in range(0, 95):
+        h.client(0.5 + k * 0.1, True, k)
+    h.fault(10.0, target="w1a" if worker_fault else "c1")
+    if worker_fault:
+        pg(10.4, "w1a", "down", "w1")
+        lane(11.0, "w1", "worker", ("w1a", "w1b"), None)
+        pg(13.0, "w1b", "primary", "w1")
+        lane(13.2, "w1", "worker", ("w1a", "w1b"), "w1b")
+    else:
+        pg(10.3, "c1", "down", "coordinator")
+        lane(10.6, "coordinator", "coordinator", MEMBERS, None)
+        pg(12.0, "c2", "primary", "coordinator")
+        lane(12.1, "coordinator", "coordinator", MEMBERS, "c2")
+    h.client(10.8, False, 200)
+    for k in range(20):
+        h.client(14.5 + k * 0.1, True, 300 + k)
+    return h.sorted()
+
+
+def test_a_worker_group_fault_is_timed_in_its_own_lane() -> None:
+    (f,) = phases(grouped(worker_fault=True))["faults"]
+    at = {r["phase"]: r["at_s"] for r in f["phases"]}
+    assert f["group"] == "w1" and f["old_leader"] == "w1a", f
+    assert at["gone"] == pytest.approx(0.4) and at["dcs"] == pytest.approx(1.0)
+    assert at["promoted"] == pytest.approx(3.0)  # w1b, not a coordinator member that was always primary
+
+
+def test_a_coordinator_fault_ignores_the_worker_lanes() -> None:
+    (f,) = phases(grouped(worker_fault=False))["faults"]
+    at = {r["phase"]: r["at_s"] for r in f["phases"]}
+    assert f["group"] == "coordinator" and f["old_leader"] == "c1", f
+    assert at["dcs"] == pytest.approx(0.6) and at["promoted"] == pytest.approx(2.0)

@@ -13,6 +13,9 @@ For each fault (a nemesis op), in causal order, the first moment after it that:
 ``at_s`` is seconds after the fault; ``duration_s`` runs from the latest earlier
 phase (0 when observed out of order, e.g. a DCS sample behind a promotion).
 A phase the stack does not have, or that no sample showed, is absent (never 0).
+Each Patroni group has its own lane (Citus worker groups included): a fault on a
+member of a worker group is timed against that group's DCS view and postmasters;
+the router, pooler and clients phases are the cluster's, through the coordinator.
 The "old leader" is the leader the DCS named just before the fault. A fault
 after which the leader never went gets no phases. The checker explains; it
 never fails a verdict: valid is True, or "unknown" without any phase samples.
@@ -57,15 +60,30 @@ LEADER_ROLES: Final = ("leader", "master", "primary")
 
 @dataclass
 class Samples:
-    """The recorder's state changes, each list sorted by time."""
+    """The recorder's state changes, each list sorted by time.
+
+    ``cluster`` is the coordinator group's lane (samples without a group, or of the
+    group recorded with role ``coordinator``); ``lanes`` holds every named group's
+    (Citus worker groups get their own), ``members`` which members each lane listed.
+    """
 
     cluster: list[tuple[float, str | None, bool]] = field(default_factory=list)  # (t, leader, answered)
     pg: dict[str, list[tuple[float, str]]] = field(default_factory=dict)  # member -> (t, state)
     writes: dict[str, list[tuple[float, bool]]] = field(default_factory=dict)  # via -> (t, ok)
+    lanes: dict[str, list[tuple[float, str | None, bool]]] = field(default_factory=dict)  # group -> samples
+    members: dict[str, set[str]] = field(default_factory=dict)  # group -> members it listed
+    coordinator: str | None = None  # the coordinator group's name, when recorded
 
     @property
     def empty(self) -> bool:
-        return not (self.cluster or self.pg or self.writes)
+        return not (self.cluster or self.pg or self.writes or self.lanes)
+
+    def lane_of(self, target: str | None) -> tuple[str | None, list[tuple[float, str | None, bool]]]:
+        """(group, its samples) of the group ``target`` belongs to; else the coordinator's lane."""
+        for group, names in self.members.items():
+            if target is not None and target in names and group != self.coordinator:
+                return group, self.lanes[group]
+        return self.coordinator, self.cluster
 
 
 def collect(ops: Sequence[Op]) -> tuple[Samples, list[float]]:
@@ -83,7 +101,16 @@ def collect(ops: Sequence[Op]) -> tuple[Samples, list[float]]:
         v = op.value if isinstance(op.value, dict) else {}
         if op.f == PHASE_CLUSTER:
             leader = v.get("leader") if op.type == "ok" else None
-            s.cluster.append((op.time, leader if isinstance(leader, str) else None, op.type == "ok"))
+            sample = (op.time, leader if isinstance(leader, str) else None, op.type == "ok")
+            group = v.get("group")
+            if not isinstance(group, str) or v.get("role") == "coordinator":
+                s.cluster.append(sample)
+                if isinstance(group, str):
+                    s.coordinator = group
+            if isinstance(group, str):
+                s.lanes.setdefault(group, []).append(sample)
+                s.members.setdefault(group, set()).update(
+                    str(m) for m in (v.get("members") or {}) if isinstance(m, str))
         elif op.f == PHASE_PG:
             member = v.get("member") or op.node
             if isinstance(member, str):
@@ -93,19 +120,22 @@ def collect(ops: Sequence[Op]) -> tuple[Samples, list[float]]:
             via = v.get("via") or op.node
             if isinstance(via, str):
                 s.writes.setdefault(via, []).append((op.time, op.type == "ok"))
-    for lst in (s.cluster, *s.pg.values(), *s.writes.values()):
+    for lst in (s.cluster, *s.pg.values(), *s.writes.values(), *s.lanes.values()):
         lst.sort(key=lambda x: x[0])
     client_oks.sort()
     return s, client_oks
 
 
-def _old_leader(s: Samples, t0: float, target: str | None) -> str | None:
-    """The leader the DCS named last before ``t0``; else the one primary postmaster; else the target."""
-    before = [c for c in s.cluster if c[0] <= t0 and c[2]]
+def _old_leader(s: Samples, t0: float, target: str | None,
+                lane: list[tuple[float, str | None, bool]] | None = None,
+                members: set[str] | None = None) -> str | None:
+    """The leader the DCS named last before ``t0`` (in ``lane``, default the coordinator's);
+    else the one primary postmaster (of ``members``, when given); else the target."""
+    before = [c for c in (s.cluster if lane is None else lane) if c[0] <= t0 and c[2]]
     if before and before[-1][1] is not None:
         return before[-1][1]
-    primaries = [m for m, lst in s.pg.items()
-                 if (last := [st for t, st in lst if t <= t0]) and last[-1] == "primary"]
+    primaries = [m for m, lst in s.pg.items() if (members is None or m in members)
+                 and (last := [st for t, st in lst if t <= t0]) and last[-1] == "primary"]
     if len(primaries) == 1:
         return primaries[0]
     return target
@@ -134,15 +164,18 @@ def _ok_since(records: list[tuple[float, bool]], since: float, floor: float, unt
 
 def fault_phases(s: Samples, client_oks: list[float], t0: float, until: float,
                  target: str | None = None) -> tuple[dict[str, float], str | None]:
-    """Absolute times of each observed phase of the fault at ``t0`` (before ``until``), and the old leader."""
-    old = _old_leader(s, t0, target)
+    """Absolute times of each observed phase of the fault at ``t0`` (before ``until``), and the
+    old leader, in the lane of the group ``target`` belongs to (see :meth:`Samples.lane_of`)."""
+    group, lane = s.lane_of(target)
+    members = s.members.get(group) if group is not None else None  # None: histories without groups
+    old = _old_leader(s, t0, target, lane, members)
     at: dict[str, float] = {}
     if old is None:
         return at, None
     gone = _first_change(s.pg.get(old, []), t0, until, lambda st: st != "primary")
     if gone is not None:
         at["gone"] = gone
-    dcs = _first_change(s.cluster, t0, until, lambda leader, answered: answered and leader != old)
+    dcs = _first_change(lane, t0, until, lambda leader, answered: answered and leader != old)
     if dcs is not None:
         at["dcs"] = dcs
     if gone is None and dcs is None:
@@ -150,7 +183,7 @@ def fault_phases(s: Samples, client_oks: list[float], t0: float, until: float,
     floor = gone if gone is not None else dcs
     assert floor is not None
     # the old leader back as primary after it went, or another member as primary after the fault
-    promoted = min((t for m, lst in s.pg.items() for t, st in lst
+    promoted = min((t for m, lst in s.pg.items() if members is None or m in members for t, st in lst
                     if (floor if m == old else t0) < t <= until and st == "primary"), default=None)
     if promoted is not None:
         at["promoted"] = promoted
@@ -191,7 +224,8 @@ def timelines(s: Samples, client_oks: list[float], found: Sequence[Fault], end: 
             rows.append({"phase": name, "at_s": round(at_s, 3), "duration_s": round(max(0.0, at_s - prev), 3)})
             prev = max(prev, at_s)
         slowest = max(rows, key=lambda r: r["duration_s"])["phase"] if rows else None
-        entry: dict[str, Any] = {"fault": fault.index, "f": fault.f, "target": fault.target,
+        group, _ = s.lane_of(fault.target)
+        entry: dict[str, Any] = {"fault": fault.index, "f": fault.f, "target": fault.target, "group": group,
                                  "old_leader": old, "phases": rows, "slowest": slowest,
                                  "governed_by": GOVERNED_BY[slowest] if slowest else []}
         if not rows:

@@ -4,9 +4,10 @@ so that a fault's RTO can be split into phases (harness.checkers.phases).
 Three kinds of samples, each an op of process ``"observer"`` recorded only when
 its state changes (plus a first sample), so histories stay small:
 
-- f ``phase-cluster``: Patroni's ``/cluster`` (the DCS view) of the coordinator
-  group: ``{"leader": name | None, "members": {name: [role, state]}}``; ``fail``
-  (value None) when no member's REST API answers.
+- f ``phase-cluster``: Patroni's ``/cluster`` (the DCS view) of each Patroni
+  group (the coordinator's, and each Citus worker group's: a lane each):
+  ``{"leader": name | None, "members": {name: [role, state]}, "group", "role"}``;
+  ``fail`` (value ``{"group", "role"}``) when no member's REST API answers.
 - f ``phase-pg``, node = member: that member's postmaster, asked directly
   (``pg_is_in_recovery()`` on its published port): ``{"member", "state"}`` with
   state ``primary`` / ``replica`` (``ok``) or ``down`` (``fail``).
@@ -108,9 +109,11 @@ class PhaseRecorder:
             self.samples += n
 
     # -- samplers --------------------------------------------------------------------
-    def _cluster_sampler(self, urls: list[str]) -> Callable[[], tuple[Any, str, Any, Any]]:
+    def _cluster_sampler(self, urls: list[str], group: str | None = None,
+                         role: str | None = None) -> Callable[[], tuple[Any, str, Any, Any]]:
         session = requests.Session()
         order = list(urls)
+        tag = {} if group is None else {"group": group, "role": role}
 
         def sample() -> tuple[Any, str, Any, Any]:
             errors = []
@@ -126,16 +129,18 @@ class PhaseRecorder:
                     continue
                 members = {str(m.get("name")): [m.get("role"), m.get("state")] for m in doc.get("members", [])}
                 leaders = [n for n, (role, _) in members.items() if role in ("leader", "master", "primary")]
-                value = {"leader": leaders[0] if len(leaders) == 1 else None, "members": members}
+                value = {"leader": leaders[0] if len(leaders) == 1 else None, "members": members, **tag}
                 return ("ok", repr(sorted(members.items()))), "ok", value, None
-            return ("fail",), "fail", None, f"no Patroni REST API answered ({', '.join(errors)})"
+            return ("fail",), "fail", (tag or None), f"no Patroni REST API answered ({', '.join(errors)})"
 
         return sample
 
-    def _pg_sampler(self, member: str, dsn: str) -> Callable[[], tuple[Any, str, Any, Any]]:
+    def _pg_sampler(self, member: str, dsn: str,
+                    group: str | None = None) -> Callable[[], tuple[Any, str, Any, Any]]:
         import psycopg
 
         holder: dict[str, Any] = {"conn": None}
+        tag = {} if group is None else {"group": group}
 
         def sample() -> tuple[Any, str, Any, Any]:
             try:
@@ -148,9 +153,9 @@ class PhaseRecorder:
                     if holder["conn"] is not None:
                         holder["conn"].close()
                 holder["conn"] = None
-                return "down", "fail", {"member": member, "state": "down"}, _short(exc)
+                return "down", "fail", {"member": member, "state": "down", **tag}, _short(exc)
             state = "replica" if row and row[0] else "primary"
-            return state, "ok", {"member": member, "state": state}, None
+            return state, "ok", {"member": member, "state": state, **tag}, None
 
         return sample
 
@@ -226,21 +231,25 @@ class PhaseRecorder:
     def start(self) -> PhaseRecorder:
         """Resolve the published endpoints now (a stopped member has none later) and start sampling."""
         m = self.stack.manifest
-        group = m.coordinator
+        coordinator = m.coordinator
         loops: list[tuple[str, Callable[[], tuple[Any, str, Any, Any]], str | None]] = []
-        if group.patroni:
-            urls = []
+        # every Patroni group its own lane (Citus worker groups too); the coordinator first
+        groups = [coordinator] + [g for g in m.patroni_groups if g.name != coordinator.name]
+        for group in groups:
+            role = "coordinator" if group.name == coordinator.name else group.role
+            if group.patroni:
+                urls = []
+                for member in group.members:
+                    with contextlib.suppress(PgchaosError, Exception):
+                        urls.append(self.stack.patroni_url(member))
+                if urls:
+                    loops.append((PHASE_CLUSTER, self._cluster_sampler(urls, group.name, role), None))
             for member in group.members:
-                with contextlib.suppress(PgchaosError, Exception):
-                    urls.append(self.stack.patroni_url(member))
-            if urls:
-                loops.append((PHASE_CLUSTER, self._cluster_sampler(urls), None))
-        for member in group.members:
-            try:
-                dsn = self.stack.dsn(member, connect_timeout=2)
-            except Exception:  # noqa: S112 - a member without a published port is not sampled
-                continue
-            loops.append((PHASE_PG, self._pg_sampler(member, dsn), member))
+                try:
+                    dsn = self.stack.dsn(member, connect_timeout=2)
+                except Exception:  # noqa: S112 - a member without a published port is not sampled
+                    continue
+                loops.append((PHASE_PG, self._pg_sampler(member, dsn, group.name), member))
         # through the router only: fresh logins through PgBouncer at 5 Hz can trip its cached
         # server-login error ("server login has been failing") for every client after a heal;
         # when the pooler serves again shows in the clients' own writes (phase "clients")
