@@ -45,6 +45,7 @@ main{max-width:1240px;margin:0 auto;padding:16px 24px 48px}
 header{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:14px 18px;margin:12px 0}
 h1{font-size:20px;margin:0 0 6px}h2{font-size:17px;margin:0}h3{font-size:14px;margin:14px 0 4px;color:#57606a}
 .overall{float:right;font-size:18px;padding:6px 14px}
+.headline{font-size:16px;font-weight:600;margin:2px 0 8px}
 .meta{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;color:#424a53;margin-top:6px}
 .meta b{color:#1f2328;font-weight:600}
 .badge{display:inline-block;color:#fff;border-radius:12px;padding:1px 9px;font-weight:600;font-size:12px}
@@ -167,21 +168,31 @@ def phases_svg(fault: dict[str, Any], rto: float | None, width: int = 560) -> st
     end = max([float(p["at_s"]) for p in rows] + [rto or 0.0]) * 1.08 or 1.0
     def x(v: float) -> float:
         return round(8 + (width - 16) * v / end, 1)
-    out = [f'<svg width="{width}" height="62" viewBox="0 0 {width} 62" role="img" aria-label="recovery phases">',
-           f'<rect x="8" y="14" width="{width - 16}" height="14" fill="#f6f8fa"/>']
+    out = [f'<rect x="8" y="14" width="{width - 16}" height="14" fill="#f6f8fa"/>']
     order = {name: i for i, name in enumerate(PHASES)}
-    for i, p in enumerate(sorted(rows, key=lambda p: order.get(str(p.get("phase")), len(order)))):
+    lanes: list[float] = []  # the right end of the last label in each lane of labels
+    for p in sorted(rows, key=lambda p: order.get(str(p.get("phase")), len(order))):
         at, took = float(p["at_s"]), float(p.get("duration_s") or 0.0)
         name = str(p.get("phase"))
         color = PHASE_COLORS.get(name, "#6e7781")
         out.append(f'<rect x="{x(at - took)}" y="14" width="{max(1.5, x(at) - x(at - took))}" height="14" '
                    f'fill="{color}"><title>{esc(name)}: {at:.2f} s after the fault ({took:.2f} s)</title></rect>')
-        y = 42 if i % 2 == 0 else 56
+        text = f"{name} {at:.1f}"
+        half = 3.2 * len(text)
+        left = min(max(x(at) - half, 0.0), width - 2 * half)
+        lane = next((i for i, end in enumerate(lanes) if left > end + 4), len(lanes))
+        lanes[lane:lane + 1] = [left + 2 * half]
+        y = 42 + 12 * lane
         out.append(f'<line x1="{x(at)}" x2="{x(at)}" y1="12" y2="{y - 9}" stroke="{color}"/>'
-                   f'<text x="{x(at)}" y="{y}" text-anchor="middle" fill="{color}">{esc(name)} {at:.1f}</text>')
+                   f'<text x="{left + half:.1f}" y="{y}" text-anchor="middle" fill="{color}">{esc(text)}</text>')
+    height = 36 + 12 * max(1, len(lanes))
+    out.insert(0, f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+                  'aria-label="recovery phases">')
     if rto is not None:
+        anchor = "end" if x(rto) > width - 40 else "middle"
         out.append(f'<line x1="{x(rto)}" x2="{x(rto)}" y1="4" y2="30" stroke="#1f2328" stroke-width="2" '
-                   f'stroke-dasharray="2,2"/><text x="{x(rto)}" y="10" text-anchor="middle">RTO {rto:.1f}</text>')
+                   f'stroke-dasharray="2,2"/><text x="{x(rto)}" y="10" text-anchor="{anchor}">'
+                   f"RTO {rto:.1f}</text>")
     out.append("</svg>")
     return "".join(out)
 
@@ -217,6 +228,23 @@ def ordered(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[tuple[di
     return sorted(pairs, key=lambda p: rank.get(str(p[0].get("verdict")), -1))
 
 
+def headline(rows: list[dict[str, Any]]) -> str:
+    """The run in one sentence: certified or not, and why."""
+    ran = [r for r in rows if r.get("verdict") != "skipped"]
+    failing = [r for r in ran if r.get("verdict") in FAILING]
+    unjudged = sum(r.get("verdict") == "unjudged" for r in ran)
+    skipped = len(rows) - len(ran)
+    if not ran:
+        return "Nothing was certified: no scenario ran."
+    text = (f"Not certified: {len(failing)} of {len(ran)} executed scenarios failing." if failing
+            else f"Certified: all {len(ran) - unjudged} judged scenarios met their targets.")
+    if unjudged:
+        text += f" {unjudged} measured without a target (unjudged)."
+    if skipped:
+        text += f" {skipped} skipped."
+    return text
+
+
 def _header(run_dir: Path, info: dict[str, Any], rows: list[dict[str, Any]], word: str) -> str:
     tally = counts(rows)
     stack, host = info.get("stack") or {}, info.get("machine") or {}
@@ -245,7 +273,8 @@ def _header(run_dir: Path, info: dict[str, Any], rows: list[dict[str, Any]], wor
     ]
     color = COLORS.get(word, COLORS["fail"])
     return (f'<header><span class="badge overall" style="background:{color}">{esc(word)}</span>'
-            f'<h1>pgchaos certification — run {esc(run_dir.name)}</h1><div class="meta">'
+            f'<h1>pgchaos certification — run {esc(run_dir.name)}</h1>'
+            f'<p class="headline" style="color:{color}">{esc(headline(rows))}</p><div class="meta">'
             + "".join(f"<span>{k}</span><span>{v}</span>" for k, v in meta) + "</div></header>")
 
 
