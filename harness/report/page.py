@@ -24,7 +24,7 @@ from urllib.parse import quote
 from harness.checkers.phases import PHASES, SHORT
 from harness.report.run_info import read_run_info
 from harness.report.summary import counts, summary_row
-from harness.verdict import VERDICTS
+from harness.verdict import DEFAULT_MARGIN, VERDICTS
 
 PAGE: Final = "certification.html"
 FAILING: Final = ("error", "fail", "unknown")
@@ -133,7 +133,20 @@ def waiver_bound(verdict: dict[str, Any], kind: str = "write") -> float | None:
     return max(bounds) if bounds else None
 
 
-def bar(measured: float | None, bound: float | None, waiver: float | None, word: str | None,
+def bar_color(measured: float, bound: float | None, waiver: float | None,
+              margin: float = DEFAULT_MARGIN) -> str:
+    """The measured figure against its bounds: within the target (amber within the margin of it),
+    within the waiver, past both; grey without a bound."""
+    if bound is None:
+        return COLORS["unjudged"]
+    if measured <= bound:
+        return COLORS["marginal"] if bound > 0 and measured / bound > 1.0 - margin else COLORS["pass"]
+    if waiver is not None and measured <= waiver:
+        return COLORS["waived"]
+    return COLORS["fail"]
+
+
+def bar(measured: float | None, bound: float | None, waiver: float | None,
         width: int = BAR_W, label: str = "") -> str:
     """An inline SVG bar: ``measured`` against ``bound`` (solid mark) and ``waiver`` (dashed mark)."""
     h = 30
@@ -142,9 +155,7 @@ def bar(measured: float | None, bound: float | None, waiver: float | None, word:
     top = max(v for v in (measured, bound or 0, waiver or 0, 1e-9) if v is not None) * 1.12
     def x(v: float) -> float:
         return round(4 + (width - 8) * v / top, 1)
-    color = COLORS.get(word or "", "#6e7781")
-    if bound is not None and measured > bound and not (waiver and measured <= waiver):
-        color = COLORS["fail"]
+    color = bar_color(measured, bound, waiver)
     parts = [f'<svg width="{width}" height="{h}" viewBox="0 0 {width} {h}" role="img" '
              f'aria-label="{esc(label)} {measured:.1f} s of {esc(fmt_s(bound))}">',
              f'<rect x="4" y="6" width="{width - 8}" height="12" fill="#eaeef2" rx="2"/>',
@@ -258,7 +269,9 @@ def _header(run_dir: Path, info: dict[str, Any], rows: list[dict[str, Any]], wor
             ) + (" · attached" if stack.get("attached") else "") if stack else
             '<span class="muted">not recorded by this run</span>'),
         ("config", esc(f"hash {stack.get('config_hash') or '—'}") + (
-            esc(f" · git {git.get('commit')}" + (" (uncommitted changes)" if git.get("dirty") else ""))
+            esc(f" · git {git.get('commit')}" + (f", config last changed in {git['config_commit']}"
+                                                 if git.get("config_commit") else "")
+                + (" (uncommitted changes)" if git.get("dirty") else ""))
             if git else " · not in git") if stack else '<span class="muted">—</span>'),
         ("machine", esc(" · ".join(str(x) for x in (
             host.get("hostname"), f"{host.get('cores')} cores" if host.get("cores") else None,
@@ -298,7 +311,7 @@ def _verdict_table(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
         if r.get("target_rto_s") is None:  # nothing to measure against: no bar
             rto_bar = f'<span class="muted">{"skipped" if word == "skipped" else "no target"}</span>'
         else:
-            rto_bar = bar(r.get("rto_write_s"), r.get("target_rto_s"), waiver_bound(v), word)
+            rto_bar = bar(r.get("rto_write_s"), r.get("target_rto_s"), waiver_bound(v))
         body.append(
             f'<tr class="verdict-row" data-verdict="{esc(word)}"><td><a href="#{_anchor(r.get("scenario"))}">'
             f'{esc(r.get("scenario"))}</a>'
@@ -317,11 +330,12 @@ def _rpo(r: dict[str, Any], v: dict[str, Any]) -> str:
     lost, target = r.get("lost_writes"), r.get("target_rpo_s")
     if lost is None:
         return '<span class="muted">not judged</span>'
-    word = "pass" if lost == 0 else "fail"
-    text = (f'{badge("0 lost" if lost == 0 else f"{lost} lost")} of {esc(rpo.get("acknowledged", "?"))} '
+    color = COLORS["pass"] if lost == 0 else COLORS["fail"]
+    text = (f'<span class="badge" style="background:{color}">{esc(lost)} lost</span> of '
+            f'{esc(rpo.get("acknowledged", "?"))} '
             f'acknowledged writes; {esc(rpo.get("unknown", 0))} of unknown outcome (never counted lost)')
     if target:
-        text += "<br>" + bar(r.get("rpo_window_s") or 0.0, target, None, word, label="loss window")
+        text += "<br>" + bar(r.get("rpo_window_s") or 0.0, target, None, label="loss window")
         text += f' loss window {esc(fmt_s(r.get("rpo_window_s")))} of {esc(fmt_s(target))}'
     elif target is not None:
         text += " — target: no acknowledged write lost"
@@ -381,7 +395,7 @@ def _findings(v: dict[str, Any], r: dict[str, Any]) -> str:
 
 
 def _phases(v: dict[str, Any], rto: float | None) -> str:
-    faults = (v.get("recovery_phases") or {}).get("faults") or []
+    faults = [f for f in (v.get("recovery_phases") or {}).get("faults") or [] if f.get("phases")]
     if not faults:
         return ""
     out = ["<h3>Recovery phases (seconds after the fault)</h3>"]
@@ -418,7 +432,7 @@ def _scenario(run_dir: Path, r: dict[str, Any], v: dict[str, Any]) -> str:
     waiver_w, waiver_r = waiver_bound(v, "write"), waiver_bound(v, "read")
     judged = v.get("judged") or {}
     rto_rows = "".join(
-        f"<tr><td>{kind}</td><td>{bar(r.get(f'rto_{kind}_s'), r.get('target_rto_s'), w, word)}"
+        f"<tr><td>{kind}</td><td>{bar(r.get(f'rto_{kind}_s'), r.get('target_rto_s'), w)}"
         f'</td><td class="num">{esc(fmt_s(r.get(f"rto_{kind}_s")))}</td></tr>'
         for kind, w in (("write", waiver_w), ("read", waiver_r)))
     png = d / ("timeline.rebuilt.png" if r.get("rebuilt") and (d / "timeline.rebuilt.png").is_file()

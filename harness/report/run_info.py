@@ -61,7 +61,8 @@ def config_hash(paths: list[Path]) -> str | None:
 
 
 def git_revision(where: Path, paths: list[Path]) -> dict[str, Any] | None:
-    """The commit checked out at ``where`` and whether ``paths`` differ from it; None outside git."""
+    """The commit checked out at ``where``, the last commit that changed ``paths`` and whether
+    they differ from it (uncommitted changes); None outside git."""
     def git(*args: str) -> str | None:
         try:
             proc = subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True,
@@ -73,8 +74,10 @@ def git_revision(where: Path, paths: list[Path]) -> dict[str, Any] | None:
     commit = git("rev-parse", "--short=12", "HEAD")
     if not commit:
         return None
-    status = git("status", "--porcelain", "--", *(str(p) for p in paths if p.exists()))
-    return {"commit": commit, "dirty": bool(status)}
+    present = [str(p) for p in paths if p.exists()]
+    status = git("status", "--porcelain", "--", *present)
+    changed = git("log", "-1", "--format=%h", "--abbrev=12", "--", *present)
+    return {"commit": commit, "config_commit": changed or None, "dirty": bool(status)}
 
 
 def stack_info(spec: Any) -> dict[str, Any]:

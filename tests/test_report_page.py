@@ -1,0 +1,225 @@
+"""The certification and trend pages: their content from a recorded run, and the page as
+headless Chromium shows it (no console error, every image loaded, one row per scenario)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.assets import default_reports_dir
+from harness.cli import main
+from harness.report.browser import Chromium, find_chromium
+from harness.report.page import bar, headline, overall, render_page, waiver_bound, write_page
+from harness.report.trend import config_changes, find_runs, render_trend, series, write_trend
+
+RECORDED = Path(__file__).parent / "data" / "recorded-run"
+SCENARIOS = ("test_coordinator_hard_loss", "test_coordinator_graceful_stop", "test_worker_loss",
+             "test_dcs_member_loss")
+# where the browser check keeps its pages and screenshots (reports/ of the working directory)
+CHECKED = default_reports_dir() / "page-check"
+
+
+def copy_run(dest: Path, name: str = "20261204-183755") -> Path:
+    run = dest / name
+    shutil.copytree(RECORDED, run)
+    return run
+
+
+def verdict_rows(page: str) -> list[str]:
+    return re.findall(r'<tr class="verdict-row" data-verdict="([a-z]+)">', page)
+
+
+# -- the certification page ---------------------------------------------------------------
+
+def test_page_has_one_row_per_scenario_worst_first(tmp_path: Path) -> None:
+    page = render_page(copy_run(tmp_path))
+    assert verdict_rows(page) == ["fail", "waived", "pass", "skipped"]
+    for name in SCENARIOS:
+        assert f'id="s-{name}"' in page
+    assert "Not certified: 1 of 3 executed scenarios failing. 1 skipped." in page
+
+
+def test_page_is_self_contained(tmp_path: Path) -> None:
+    page = render_page(copy_run(tmp_path))
+    assert "<script" not in page
+    assert not re.search(r'(src|href)="(https?:)?//', page), "an external asset"
+    images = re.findall(r'<img [^>]*src="([^"]+)"', page)
+    assert len(images) == 2 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert "no timeline picture" in page  # the hard loss has none in the recorded run
+
+
+def test_page_header_names_stack_machine_and_revision(tmp_path: Path) -> None:
+    run = copy_run(tmp_path)
+    info = json.loads((run / "run-info.json").read_text())
+    page = render_page(run)
+    assert "manifest reference · profile local · engine compose · variant reference" in page
+    assert f"hash {info['stack']['config_hash']}" in page
+    assert f"git {info['stack']['git']['commit']}" in page
+    assert f"{info['machine']['cores']} cores" in page
+    assert "3 executed, 1 skipped, 0 errored" in page
+
+
+def test_page_without_run_info_says_so(tmp_path: Path) -> None:
+    run = copy_run(tmp_path)
+    (run / "run-info.json").unlink()
+    assert render_page(run).count("not recorded by this run") == 2
+
+
+def test_page_details_come_from_the_verdicts(tmp_path: Path) -> None:
+    page = render_page(copy_run(tmp_path))
+    # the waiver the hard loss was judged against, marked on its bars
+    assert "waiver 25.0 s" in page
+    # recovery phases of the graceful stop, its alerts, the fault's evidence
+    stop = page[page.index('id="s-test_coordinator_graceful_stop"'):page.index('id="s-test_dcs_member_loss"')]
+    assert "Recovery phases" in stop and "slowest: <b>dcs</b>" in stop
+    assert ">router 2.8</text>" in stop and ">clients 3.6</text>" in stop
+    assert "PatroniMemberDown" in stop and "container exited (exit code 0)" in stop
+    # the failure's reason, whole in its details
+    loss = page[page.index('id="s-test_worker_loss"'):page.index('id="s-test_coordinator_hard_loss"')]
+    assert "failed after every fault was healed" in loss
+
+
+def test_page_links_only_files_that_exist(tmp_path: Path) -> None:
+    run = copy_run(tmp_path)
+    assert 'href="test_worker_loss/history.jsonl"' not in render_page(run)
+    (run / "test_worker_loss" / "history.jsonl").write_text("")
+    (run / "test_worker_loss" / "logs").mkdir()
+    (run / "test_worker_loss" / "logs" / "worker-1.log").write_text("log line\n")
+    page = render_page(run)
+    assert 'href="test_worker_loss/history.jsonl"' in page
+    assert 'href="test_worker_loss/logs/worker-1.log"' in page
+
+
+def test_page_without_summary_reads_the_scenario_folders(tmp_path: Path) -> None:
+    run = copy_run(tmp_path)
+    (run / "summary.json").unlink()
+    assert sorted(verdict_rows(render_page(run))) == ["fail", "pass", "waived"]
+
+
+def test_bar_marks_target_and_waiver() -> None:
+    waived = bar(21.1, 10.0, 25.0)
+    assert waived.count("<line") == 2 and "waiver 25.0 s" in waived and "#0969da" in waived
+    over = bar(28.0, 10.0, 25.0)
+    assert "#cf222e" in over  # past the waiver: red
+    assert "#1a7f37" in bar(9.9, 300.0, None) and "#b76e00" in bar(9.0, 10.0, None)  # within; marginal
+    assert "<line" not in bar(3.0, None, None)
+    assert "svg" not in bar(None, 10.0, None)
+
+
+def test_waiver_bound_of_a_passing_run_comes_from_its_faults() -> None:
+    stop = json.loads((RECORDED / "test_coordinator_graceful_stop" / "verdict.json").read_text())
+    kill = json.loads((RECORDED / "test_coordinator_hard_loss" / "verdict.json").read_text())
+    assert waiver_bound(kill) == 25.0
+    assert waiver_bound(stop) is None  # a graceful stop is not covered by the hard-kill waiver
+
+
+def test_overall_and_headline() -> None:
+    assert overall([]) == overall(["skipped"]) == "nothing certified"
+    assert overall(["pass", "waived", "skipped"]) == "waived"
+    assert overall(["pass", "unjudged", "fail"]) == "fail"
+    assert headline([{"verdict": "pass"}, {"verdict": "unjudged"}]) == (
+        "Certified: all 1 judged scenarios met their targets. 1 measured without a target (unjudged).")
+    assert headline([]) == "Nothing was certified: no scenario ran."
+
+
+# -- the trend page -----------------------------------------------------------------------
+
+def trend_folder(tmp_path: Path) -> Path:
+    """Three runs of the recorded one: the second slower, the third with another config."""
+    reports = tmp_path / "reports"
+    for i, (stamp, scale, cfg) in enumerate((("20261201-100000", 1.0, None), ("20261202-100000", 1.5, None),
+                                             ("20261203-100000", 1.0, "0123456789ab"))):
+        run = copy_run(reports, stamp)
+        rows = json.loads((run / "summary.json").read_text())
+        for r in rows:
+            if r.get("rto_write_s") is not None:
+                r["rto_write_s"] *= scale
+        (run / "summary.json").write_text(json.dumps(rows))
+        if cfg:
+            info = json.loads((run / "run-info.json").read_text())
+            info["stack"]["config_hash"] = cfg
+            (run / "run-info.json").write_text(json.dumps(info))
+        assert i == len(find_runs(reports)) - 1
+    return reports
+
+
+def test_trend_orders_runs_and_marks_config_changes(tmp_path: Path) -> None:
+    reports = trend_folder(tmp_path)
+    runs = find_runs(reports)
+    assert [r.path.name for r in runs] == ["20261201-100000", "20261202-100000", "20261203-100000"]
+    changes = config_changes(runs)
+    assert [i for i, _ in changes] == [2] and "→ 0123456789ab" in changes[0][1]
+    s = series(runs)["test_coordinator_hard_loss"]
+    assert [round(p[1], 2) for p in s.points] == [21.15, 31.72, 21.15]
+
+
+def test_trend_page_draws_one_multiple_per_measured_scenario(tmp_path: Path) -> None:
+    page = render_trend(trend_folder(tmp_path))
+    drawn = re.findall(r'<figure class="multiple" data-scenario="([^"]+)"', page)
+    assert drawn == ["test_worker_loss", "test_coordinator_graceful_stop", "test_coordinator_hard_loss"]
+    assert "test_dcs_member_loss" in page.split("No RTO measured", 1)[1]  # skipped in every run: listed
+    assert page.count('class="failure"') == 3  # the worker loss failed in each of the three runs
+    assert page.count('class="config-change"') == 3  # one mark per multiple
+    assert "<script" not in page
+
+
+def test_report_command_writes_pages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reports = trend_folder(tmp_path)
+    run = reports / "20261203-100000"
+    assert main(["report", "--page", str(run), "--trend", str(reports)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].endswith(str(run / "certification.html")) and (run / "certification.html").is_file()
+    assert any(line.endswith(str(reports / "trend.html")) for line in out)
+    assert main(["report", "--page", str(tmp_path)]) == 2  # not a run folder: one line, exit 2
+    assert "not a run folder" in capsys.readouterr().err
+
+
+# -- in a browser -------------------------------------------------------------------------
+
+IMAGES = "[...document.images].map(i => i.complete && i.naturalWidth)"
+ROWS = "document.querySelectorAll('#verdicts tbody tr').length"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Chromium:
+    if find_chromium() is None:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium; bootstrap.sh installs it)")
+    with Chromium() as browser:
+        yield browser
+
+
+def test_certification_page_in_chromium(chromium: Chromium) -> None:
+    shutil.rmtree(CHECKED, ignore_errors=True)
+    run = copy_run(CHECKED)
+    page = write_page(run)
+    seen = chromium.check(page, {"images": IMAGES, "rows": ROWS, "title": "document.title"},
+                          screenshot=run / "certification.png")
+    assert seen.errors == []
+    assert seen.values["images"] == [520, 520]
+    assert seen.values["rows"] == len(SCENARIOS)
+    assert seen.values["title"].startswith("pgchaos fail")
+    assert seen.screenshot is not None and seen.screenshot.stat().st_size > 10_000
+    full = chromium.check(page, screenshot=run / "certification-full.png", full_page=True)
+    assert full.errors == []
+
+
+def test_trend_page_in_chromium(chromium: Chromium, tmp_path: Path) -> None:
+    reports = trend_folder(tmp_path)
+    page = write_trend(reports)
+    seen = chromium.check(page, {"charts": "document.querySelectorAll('svg.trend').length"},
+                          screenshot=CHECKED / "trend.png")
+    assert seen.errors == [] and seen.values["charts"] == 3
+
+
+def test_the_browser_check_sees_what_breaks(chromium: Chromium, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.html"
+    broken.write_text('<!DOCTYPE html><html><body><img src="missing.png">'
+                      "<script>console.error('boom')</script></body></html>")
+    seen = chromium.check(broken, {"images": IMAGES})
+    assert seen.values["images"] == [0]
+    assert any("boom" in e for e in seen.errors)
+    assert any("missing.png" in e or "ERR_FILE_NOT_FOUND" in e for e in seen.errors)
