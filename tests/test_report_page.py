@@ -16,6 +16,8 @@ from harness.report.browser import Chromium, find_chromium
 from harness.report.page import bar, headline, overall, render_page, waiver_bound, write_page
 from harness.report.trend import config_changes, find_runs, render_trend, series, write_trend
 
+pytest_plugins = ("pytester",)
+
 RECORDED = Path(__file__).parent / "data" / "recorded-run"
 SCENARIOS = ("test_coordinator_hard_loss", "test_coordinator_graceful_stop", "test_worker_loss",
              "test_dcs_member_loss")
@@ -176,6 +178,44 @@ def test_report_command_writes_pages(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert any(line.endswith(str(reports / "trend.html")) for line in out)
     assert main(["report", "--page", str(tmp_path)]) == 2  # not a run folder: one line, exit 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+# -- at the end of a session ----------------------------------------------------------------
+
+SESSION = """
+from pathlib import Path
+from harness.plugin import RUNS_KEY
+
+class Run:  # what scenario_run stashes: a ScenarioRun with its verdict
+    observer = None
+
+    def __init__(self, name, verdict):
+        self.name, self.dir = name, Path({reports!r}) / "run-1" / name
+        self.verdict = {{"scenario": name, "verdict": verdict, "reasons": [], "rto_s": {{"write": 3.2}},
+                        "rpo": {{"lost": 0}}, "history": str(self.dir / "history.jsonl")}}
+
+def test_passing(request):
+    request.node.stash[RUNS_KEY] = [Run("passing", "pass")]
+"""
+
+
+@pytest.mark.parametrize("opt_out", [False, True])
+def test_a_session_writes_the_page_last(pytester: pytest.Pytester, tmp_path: Path, opt_out: bool,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))  # this checkout's harness, installed or not
+    reports = tmp_path / "reports"
+    pytester.makepyfile(test_session=SESSION.format(reports=str(reports)))
+    extra = ["--pgchaos-no-page"] if opt_out else []
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--pgchaos-reports-dir", str(reports), *extra)
+    result.assert_outcomes(passed=1)
+    page = reports / "run-1" / "certification.html"
+    assert (reports / "run-1" / "run-info.json").is_file()
+    if opt_out:
+        assert not page.exists() and "certification page" not in result.stdout.str()
+        return
+    said = [line for line in result.stdout.lines if line.startswith("pgchaos:")]
+    assert said[-1] == f"pgchaos: certification page: {page}"
+    assert verdict_rows(page.read_text()) == ["pass"]
 
 
 # -- in a browser -------------------------------------------------------------------------
