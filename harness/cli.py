@@ -530,7 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, required=True, metavar="N", help="how long to soak")
     p.add_argument("--seed", type=int, default=None, metavar="N", help="replay a printed seed")
     p = add("report", cmd_report, "re-judge a run from its histories: verdict.rebuilt.json per "
-            "scenario (verdict.json is kept), summary, JUnit and pictures")
+            "scenario (verdict.json is kept), summary, JUnit, pictures and the certification page; "
+            "or write the pages only: --page, --trend, --html")
     p.add_argument("run_dir", nargs="?", default=None, help="reports/<run-id>")
     p.add_argument("--targets", default=None, metavar="FILE",
                    help="RTO/RPO table (default scenarios/targets.toml)")

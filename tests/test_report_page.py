@@ -39,7 +39,7 @@ def verdict_rows(page: str) -> list[str]:
 
 def test_page_has_one_row_per_scenario_worst_first(tmp_path: Path) -> None:
     page = render_page(copy_run(tmp_path))
-    assert verdict_rows(page) == ["fail", "waived", "pass", "skipped"]
+    assert verdict_rows(page) == ["fail", "waived", "pass", "skipped"]  # failing first, skipped last
     for name in SCENARIOS:
         assert f'id="s-{name}"' in page
     assert "Not certified: 1 of 3 executed scenarios failing. 1 skipped." in page
@@ -124,7 +124,9 @@ def test_overall_and_headline() -> None:
     assert overall(["pass", "waived", "skipped"]) == "waived"
     assert overall(["pass", "unjudged", "fail"]) == "fail"
     assert headline([{"verdict": "pass"}, {"verdict": "unjudged"}]) == (
-        "Certified: all 1 judged scenarios met their targets. 1 measured without a target (unjudged).")
+        "All 1 judged scenarios met their targets. 1 measured without a target (unjudged).")
+    assert headline([{"verdict": "pass"}, {"verdict": "waived"}]) == (
+        "Certified: all 2 executed scenarios met their targets.")
     assert headline([]) == "Nothing was certified: no scenario ran."
 
 

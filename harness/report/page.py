@@ -13,6 +13,7 @@ are inlined as data URIs; no script, no external asset.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import time
@@ -28,6 +29,7 @@ from harness.verdict import DEFAULT_MARGIN, VERDICTS
 
 PAGE: Final = "certification.html"
 FAILING: Final = ("error", "fail", "unknown")
+TABLE_ORDER: Final = ("error", "fail", "unknown", "marginal", "waived", "pass", "unjudged", "skipped")
 # worst first: the run's overall verdict is the worst of its executed scenarios
 WORST_FIRST: Final = ("error", "fail", "unknown", "unjudged", "waived", "marginal", "pass")
 COLORS: Final = {"pass": "#1a7f37", "marginal": "#b76e00", "waived": "#0969da", "unjudged": "#6e7781",
@@ -37,7 +39,7 @@ PHASE_COLORS: Final = {"gone": "#8c959f", "dcs": "#bf8700", "promoted": "#1a7f37
 RAW_FILES: Final = ("history.jsonl", "verdict.json", "verdict.rebuilt.json", "timeline.png",
                     "patronictl-before.txt", "patronictl-after.txt", "steady-state-before.json",
                     "steady-state-after.json", "locust.html", "locust_stats.csv", "locust.log")
-BAR_W: Final = 240
+BAR_W: Final = 210
 WHY_CHARS: Final = 110  # a reason in the verdict table is cut here (whole in the details and on hover)
 CSS: Final = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2328;background:#f6f8fa}
@@ -53,6 +55,7 @@ table{border-collapse:collapse;background:#fff;width:100%}
 th,td{border-bottom:1px solid #d8dee4;padding:5px 8px;text-align:left;vertical-align:middle}
 th{background:#eaeef2;font-weight:600;font-size:12px;color:#424a53}
 table.verdicts{border:1px solid #d0d7de;border-radius:8px}
+td.scn{overflow-wrap:anywhere;min-width:180px}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .why{color:#57606a;font-size:12px;max-width:380px}
 section.scenario{background:#fff;border:1px solid #d0d7de;border-left-width:6px;border-radius:8px;
@@ -111,6 +114,17 @@ def _load(path: Path) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
+@functools.cache
+def table_waivers(row: str) -> tuple[Any, ...]:
+    """The waivers of ``row`` in the shipped targets table (none when it cannot be read)."""
+    try:
+        from harness.targets import load_targets
+
+        return tuple(load_targets().waivers_for(row))
+    except Exception:  # a report never fails on the targets table
+        return ()
+
+
 def waiver_bound(verdict: dict[str, Any], kind: str = "write") -> float | None:
     """The waiver bound that applies to this scenario's faults: the one it was judged against,
     else one the run derived or the table holds for its row and faults."""
@@ -122,13 +136,7 @@ def waiver_bound(verdict: dict[str, Any], kind: str = "write") -> float | None:
     bounds = [w.get("bound") for w in [*(verdict.get("waivers") or []), *(verdict.get("derived_bounds") or [])]
               if (w.get("row") in (None, row)) and faults & set(w.get("faults") or [])]
     if not bounds and row:
-        try:
-            from harness.targets import load_targets
-
-            bounds = [w.bound for w in load_targets().waivers_for(row)
-                      if w.metric == "rto_s" and faults & set(w.faults)]
-        except Exception:  # a report never fails on the targets table
-            bounds = []
+        bounds = [w.bound for w in table_waivers(row) if w.metric == "rto_s" and faults & set(w.faults)]
     bounds = [b for b in bounds if isinstance(b, int | float)]
     return max(bounds) if bounds else None
 
@@ -234,8 +242,9 @@ def load_run(run_dir: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
 
 
 def ordered(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """Worst verdict first (skipped last), in run order within a verdict."""
-    rank = {w: i for i, w in enumerate((*WORST_FIRST, "skipped"))}
+    """Failing first, then the judged ones worst first, then unjudged and skipped; in run order
+    within a verdict."""
+    rank = {w: i for i, w in enumerate(TABLE_ORDER)}
     return sorted(pairs, key=lambda p: rank.get(str(p[0].get("verdict")), -1))
 
 
@@ -247,8 +256,13 @@ def headline(rows: list[dict[str, Any]]) -> str:
     skipped = len(rows) - len(ran)
     if not ran:
         return "Nothing was certified: no scenario ran."
-    text = (f"Not certified: {len(failing)} of {len(ran)} executed scenarios failing." if failing
-            else f"Certified: all {len(ran) - unjudged} judged scenarios met their targets.")
+    judged = len(ran) - unjudged
+    if failing:
+        text = f"Not certified: {len(failing)} of {len(ran)} executed scenarios failing."
+    elif unjudged:
+        text = f"All {judged} judged scenarios met their targets."
+    else:
+        text = f"Certified: all {judged} executed scenarios met their targets."
     if unjudged:
         text += f" {unjudged} measured without a target (unjudged)."
     if skipped:
@@ -313,7 +327,8 @@ def _verdict_table(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
         else:
             rto_bar = bar(r.get("rto_write_s"), r.get("target_rto_s"), waiver_bound(v))
         body.append(
-            f'<tr class="verdict-row" data-verdict="{esc(word)}"><td><a href="#{_anchor(r.get("scenario"))}">'
+            f'<tr class="verdict-row" data-verdict="{esc(word)}"><td class="scn">'
+            f'<a href="#{_anchor(r.get("scenario"))}">'
             f'{esc(r.get("scenario"))}</a>'
             + (f'<div class="why" title="{esc(why)}">{esc(short)}</div>' if why else "")
             + f'</td><td>{badge(word)}</td><td>{esc(r.get("target_row") or "—")}</td><td>{rto_bar}</td>'
