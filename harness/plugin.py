@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 VERDICTS_KEY = pytest.StashKey[list]()  # config: every verdict of the session (and error/skip rows)
 RUN_ID_KEY = pytest.StashKey[str]()  # config: the session's run id, once scenarios run
 BROKEN_KEY = pytest.StashKey[str]()  # config: why the session's stack is no longer usable
+PAGE_KEY = pytest.StashKey[str]()  # config: the certification page the session wrote
 ROWED_KEY = pytest.StashKey[bool]()  # item: its error or skip row is recorded
 SAMPLE_FIXTURE = "pgchaos_sample"  # the parameter --pgchaos-repeat adds to each scenario
 RUNS_KEY = pytest.StashKey[list]()  # item: the ScenarioRuns the test made
@@ -462,9 +463,16 @@ def _write_page(config: pytest.Config, run_dir: Path) -> None:
     try:
         write_run_info(run_dir, stack_spec(config))
         if not config.getoption("pgchaos_no_page"):
-            _say(config, f"pgchaos: certification page: {write_page(run_dir)}")
+            config.stash[PAGE_KEY] = str(write_page(run_dir))
     except Exception as exc:  # a report never fails the session
         _say(config, f"pgchaos: certification page not written: {type(exc).__name__}: {exc}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The certification page's path, after pytest's own summary: the last line of the session."""
+    page = config.stash.get(PAGE_KEY, None)
+    if page is not None:
+        print(f"pgchaos: certification page: {page}", flush=True)
 
 
 def _compare_with_baseline(session: pytest.Session, verdicts: list[dict[str, Any]], run_dir: Path) -> None:
