@@ -462,8 +462,9 @@ def _scenario(run_dir: Path, r: dict[str, Any], v: dict[str, Any]) -> str:
         f'<section class="scenario" id="{_anchor(r.get("scenario"))}" style="border-left-color:'
         f'{COLORS.get(word, "#6e7781")}"><h2>{badge(word)} {esc(r.get("scenario"))}</h2>'
         f'<div class="muted">target row {esc(target.get("row") or r.get("target_row") or "none")}'
-        + (f' ({esc(target.get("guide_row"))}: RTO {esc(fmt_s(target.get("rto_s")))}, RPO '
-           f'{esc(fmt_s(target.get("rpo_s")))})' if target.get("row") else "")
+        + (f' ({esc(target["guide_row"] + ": ") if target.get("guide_row") else ""}RTO '
+           f'{esc(fmt_s(target.get("rto_s")))}, RPO {esc(fmt_s(target.get("rpo_s")))})'
+           if target.get("row") else "")
         + (f" · wall {esc(fmt_s(r.get('wall_s')))}" if r.get("wall_s") is not None else "")
         + (f" · {esc(spent)}" if spent else "") + "</div>"
         '<div class="cols"><div><h3>RTO</h3>'
