@@ -12,6 +12,9 @@ import pytest
 
 from harness.assets import default_reports_dir
 from harness.cli import main
+from harness.errors import PgchaosError
+from harness.report import allure_site
+from harness.report.allure_site import find_allure, generate_site, offline, select_results
 from harness.report.browser import Chromium, find_chromium
 from harness.report.page import bar, headline, overall, render_page, waiver_bound, write_page
 from harness.report.trend import config_changes, find_runs, render_trend, series, write_trend
@@ -218,6 +221,61 @@ def test_a_session_writes_the_page_last(pytester: pytest.Pytester, tmp_path: Pat
     said = [line for line in result.stdout.lines if line.strip()]
     assert said[-1] == f"pgchaos: certification page: {page}"  # after pytest's own summary
     assert verdict_rows(page.read_text()) == ["pass"]
+
+
+# -- the Allure site ------------------------------------------------------------------------
+
+def allure_results(folder: Path, run_start: float) -> Path:
+    """Allure results of two tests, one inside the run's window and one a day before it."""
+    folder.mkdir(parents=True)
+    for uuid, start in (("in-run", run_start + 30), ("day-before", run_start - 86_400)):
+        (folder / f"{uuid}-attachment.txt").write_text(f"evidence of {uuid}\n")
+        (folder / f"{uuid}-result.json").write_text(json.dumps({
+            "uuid": uuid, "name": f"test_{uuid}", "fullName": f"scenarios.test#{uuid}", "status": "passed",
+            "start": int(start * 1000), "stop": int((start + 20) * 1000), "historyId": uuid,
+            "steps": [{"name": "inject", "status": "passed", "attachments": [
+                {"name": "verdict", "source": f"{uuid}-attachment.txt", "type": "text/plain"}]}]}))
+    return folder
+
+
+def test_allure_results_of_one_run(tmp_path: Path) -> None:
+    run = copy_run(tmp_path / "reports")
+    start = allure_site.run_window(run)[0] + allure_site.SLACK_S
+    results = allure_results(tmp_path / "reports" / "allure", start)
+    assert select_results(results, run, tmp_path / "one") == 1
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["in-run-attachment.txt", "in-run-result.json"]
+    assert select_results(results, None, tmp_path / "all") == 2
+
+
+def test_allure_page_asks_nothing_of_the_network() -> None:
+    page = ('<body><div id="app"></div>\n    <script async src="https://www.googletagmanager.com/gtag/js?id=G-X">'
+            "</script>\n    <script>\n        window.dataLayer = window.dataLayer || [];\n"
+            "        gtag('config', 'G-X');\n    </script>\n    <script>window.data = 1</script></body>")
+    assert offline(page) == '<body><div id="app"></div>\n    <script>window.data = 1</script></body>'
+
+
+def test_allure_missing_is_one_line_naming_the_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGCHAOS_ALLURE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither allure nor npm
+    with pytest.raises(PgchaosError) as err:
+        generate_site(tmp_path / "allure", tmp_path / "site")
+    text = str(err.value)
+    assert "\n" not in text and "apt-get install -y nodejs npm" in text
+    assert f"npm install --prefix {tmp_path / 'cache'} allure@3" in text
+    with pytest.raises(PgchaosError, match="Node.js and npm"):
+        generate_site(tmp_path / "allure", tmp_path / "site", install=True)
+
+
+def test_allure_site_of_a_run(tmp_path: Path) -> None:
+    if find_allure() is None:
+        pytest.skip("Allure 3 is not installed (pgchaos report --html --install-allure)")
+    run = copy_run(tmp_path / "reports")
+    allure_results(tmp_path / "reports" / "allure", allure_site.run_window(run)[0] + allure_site.SLACK_S)
+    index = generate_site(tmp_path / "reports" / "allure", run / "allure-report", run, name="pgchaos run x")
+    assert "googletagmanager" not in index.read_text()
+    tests = json.loads((index.parent / "test-results.json").read_text())["byId"].values()
+    assert [t["name"] for t in tests] == ["test_in-run"]  # the day before is another run's
+    assert json.loads((index.parent / "summary.json").read_text())["meta"]["singleFile"] is True
 
 
 # -- in a browser -------------------------------------------------------------------------

@@ -29,7 +29,7 @@ SITE: Final = "allure-report"
 SLACK_S: Final = 60.0  # a test's start may precede its scenario folder by its set-up
 VERSION: Final = re.compile(r"(\d+)\.\d+\.\d+")
 ANALYTICS: Final = re.compile(r"<script async src=\"https://www\.googletagmanager\.com/[^\"]*\"></script>\s*"
-                              r"<script>\s*window\.dataLayer.*?</script>", re.S)
+                              r"<script>\s*window\.dataLayer.*?</script>\s*", re.S)
 
 
 def cache_dir() -> Path:
