@@ -204,7 +204,9 @@ def render_trend(root: Path) -> str:
         f"<header><h1>pgchaos trends — {esc(root.resolve().name)}</h1><div class=meta>"
         f"<span>runs</span><span><b>{len(runs)}</b> ({esc(span)}), in run order</span>"
         f"<span>scenarios</span><span>{len(all_series)}</span>"
-        f"<span>config changes</span><span>{len(changes)}</span>"
+        f"<span>config changes</span><span>{len(changes)}"
+        + "".join(f"<br>before run {i + 1} ({esc(runs[i].path.name)}): {esc(what)}" for i, what in changes)
+        + "</span>"
         f"<span>written</span><span>{esc(time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()))}</span></div>"
         "</header><p class=muted>Per scenario, one point per sample: ● write RTO coloured by verdict "
         "(large: failing; × a failure with no RTO), ○ time-to-detect, dashed: the target, "
