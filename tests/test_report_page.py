@@ -16,7 +16,7 @@ from harness.errors import PgchaosError
 from harness.report import allure_site
 from harness.report.allure_site import find_allure, generate_site, offline, select_results
 from harness.report.browser import Chromium, find_chromium
-from harness.report.page import bar, headline, overall, render_page, waiver_bound, write_page
+from harness.report.page import bar, headline, margin_text, overall, render_page, waiver_bound, write_page
 from harness.report.trend import config_changes, find_runs, render_trend, series, write_trend
 
 pytest_plugins = ("pytester",)
@@ -113,6 +113,12 @@ def test_bar_marks_target_and_waiver() -> None:
     assert "#1a7f37" in bar(9.9, 300.0, None) and "#b76e00" in bar(9.0, 10.0, None)  # within; marginal
     assert "<line" not in bar(3.0, None, None)
     assert "svg" not in bar(None, 10.0, None)
+
+
+def test_margin_past_the_target_is_shown() -> None:
+    assert margin_text(None, 12.0, 10.0) == "<b>120%</b> of 10 s"
+    assert margin_text({"ratio": 0.81, "bound_s": 25.0, "against": "waiver"}, 20.3, 10.0) == "81% of 25 s (waiver)"
+    assert margin_text(None, 3.0, None) == "—"
 
 
 def test_waiver_bound_of_a_passing_run_comes_from_its_faults() -> None:

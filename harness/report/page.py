@@ -309,6 +309,17 @@ def _anchor(name: Any) -> str:
     return "s-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in str(name))
 
 
+def margin_text(m: dict[str, Any] | None, rto: float | None, target: float | None) -> str:
+    """The closest RTO against its bound; past the target without a waiver (the verdict records
+    no margin then), the write RTO against the target."""
+    if m:
+        return f"{m['ratio']:.0%} of {m['bound_s']:g} s" + (
+            "" if m.get("against") == "target" else f" ({esc(m.get('against'))})")
+    if rto is not None and target:
+        return f"<b>{rto / target:.0%}</b> of {target:g} s"
+    return "—"
+
+
 def _verdict_table(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
     head = ("<tr><th>scenario</th><th>verdict</th><th>target row</th><th>write RTO vs target</th>"
             "<th>RTO</th><th>margin</th><th>lost</th><th>detect</th>"
@@ -317,8 +328,7 @@ def _verdict_table(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
     for r, v in pairs:
         word = r.get("verdict")
         m = r.get("margin")
-        margin = "—" if not m else f"{m['ratio']:.0%} of {m['bound_s']:g} s" + (
-            "" if m.get("against") == "target" else f" ({esc(m.get('against'))})")
+        margin = margin_text(m, r.get("rto_write_s"), r.get("target_rto_s"))
         # "no target row" says again what the target column shows
         why = "" if word == "pass" or r.get("codes") == ["no-target"] else str(r.get("reason") or "")
         short = why if len(why) <= WHY_CHARS else why[:WHY_CHARS].rsplit(" ", 1)[0] + " …"
