@@ -179,7 +179,7 @@ def bar(measured: float | None, bound: float | None, waiver: float | None,
     return "".join(parts)
 
 
-def phases_svg(fault: dict[str, Any], rto: float | None, width: int = 560) -> str:
+def phases_svg(fault: dict[str, Any], rto: float | None, width: int = 720) -> str:
     """The recovery phases of one fault on one axis from the fault (0 s): one segment per phase."""
     rows = [p for p in fault.get("phases") or [] if p.get("at_s") is not None]
     if not rows:
