@@ -66,6 +66,7 @@ def test_page_header_names_stack_machine_and_revision(tmp_path: Path) -> None:
     assert f"git {info['stack']['git']['commit']}" in page
     assert f"{info['machine']['cores']} cores" in page
     assert "3 executed, 1 skipped, 0 errored" in page
+    assert '<a href="summary.json">summary.json</a> <a href="run-info.json">run-info.json</a>' in page
 
 
 def test_page_without_run_info_says_so(tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ PHASE_COLORS: Final = {"gone": "#8c959f", "dcs": "#bf8700", "promoted": "#1a7f37
 RAW_FILES: Final = ("history.jsonl", "verdict.json", "verdict.rebuilt.json", "timeline.png",
                     "patronictl-before.txt", "patronictl-after.txt", "steady-state-before.json",
                     "steady-state-after.json", "locust.html", "locust_stats.csv", "locust.log")
+RUN_FILES: Final = ("summary.md", "summary.json", "junit.xml", "run-info.json", "allure-report/index.html")
 BAR_W: Final = 210
 WHY_CHARS: Final = 110  # a reason in the verdict table is cut here (whole in the details and on hover)
 CSS: Final = """
@@ -296,6 +297,8 @@ def _header(run_dir: Path, info: dict[str, Any], rows: list[dict[str, Any]], wor
         ("failing", ", ".join(f'<a href="#{_anchor(r.get("scenario"))}">{esc(r.get("scenario"))}</a> '
                               f'{badge(r.get("verdict"))}' for r in rows if r.get("verdict") in FAILING)
          or "none"),
+        ("files", " ".join(f'<a href="{quote(n)}">{esc(n.removesuffix("/index.html"))}</a>'
+                           for n in RUN_FILES if (run_dir / n).is_file()) or '<span class="muted">—</span>'),
         ("written", esc(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))),
     ]
     color = COLORS.get(word, COLORS["fail"])
