@@ -98,6 +98,8 @@ def certify(repeat: int, pytest_args: list[str], run_pytest: PytestRunner,
         if row.get("verdict") == "skipped":
             print(f"  skipped {row.get('scenario')}: {row.get('reason')}")
     print(f"reports: {base}")
+    for page in sorted(base.glob("rep-*/*/certification.html")):
+        print(f"certification page: {page}")
     if tally["executed"] == 0:
         print("nothing was certified: no scenario ran")
         return EXIT_FAIL

@@ -325,6 +325,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
 
     reports = Path(args.reports_dir).resolve() if getattr(args, "reports_dir", None) else None
     extra = ["--pgchaos-marginal-fails"] if args.marginal_fails else []
+    extra += ["--pgchaos-no-page"] if args.no_page else []
     return certify(args.repeat, _stack_args(args) + extra + args.pytest_args, _pytest, reports,
                    marginal_fails=args.marginal_fails)
 
@@ -370,6 +371,13 @@ def cmd_soak(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report.rebuild import main_report
 
+    if args.page is not None or args.trend is not None or args.html is not None:
+        from harness.report.publish import publish
+
+        return publish(args.page, args.trend, args.html, install_allure=args.install_allure,
+                       extra_run=args.run_dir)
+    if args.run_dir is None:
+        raise PgchaosError("name a run (reports/<run-id>) to re-judge, or ask for --page, --trend or --html")
     return main_report(args.run_dir, args.targets)
 
 
@@ -499,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
             "when a target fails without a waiver")
     p.add_argument("--marginal-fails", action="store_true",
                    help="a gate run: a marginal verdict (an RTO within 15%% of its target) fails")
+    p.add_argument("--no-page", action="store_true", help="do not write the certification page")
     p.add_argument("--repeat", type=int, default=1, metavar="N", help="run everything N times; "
                    "report verdict flips and the RTO spread")
     p.add_argument("--reports-dir", default=None, metavar="DIR", help="where reports go (default ./reports)")
@@ -521,10 +530,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, required=True, metavar="N", help="how long to soak")
     p.add_argument("--seed", type=int, default=None, metavar="N", help="replay a printed seed")
     p = add("report", cmd_report, "re-judge a run from its histories: verdict.rebuilt.json per "
-            "scenario (verdict.json is kept), summary, JUnit and pictures")
-    p.add_argument("run_dir", help="reports/<run-id>")
+            "scenario (verdict.json is kept), summary, JUnit, pictures and the certification page; "
+            "or write the pages only: --page, --trend, --html")
+    p.add_argument("run_dir", nargs="?", default=None, help="reports/<run-id>")
     p.add_argument("--targets", default=None, metavar="FILE",
                    help="RTO/RPO table (default scenarios/targets.toml)")
+    p.add_argument("--page", nargs="*", default=None, metavar="RUN",
+                   help="write the certification page of each run (default: the newest under ./reports)")
+    p.add_argument("--trend", nargs="?", const="", default=None, metavar="DIR",
+                   help="write DIR/trend.html: each scenario's RTO across the runs under DIR (default ./reports)")
+    p.add_argument("--html", nargs="*", default=None, metavar="RUN",
+                   help="render the Allure results into a static site with Allure 3 (npm package allure)")
+    p.add_argument("--install-allure", action="store_true",
+                   help="with --html: install Allure 3 into ~/.cache/pgchaos/allure when it is not found")
     p = add("drill", cmd_drill, "walk through the guide's runbook for a disaster, timing each step")
     p.add_argument("--reports-dir", default=None, metavar="DIR", help="where reports go (default ./reports)")
     p.add_argument("scenario", help="drill name (pgchaos list)")

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 VERDICTS_KEY = pytest.StashKey[list]()  # config: every verdict of the session (and error/skip rows)
 RUN_ID_KEY = pytest.StashKey[str]()  # config: the session's run id, once scenarios run
 BROKEN_KEY = pytest.StashKey[str]()  # config: why the session's stack is no longer usable
+PAGE_KEY = pytest.StashKey[str]()  # config: the certification page the session wrote
 ROWED_KEY = pytest.StashKey[bool]()  # item: its error or skip row is recorded
 SAMPLE_FIXTURE = "pgchaos_sample"  # the parameter --pgchaos-repeat adds to each scenario
 RUNS_KEY = pytest.StashKey[list]()  # item: the ScenarioRuns the test made
@@ -104,6 +105,9 @@ OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
         dest="pgchaos_reports", default=None, metavar="DIR",
         help="where run reports go (default: ./reports of the working directory); allure results go to "
              "DIR/allure when scenarios run and no --alluredir is given")),
+    ("--pgchaos-no-page", None, dict(
+        dest="pgchaos_no_page", action="store_true",
+        help="do not write the certification page (reports/<run-id>/certification.html) at the end")),
 )
 
 
@@ -458,6 +462,27 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     _say(config, f"pgchaos: {tally['executed']} executed, {tally['skipped']} skipped, "
                  f"{tally['errored']} errored; summary: {run_dir / 'summary.md'}")
+    _write_page(config, run_dir)
+
+
+def _write_page(config: pytest.Config, run_dir: Path) -> None:
+    """run-info.json, and the certification page unless --pgchaos-no-page; its path is said last."""
+    from harness.report.page import write_page
+    from harness.report.run_info import write_run_info
+
+    try:
+        write_run_info(run_dir, stack_spec(config))
+        if not config.getoption("pgchaos_no_page"):
+            config.stash[PAGE_KEY] = str(write_page(run_dir))
+    except Exception as exc:  # a report never fails the session
+        _say(config, f"pgchaos: certification page not written: {type(exc).__name__}: {exc}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The certification page's path, after pytest's own summary: the last line of the session."""
+    page = config.stash.get(PAGE_KEY, None)
+    if page is not None:
+        print(f"pgchaos: certification page: {page}", flush=True)
 
 
 def _compare_with_baseline(session: pytest.Session, verdicts: list[dict[str, Any]], run_dir: Path) -> None:

@@ -161,4 +161,7 @@ def main_report(run_dir: str, targets_path: str | None = None) -> int:
     sys.stdout.write((path / "summary.md").read_text())
     print(f"\nwritten: {path / 'summary.md'}, {path / 'summary.json'}, {path / 'junit.xml'}, "
           f"<scenario>/{REBUILT} and <scenario>/{TIMELINE} (every {VERDICT} left as the run wrote it)")
+    from harness.report.page import write_page
+
+    print(f"certification page: {write_page(path)}")
     return exit_status([r.get("verdict") for r in rows if r.get("verdict") != "skipped"])
