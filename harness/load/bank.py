@@ -89,6 +89,7 @@ class BankOptions:
     transfer_clients: int = 2
     paired_clients: int = 1
     period_s: float = 0.02  # pause between one client's transactions
+    pipeline: bool = True  # one round trip before COMMIT (BankClient.transaction)
     read_period_s: float = 0.25
     statement_timeout_ms: int = 2000
     connect_timeout_s: int = 2
@@ -108,16 +109,23 @@ class _Rate:
     by_type: dict[str, int] = field(default_factory=lambda: {"ok": 0, "fail": 0, "info": 0})
 
 
+# a transaction's statements; returns the check to make once their results are in
+Body = Callable[[psycopg.Connection], Callable[[], str | None]]
+
+
 class BankClient(Client):
     """One recording connection for the bank's transactions (through the pooler)."""
 
-    def transaction(self, f: str, value: Any, body: Callable[[psycopg.Connection], str | None]) -> str:
+    def transaction(self, f: str, value: Any, body: Body) -> str:
         """Run ``body`` in one transaction and record ``f`` as invoke -> ok / fail / info.
 
-        ``body`` returns None to commit, or a reason to roll back (recorded ``fail``).
-        Errors before COMMIT is sent are ``fail``; at COMMIT, ``info`` unless the
-        server guarantees a rollback; a commit "committed locally" after a cancelled
-        wait for the synchronous standby is ``info``.
+        With ``pipeline``, BEGIN, the body's statements and the SET LOCALs go in one
+        round trip (libpq pipeline mode), COMMIT in a second; every error of the first
+        arrives before COMMIT is sent. ``body`` returns a check, called once its results
+        are in: None to commit, or a reason to roll back (recorded ``fail``). Errors
+        before COMMIT is sent are ``fail``; at COMMIT, ``info`` unless the server
+        guarantees a rollback; a commit "committed locally" after a cancelled wait for
+        the synchronous standby is ``info``.
         """
         self.history.append(self.process, "invoke", f, value)
         commit_sent = False
@@ -128,14 +136,16 @@ class BankClient(Client):
 
         try:
             conn = self._connection()
-            conn.execute("BEGIN")
-            conn.execute(f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}")
-            refused = body(conn)
+            with conn.pipeline() if self.pipeline else contextlib.nullcontext():
+                conn.execute("BEGIN")
+                conn.execute(f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}")
+                check = body(conn)
+                conn.execute("SET LOCAL statement_timeout = 0")  # see Client._before_commit
+            refused = check()
             if refused is not None:
                 conn.execute("ROLLBACK")
                 self.history.append(self.process, "fail", f, value, error=refused)
                 return "fail"
-            conn.execute("SET LOCAL statement_timeout = 0")  # see Client._before_commit
             conn.add_notice_handler(on_notice)
             commit_sent = True
             conn.execute("COMMIT")
@@ -156,29 +166,29 @@ class BankClient(Client):
         return "ok"
 
 
-def _transfer_body(src: int, dst: int, amount: int, key: int) -> Callable[[psycopg.Connection], str | None]:
-    def body(conn: psycopg.Connection) -> str | None:
+def _transfer_body(src: int, dst: int, amount: int, key: int) -> Body:
+    def body(conn: psycopg.Connection) -> Callable[[], str | None]:
         # both rows locked in id order (no deadlock between opposite transfers)
+        debit = None
         for account in sorted((src, dst)):
             if account == src:
-                cur = conn.execute(f"UPDATE {SCHEMA}.bank_accounts SET balance = balance - %s "
-                                   "WHERE id = %s AND balance >= %s", (amount, src, amount))
-                if cur.rowcount != 1:
-                    return f"insufficient balance on account {src} (rolled back)"
+                debit = conn.execute(f"UPDATE {SCHEMA}.bank_accounts SET balance = balance - %s "
+                                     "WHERE id = %s AND balance >= %s", (amount, src, amount))
             else:
                 conn.execute(f"UPDATE {SCHEMA}.bank_accounts SET balance = balance + %s WHERE id = %s",
                              (amount, dst))
         conn.execute(f"INSERT INTO {SCHEMA}.bank_entries (account, key, amount) VALUES (%s, %s, %s), (%s, %s, %s)",
                      (src, key, -amount, dst, key, amount))
-        return None
+        return lambda: None if debit is not None and debit.rowcount == 1 else (
+            f"insufficient balance on account {src} (rolled back)")
     return body
 
 
-def _paired_body(key: int, amount: int) -> Callable[[psycopg.Connection], str | None]:
-    def body(conn: psycopg.Connection) -> str | None:
+def _paired_body(key: int, amount: int) -> Body:
+    def body(conn: psycopg.Connection) -> Callable[[], str | None]:
         conn.execute(f"INSERT INTO {SCHEMA}.bank_orders (id, amount) VALUES (%s, %s)", (key, amount))
         conn.execute(f"INSERT INTO {SCHEMA}.bank_order_lines (id, amount) VALUES (%s, %s)", (key, amount))
-        return None
+        return lambda: None
     return body
 
 
@@ -264,7 +274,8 @@ class BankLoad:
     def _loop(self, kind: str, process: int, step: Callable[[BankClient, int, random.Random], str],
               period_s: float) -> None:
         client = BankClient(self.dsn(), self.history, process,
-                            statement_timeout_ms=self.options.statement_timeout_ms, prepare=False)
+                            statement_timeout_ms=self.options.statement_timeout_ms,
+                            pipeline=self.options.pipeline, prepare=False)
         rng = random.Random(self._rng.random())
         deadline = time.monotonic() + self.options.max_duration_s
         counter = 0
