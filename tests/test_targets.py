@@ -28,6 +28,7 @@ PGCHAOS = {
     "citus-scale-out": (120, 0),
     "backup-monitoring": (1, 0),  # the backup alert scenario (ours)
     "distributed-transactions": (10, 0),  # transfers and paired inserts under faults (ours)
+    "worker-distributed-transactions": (300, 0),
 }
 
 

@@ -5,7 +5,8 @@ Each sample is one observer op (``f`` ``prepared-xacts``, ``node`` = the member)
 ``ok`` with ``{"member", "primary", "xacts": [{"gid", "database", "age_s"}]}``,
 or ``fail`` when the member does not answer. After a heal the watch samples
 every ``period_s`` until no primary holds a transaction prepared before the
-heal, or until ``max_wait_s``; ``checkers.atomicity`` judges the ages.
+heal (among those that answer), or until ``max_wait_s``; ``checkers.atomicity``
+judges the ages.
 """
 
 from __future__ import annotations
@@ -69,11 +70,10 @@ class PreparedXactsWatch:
         deadline = healed + self.max_wait_s
         while not self._stop.is_set() and time.monotonic() < deadline:
             since = time.monotonic() - healed
-            samples = self.round()
-            answered = [s for s in samples if s is not None]
-            # done when every member answered and no primary holds one prepared before the heal
-            if len(answered) == len(samples) and not any(
-                    x["age_s"] > since for s in answered if s["primary"] for x in s["xacts"]):
+            primaries = [s for s in self.round() if s is not None and s["primary"]]
+            # done when the primaries that answer hold none prepared before the heal (a member
+            # down for good does not hold the watch; its samples are recorded as fail)
+            if primaries and not any(x["age_s"] > since for s in primaries for x in s["xacts"]):
                 return
             self._stop.wait(self.period_s)
 
