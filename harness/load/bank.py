@@ -241,6 +241,7 @@ class BankLoad:
         for _ in range(attempts):
             try:
                 with psycopg.connect(self.dsn("router"), autocommit=True) as conn:
+                    conn.execute("SET statement_timeout = 30000")
                     conn.execute(DDL)
                     if self.citus:
                         conn.execute(CITUS_DDL)
