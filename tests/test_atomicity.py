@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.checkers.atomicity import atomicity
 from harness.history import Op, write_history
@@ -279,3 +281,31 @@ def test_row_fields_parse_and_stay_out_of_old_documents() -> None:
 def test_shipped_row_bounds_prepared_transactions() -> None:
     t = load_targets().row("distributed-transactions")
     assert t.rpo_s == 0 and t.prepared_xacts_s is not None and t.snapshot_reads is False
+
+
+@st.composite
+def consistent_runs(draw: st.DrawFn) -> list[T]:
+    """Transfers whose final state agrees with what each client was told."""
+    out = []
+    for i in range(draw(st.integers(1, 30))):
+        src, dst = draw(st.sampled_from([(a, b) for a in ACCOUNTS for b in ACCOUNTS if a != b]))
+        outcome = draw(st.sampled_from(["ok", "info", "fail", "open"]))
+        applied = {"ok": "both", "fail": "none"}.get(outcome) or draw(st.sampled_from(["both", "none"]))
+        out.append(T(1000 + i, src, dst, draw(st.integers(1, 20)), outcome, applied))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(consistent_runs(), st.data())
+def test_any_consistent_final_state_is_valid_and_any_one_sided_damage_is_named(transfers: list[T],
+                                                                             data: st.DataObject) -> None:
+    assert atomicity(History().build(transfers, []))["valid"] is True
+    applied = [t for t in transfers if t.applied == "both"]
+    if not applied:
+        return
+    victim = data.draw(st.sampled_from(applied))
+    victim.applied = data.draw(st.sampled_from(["debit", "credit"]))
+    result = atomicity(History().build(transfers, []))
+    assert result["valid"] is False
+    assert any(f["code"] == "atomicity-half-applied" and f"transfer {victim.key} " in f["text"]
+               for f in result["findings"])
