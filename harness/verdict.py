@@ -339,6 +339,10 @@ def _judge_check(name: str, res: dict[str, Any], j: _Judgement) -> None:
         j.unknown(f"check-unknown:{name}", f"{name} could not judge: {res.get('error') or res.get('reason')}")
 
 
+def _rtos(by_kind: dict[str, float | None]) -> str:
+    return ", ".join(f"{kind} {'never' if v is None else _fmt_s(v)}" for kind, v in by_kind.items())
+
+
 def _judge_atomicity(res: dict[str, Any], j: _Judgement) -> None:
     """The atomicity checker's findings as they are (codes ``atomicity-*``, ``read-skew``,
     ``prepared-*``), and a note with the counts."""
@@ -352,7 +356,9 @@ def _judge_atomicity(res: dict[str, Any], j: _Judgement) -> None:
         j.note("atomicity", f"transfers: {t['acknowledged']} acknowledged, {t['unknown']} unknown "
                f"({t['unknown_applied']} of them applied), {t['failed']} failed, {t['half_applied']} "
                f"half-applied; paired inserts: {p['acknowledged']} acknowledged, {p['unknown']} unknown, "
-               f"{p['half_applied']} half present; total {t['total_final']} (invariant {t['total_initial']})")
+               f"{p['half_applied']} half present; total {t['total_final']} (invariant {t['total_initial']})"
+               + "".join(f"; committing again {_rtos(v)} after fault #{k}"
+                         for k, v in (res.get("rto_s") or {}).items()))
 
 
 def _judge_fault_effect(res: dict[str, Any], j: _Judgement) -> None:

@@ -309,3 +309,13 @@ def test_any_consistent_final_state_is_valid_and_any_one_sided_damage_is_named(t
     assert result["valid"] is False
     assert any(f["code"] == "atomicity-half-applied" and f"transfer {victim.key} " in f["text"]
                for f in result["findings"])
+
+
+def test_recovery_of_transfers_is_measured_like_writes_and_never_judged() -> None:
+    transfers = [T(500 + i, 1 + i % 4, 1 + (i + 1) % 4, 1, "fail" if 20 <= i < 30 else "ok",
+                   "none" if 20 <= i < 30 else "both") for i in range(60)]
+    result = judge(transfers, [])
+    assert result["verdict"] == "pass", result["reasons"]
+    (fault, by_kind), = result["atomicity"]["rto_s"].items()
+    assert by_kind["transfer"] == pytest.approx(5.55, abs=0.01)  # first ok of the stable stretch after 10 s
+    assert f"committing again transfer 5.550 s after fault #{fault}" in codes(result)["atomicity"][0]

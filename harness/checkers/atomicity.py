@@ -17,7 +17,9 @@ exactly which sides of which transfer were applied:
 - a ``read-total`` that differs from the initial total is a read skew (a note,
   or a failure when the stack promises one snapshot for multi-shard reads);
 - a prepared transaction seen on a primary older than ``prepared_bound_s`` is
-  an orphan (member, gid, age); without a bound it is reported, not judged.
+  an orphan (member, gid, age); without a bound it is reported, not judged;
+- per fault, how long until transfers and paired inserts committed again
+  (``checkers.rto`` over these kinds): a figure, never judged.
 
 Findings are ``{"code", "severity", "text"}`` (``harness.verdict.Finding``).
 """
@@ -29,6 +31,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from harness.checkers.compose import UNKNOWN
+from harness.checkers.rto import rto
 from harness.history import OBSERVER, Op
 
 TRANSFER: Final = "transfer"
@@ -251,6 +254,10 @@ def atomicity(ops: Sequence[Op], *, prepared_bound_s: float | None = None, snaps
         if res["transfers"]["total_final"] != invariant:
             out.add("fail", "atomicity-total", f"total of the balances {res['transfers']['total_final']} "
                     f"!= invariant {invariant}")
+    if t_values or p_values:  # the same RTO definition as single-row writes, over these kinds
+        recovery = rto(ops, fs=[f for f, v in ((TRANSFER, t_values), (PAIRED_INSERT, p_values)) if v])
+        res["rto_s"] = {str(f["index"]): {k: None if x is None else round(x, 3) for k, x in f["rto_s"].items()}
+                        for f in recovery.get("faults", [])}
     res["read_skew"] = _read_skew(ops, invariant, snapshot_reads, out)
     res["prepared"] = _prepared(ops, prepared_bound_s, out)
     severities = {f["severity"] for f in out}
