@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from harness.alerts.pipeline import settled_since
 from harness.assets import default_reports_dir
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from harness.stack.stack import Stack
 
 FINAL_READER = 0
+W = TypeVar("W", bound="Workload")
 # traffic kept running at least this long after the last fault or heal, so that a recovery
 # is confirmed by a stable stretch (checkers.rto's stable window is 1 s)
 TAIL_S = 2.0
@@ -87,6 +88,17 @@ class PhaseObserver(Protocol):
     def phase(self, name: str, **detail: Any) -> None: ...
 
 
+class Workload(Protocol):
+    """Traffic beside the load (e.g. harness.load.bank): started by ``run.add_workload``,
+    stopped with the load, and asked for its final read after the steady state returns."""
+
+    def start(self) -> Any: ...
+
+    def stop(self) -> None: ...
+
+    def final_read(self) -> Any: ...
+
+
 class ScenarioError(PgchaosError):
     """The scenario could not be run as written (not a verdict)."""
 
@@ -118,6 +130,7 @@ class ScenarioRun:
         self.figures: dict[str, Any] = {}
         self.extra_reasons: list[str] = []
         self.post_checks: list[tuple[str, Callable[[list[Op]], dict[str, Any]]]] = []
+        self.workloads: list[Workload] = []
         self.error: str | None = None  # the exception that ended the scenario early
         self.before: SteadyState | None = None
         self.after: SteadyState | None = None
@@ -167,6 +180,22 @@ class ScenarioRun:
         return self.wait_until(f"writes and reads succeeding for {stable_s:.0f} s",
                                lambda: self.probe.stable_for(stable_s), timeout_s, interval_s=0.25)
 
+    def add_workload(self, workload: W) -> W:
+        """Start ``workload`` beside the load; the run stops it with the load and calls its
+        final read after the steady state returns (a workload with ``on_fault(verb, fault)``
+        is told of every inject and heal)."""
+        self.phase("workload-start", workload=type(workload).__name__)
+        workload.start()
+        self.workloads.append(workload)
+        return workload
+
+    def _tell_workloads(self, verb: str, fault: Any) -> None:
+        for w in list(self.workloads):
+            hook = getattr(w, "on_fault", None)
+            if hook is not None:
+                with contextlib.suppress(Exception):
+                    hook(verb, fault)
+
     def add_check(self, name: str, checker: Callable[[list[Op]], dict[str, Any]]) -> None:
         """A scenario-specific checker over the merged history (valid / invalid / unknown)."""
         self.post_checks.append((name, checker))
@@ -190,6 +219,7 @@ class ScenarioRun:
         self.nemesis.listeners.append(
             lambda verb, f: self.phase(f"{verb} {f.fault} {f.target}", fault=f.id))
         self.nemesis.listeners.append(lambda verb, f: self._fault_started() if verb == "inject" else None)
+        self.nemesis.listeners.append(self._tell_workloads)
         self.phase("steady-state-before")
         self.nemesis.heal_all()
         self.before = wait_for_steady_state(self.stack, timeout=self.options.scaled(120))
@@ -366,6 +396,9 @@ class ScenarioRun:
 
     def _stop_load(self) -> None:
         self._stop_recorder()
+        for w in self.workloads:
+            with contextlib.suppress(Exception):
+                w.stop()
         if self.locust is not None:
             with contextlib.suppress(PgchaosError):
                 self.locust.stop()
@@ -405,6 +438,11 @@ class ScenarioRun:
         reader = Client(self.stack.dsn(), self.history, FINAL_READER)
         reader.read_all(self.key_base)
         reader.close()
+        for w in self.workloads:
+            try:
+                w.final_read()
+            except Exception as exc:  # the checker then says it cannot judge
+                self.phase("workload-final-read-failed", workload=type(w).__name__, error=str(exc)[:200])
         self.phase("verdict")
         self.history.close()
         self._judge()

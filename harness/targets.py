@@ -14,7 +14,7 @@ from harness.errors import PgchaosError
 DEFAULT_PATH: Final = targets_file()  # package data, or the checkout's scenarios/targets.toml
 SOURCES: Final = ("operations-guide", "pgchaos")
 METRICS: Final = ("rto_s",)
-ROW_KEYS: Final = ("source", "guide_row", "rto_s", "rpo_s", "notes")
+ROW_KEYS: Final = ("source", "guide_row", "rto_s", "rpo_s", "notes", "prepared_xacts_s", "snapshot_reads")
 WAIVER_KEYS: Final = ("row", "faults", "metric", "bound", "reason")
 WAIVER_OPTIONAL: Final = ("derive",)  # "hard-kill": the bound is derived from the stack (harness.bounds)
 
@@ -37,9 +37,19 @@ class Target:
     source: str
     guide_row: str | None = None
     notes: str | None = None
+    # distributed transactions (checkers.atomicity): how long a prepared transaction may outlive
+    # a heal on a primary (None: leftovers are reported, not judged), and whether the stack
+    # promises multi-shard reads one snapshot (then a read skew fails the verdict)
+    prepared_xacts_s: float | None = None
+    snapshot_reads: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.prepared_xacts_s is None:  # the optional fields appear only when a row sets them
+            del d["prepared_xacts_s"]
+        if not self.snapshot_reads:
+            del d["snapshot_reads"]
+        return d
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +137,10 @@ def _target(where: str, row: str, table: Any) -> Target:
     guide_row = _optional_text(where, "guide_row", table.get("guide_row"))
     if source == "operations-guide" and guide_row is None:
         raise TargetsError(f"{where}: a row from the operations guide needs 'guide_row'")
+    snapshot_reads = table.get("snapshot_reads", False)
+    if not isinstance(snapshot_reads, bool):
+        raise TargetsError(f"{where}: 'snapshot_reads' must be true or false, got {snapshot_reads!r}")
+    prepared = table.get("prepared_xacts_s")
     return Target(
         row=row,
         rto_s=_number(where, "rto_s", table["rto_s"]),
@@ -134,6 +148,8 @@ def _target(where: str, row: str, table: Any) -> Target:
         source=source,
         guide_row=guide_row,
         notes=_optional_text(where, "notes", table.get("notes")),
+        prepared_xacts_s=None if prepared is None else _number(where, "prepared_xacts_s", prepared),
+        snapshot_reads=snapshot_reads,
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from harness.checkers import UNKNOWN, Checker, availability, check_safe, rpo, rto
 from harness.checkers.after_recovery import after_recovery
+from harness.checkers.atomicity import ATOMICITY_FS, atomicity
 from harness.checkers.detection import detection
 from harness.checkers.fault_effect import fault_effect
 from harness.checkers.phases import PHASE_FS, SHORT, phases
@@ -271,10 +272,11 @@ def _judge_rpo(
 
 # Checkers every history gets, in this order; scenario checks come after them.
 BUILTIN_CHECKS: Final = ("rto", "rpo", "availability", "fault-effect", "after-recovery", "split-brain",
-                          "detection", "phases", "runbook-steps")
+                          "detection", "phases", "runbook-steps", "atomicity")
 # Results whose reasons the verdict words itself; any other check is judged by _judge_check.
 # "phases" explains and is never judged: its "unknown" (no samples) weighs nothing.
-_OWN_WORDING: Final = frozenset({"rto", "rpo", "availability", "fault-effect", "phases", "runbook-steps"})
+_OWN_WORDING: Final = frozenset({"rto", "rpo", "availability", "fault-effect", "phases", "runbook-steps",
+                                 "atomicity"})
 
 
 def run_checks(
@@ -284,11 +286,14 @@ def run_checks(
     gap_s: float | None = None,
     checks: Mapping[str, Checker] | None = None,
     recorded: Mapping[str, dict[str, Any]] | None = None,
+    target: Target | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Every checker over ``ops``, each made safe (a crash is "unknown"): Jepsen's compose.
 
     The built-in checkers (:data:`BUILTIN_CHECKS`; split-brain only when the
-    history has ``writable`` samples, detection only when alerts were watched), then ``checks`` (scenario checks
+    history has ``writable`` samples, detection only when alerts were watched, atomicity only when
+    it has transfers, paired inserts or prepared-transaction samples, judged with ``target``'s
+    ``prepared_xacts_s`` and ``snapshot_reads``), then ``checks`` (scenario checks
     registered with ``ScenarioRun.add_check``; a name of a built-in replaces
     it), then ``recorded``: results of scenario checks that cannot be re-run
     from the history (closures of a finished run), applied as recorded and
@@ -315,6 +320,11 @@ def run_checks(
             results["detection"] = check_safe(detection, ops)
         if any(op.f in PHASE_FS for op in ops):
             results["phases"] = check_safe(phases, ops)
+        if any(op.f in ATOMICITY_FS for op in ops):
+            results["atomicity"] = check_safe(
+                atomicity, ops, prepared_bound_s=None if target is None else target.prepared_xacts_s,
+                snapshot_reads=target is not None and target.snapshot_reads,
+                loss_allowed=target is not None and target.rpo_s > 0)
     for name, checker in (checks or {}).items():
         if name == "valid":
             raise ValueError("a check cannot be named 'valid'")
@@ -363,6 +373,28 @@ def _judge_by_own_checks(results: Mapping[str, dict[str, Any]], j: _Judgement) -
               "nothing was judged")
 
 
+def _rtos(by_kind: dict[str, float | None]) -> str:
+    return ", ".join(f"{kind} {'never' if v is None else _fmt_s(v)}" for kind, v in by_kind.items())
+
+
+def _judge_atomicity(res: dict[str, Any], j: _Judgement) -> None:
+    """The atomicity checker's findings as they are (codes ``atomicity-*``, ``read-skew``,
+    ``prepared-*``), and a note with the counts."""
+    if "findings" not in res:
+        j.unknown("check-unknown:atomicity", f"atomicity could not judge: {res.get('error')}")
+        return
+    for f in res["findings"]:
+        j.add(f["severity"], f["code"], f["text"])
+    t, p = res.get("transfers"), res.get("paired")
+    if t is not None and p is not None:
+        j.note("atomicity", f"transfers: {t['acknowledged']} acknowledged, {t['unknown']} unknown "
+               f"({t['unknown_applied']} of them applied), {t['failed']} failed, {t['half_applied']} "
+               f"half-applied; paired inserts: {p['acknowledged']} acknowledged, {p['unknown']} unknown, "
+               f"{p['half_applied']} half present; total {t['total_final']} (invariant {t['total_initial']})"
+               + "".join(f"; committing again {_rtos(v)} after fault #{k}"
+                         for k, v in (res.get("rto_s") or {}).items()))
+
+
 def _judge_fault_effect(res: dict[str, Any], j: _Judgement) -> None:
     if res["valid"] is True:
         return
@@ -398,7 +430,7 @@ def check_history(
     "fail" otherwise. ``valid`` is True for pass and marginal only.
     ``findings`` carries every reason and note with its code.
     """
-    results = run_checks(ops, stable_s=stable_s, gap_s=gap_s, checks=checks, recorded=recorded)
+    results = run_checks(ops, stable_s=stable_s, gap_s=gap_s, checks=checks, recorded=recorded, target=target)
     r_rto, r_rpo, r_av, r_fe = (results[k] for k in ("rto", "rpo", "availability", "fault-effect"))
     usable = [w for w in waivers if target is not None and w.row == target.row]
 
@@ -408,6 +440,8 @@ def check_history(
     if r_av["valid"] == UNKNOWN:
         j.unknown("availability-unknown", f"availability could not be judged: {r_av.get('error')}")
     _judge_fault_effect(r_fe, j)
+    if "atomicity" in results:
+        _judge_atomicity(results["atomicity"], j)
     for name, res in results.items():
         if name not in _OWN_WORDING:
             _judge_check(name, res, j)
@@ -456,6 +490,8 @@ def check_history(
         "availability": {k: r_av[k] for k in ("windows", "longest") if k in r_av},
         "checkers": checkers,
         "scenario_checks": {k: v for k, v in results.items() if k not in _OWN_WORDING},
+        "atomicity": None if "atomicity" not in results else {
+            k: v for k, v in results["atomicity"].items() if k not in ("findings", "reason")},
         "fault_effect": r_fe,
         "runbook_steps": (results.get("runbook-steps") or {}).get("steps"),
         "recovery_phases": None if not r_ph else {k: r_ph.get(k) for k in ("valid", "faults", "error")

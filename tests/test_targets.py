@@ -27,6 +27,8 @@ PGCHAOS = {
     "citus-worker-link": (30, 0),  # the Citus profile's rows (ours)
     "citus-scale-out": (120, 0),
     "backup-monitoring": (1, 0),  # the backup alert scenario (ours)
+    "distributed-transactions": (10, 0),  # transfers and paired inserts under faults (ours)
+    "worker-distributed-transactions": (300, 0),
 }
 
 
