@@ -16,8 +16,6 @@ from harness.errors import PgchaosError
 from harness.history import HistoryWriter, read_history
 from harness.nemesis import Nemesis
 from harness.nemesis.faults import check_params, ensure_running
-from harness.nemesis.swarm_faults import SWARM_FAULTS
-from harness.nemesis.swarm_faults import repair as swarm_repair
 from harness.stack.stack import Stack
 
 # how long a drill waits, after its last step, for writes and reads to succeed again
@@ -78,23 +76,19 @@ def inject(stack: Stack, fault: str, target: str, params: dict[str, str]) -> dic
         active = nem.inject(fault, target, **params)
         effect = nem.observed(active)
     record = {"id": active.id, "fault": fault, "target": active.target, "role": target,
-              "params": params, "time": active.time, "effect": effect}
+              "params": active.params, "time": active.time, "effect": effect}
     faults = load_active(stack)
     faults[str(active.id)] = record
     _save_active(stack, faults)
     return record
 
 
-SWARM_FAULT_NAMES = frozenset(f.name for f in SWARM_FAULTS)
 
 
 def _repair(nem: Nemesis, record: dict[str, Any]) -> None:
-    """Undo one recorded fault from its description (its heal closure is gone): the
-    catalogue's faults through the nemesis' own heal, the engine's through theirs."""
-    if record["fault"] in SWARM_FAULT_NAMES:  # the swarm engine's: wait for Swarm, scale back, start the edge
-        swarm_repair(nem, record)
-    else:
-        nem.repair(record["fault"], record["target"], record.get("params") or {})
+    """Undo one recorded fault from its description: its catalogue entry's repair (the
+    engine's faults are in the catalogue too), the same one an in-process heal runs."""
+    nem.repair(record["fault"], record["target"], record.get("params") or {})
 
 
 def heal(stack: Stack, fault_id: str | None) -> list[dict[str, Any]]:

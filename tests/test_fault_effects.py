@@ -458,3 +458,34 @@ def test_a_custom_fault_is_recorded_observed_and_healed(fake: Any, tmp_path: Pat
     assert sorted(heals) == sorted([active.id, blind.id])
     with pytest.raises(PgchaosError, match="clashes"):
         fake({}).custom("kill", "x", lambda: (lambda: None))
+
+
+def test_every_catalogue_fault_carries_its_repair() -> None:
+    assert all(callable(f.inject) and callable(f.repair) for f in CATALOGUE.values())
+
+
+def test_a_new_catalogue_fault_is_healed_by_its_repair_on_every_path(fake: Any, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Written as the Fault docstring says (inject, repair, effect): heal, heal-all and a heal
+    from the description in another process all run the one repair."""
+    broken: set[str] = set()
+    fault = faults_module.Fault(
+        "test-break", "node", "a fault for this test",
+        inject=lambda nem, target, params: broken.add(target),
+        repair=lambda nem, target, params: broken.discard(target),
+        effect=faults_module.Effect(lambda nem, target, ctx: (target in broken, f"broken: {sorted(broken)}")))
+    monkeypatch.setitem(CATALOGUE, "test-break", fault)
+    with HistoryWriter(tmp_path / "h.jsonl") as history:
+        nem = fake({"coordinator-1": FakeContainer("coordinator-1")}, history)
+        active = nem.inject("test-break", "n1")
+        assert broken == {"n1"}
+        nem.heal(active)
+        assert not broken
+        nem.inject("test-break", "n2")
+        nem.heal_all()
+        assert not broken
+        nem.inject("test-break", "n3")
+        fake({}).repair("test-break", "n3")  # `pgchaos heal` in another process
+        assert not broken
+    heals = [op for op in read_history(tmp_path / "h.jsonl") if op.f == "heal"]
+    assert heals and all(op.error is None for op in heals) and "began" in heals[0].value

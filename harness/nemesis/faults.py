@@ -23,7 +23,9 @@ from harness.nemesis.targets import is_data_node
 if TYPE_CHECKING:
     from harness.nemesis.nemesis import Nemesis
 
-Heal = Callable[[], None]
+Heal = Callable[[], None]  # a custom fault's own undo (Nemesis.custom)
+Inject = Callable[["Nemesis", str, dict[str, Any]], None]
+Repair = Callable[["Nemesis", str, dict[str, Any]], None]
 Seen = tuple[bool, str]  # (the effect was seen, what was seen)
 FILL_FILE = "pgchaos-disk-fill"
 ENOSPC_PROBE = ".pgchaos-enospc-probe"
@@ -43,12 +45,16 @@ class Effect:
 
 @dataclass(frozen=True)
 class Fault:
-    """One kind of fault: a name, what it targets, how it is injected and seen."""
+    """One kind of fault, whole: what it targets, how it is injected, how its effect is
+    seen, and its repair. The repair needs only the fault's description (target and
+    params), so the same one runs for `Nemesis.heal`, heal-all, `pgchaos heal ID` in
+    another process and the drill; it is safe to run when there is nothing to undo."""
 
     name: str
     kind: str  # "node" or "link" or "action"
     description: str
-    inject: Callable[[Nemesis, str, dict[str, Any]], Heal]
+    inject: Inject
+    repair: Repair
     effect: Effect | None = None
     params: tuple[str, ...] = ()  # the parameters it takes (numbers, except "stream" and "signal")
 
@@ -71,62 +77,47 @@ def check_params(fault: Fault, params: dict[str, Any]) -> None:
                 raise PgchaosError(f"{key}={value!r} must be a finite number >= 0")
 
 
-def _kill(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
-    container = nem.owned(target)
-    container.kill(signal=params.get("signal", "SIGKILL"))
-    return lambda: nem.owned(target).start()
+def _kill(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
+    nem.owned(target).kill(signal=params.get("signal", "SIGKILL"))
 
 
-def _stop(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
+def _stop(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
     nem.owned(target).stop(timeout=int(params.get("timeout", 20)))
-    return lambda: nem.owned(target).start()
 
 
-def _pause(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
+def _pause(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
     nem.owned(target).pause()
-    return lambda: nem.owned(target).unpause()
 
 
-def _restart(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
+def _restart(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
     nem.owned(target).restart(timeout=int(params.get("timeout", 10)))
-    return lambda: None
 
 
-def _pg_kill(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
+def _pg_kill(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
     if not is_data_node(target, nem.stack):
         raise PgchaosError(f"pg-kill needs a PostgreSQL node, not {target!r}")
     if _postmaster(nem, target) == 1:
         # The postmaster is the container's init (a plain worker): the kernel drops a
         # SIGKILL sent to it from inside its PID namespace, so it comes through Docker;
         # the container ends with it, and nobody but the heal starts it again.
-        nem.owned(target).kill(signal="SIGKILL")
-        return lambda: nem.owned(target).start()
+        nem.owned(target).kill(signal="SIGKILL")  # its repair starts the container again
+        return
     rc, out = nem.stack.exec(target, ["pkill", "-KILL", "-o", "-x", "postgres"], timeout=10)
     if rc != 0:
         raise PgchaosError(f"pg-kill on {target}: no postmaster to kill ({out.strip()})")
-    return lambda: None  # Patroni (or the operator) restarts PostgreSQL
+    # Patroni (or the operator) restarts PostgreSQL; the repair only makes sure the container runs
 
 
-def _partition(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
-    container = nem.owned(target)
-    network = nem.stack_network()
-    network.disconnect(container, force=True)
-
-    def heal() -> None:
-        network.reload()
-        if container.id not in {c.id for c in network.containers}:
-            network.connect(container, aliases=[target])
-
-    return heal
+def _partition(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
+    nem.stack_network().disconnect(nem.owned(target), force=True)
 
 
-def _etcd_outage(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
+def _etcd_outage(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
     """Stop the DCS member the target names (the nemesis resolves it: `etcd`, `dcs`)."""
     nem.owned(target).stop(timeout=1)
-    return lambda: nem.owned(target).start()
 
 
-def _disk_full(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
+def _disk_full(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
     if not is_data_node(target, nem.stack):
         raise PgchaosError(f"disk-full needs a PostgreSQL node, not {target!r}")
     fill = nem.stack.data_mount(target) / FILL_FILE
@@ -135,7 +126,6 @@ def _disk_full(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
     except BaseException:
         fill.unlink(missing_ok=True)
         raise
-    return lambda: fill.unlink(missing_ok=True)
 
 
 def _last_line(text: str) -> str:
@@ -170,28 +160,21 @@ def _number(value: Any) -> int | float:
     return int(number) if number.is_integer() else number
 
 
-def _toxic(fault: str) -> Callable[[Nemesis, str, dict[str, Any]], Heal]:
-    def inject(nem: Nemesis, link: str, params: dict[str, Any]) -> Heal:
+def _toxic(fault: str) -> Inject:
+    def inject(nem: Nemesis, link: str, params: dict[str, Any]) -> None:
         attrs = {k: _number(v) for k, v in params.items() if k != "stream"}
-        streams = [name.rsplit("-", 1)[1] for name in _toxic_names(fault, params)]
-        names = [nem.links.add_toxic(link, fault, stream=s, **attrs) for s in streams]
-
-        def heal() -> None:
-            for name in names:
-                nem.links.remove_toxic(link, name)
-
-        return heal
+        for name in _toxic_names(fault, params):
+            nem.links.add_toxic(link, fault, stream=name.rsplit("-", 1)[1], **attrs)
 
     return inject
 
 
-def _link_down(nem: Nemesis, link: str, params: dict[str, Any]) -> Heal:
+def _link_down(nem: Nemesis, link: str, params: dict[str, Any]) -> None:
     nem.links.set_enabled(link, False)
-    return lambda: nem.links.set_enabled(link, True)
 
 
-def _patronictl(verb: str) -> Callable[[Nemesis, str, dict[str, Any]], Heal]:
-    def inject(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
+def _patronictl(verb: str) -> Inject:
+    def inject(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
         group = nem.stack.manifest.group_of(target) or nem.stack.manifest.coordinator
         leader = nem.resolve_node(f"primary@{group.name}")
         cmd = ["patronictl", "-c", group.patroni_config, verb]
@@ -205,9 +188,60 @@ def _patronictl(verb: str) -> Callable[[Nemesis, str, dict[str, Any]], Heal]:
         # patronictl may exit 0 after refusing (e.g. a candidate that is not a sync standby)
         if rc != 0 or "Successfully" not in out:
             raise PgchaosError(f"patronictl {verb} failed: {' '.join(out.strip().splitlines()[-2:])}")
-        return lambda: None
 
     return inject
+
+
+# -- repairs: from the fault's description alone, safe to run twice ---------------------------
+def ensure_running(container: Any) -> None:
+    """Unpause or start a container that a fault left down (one removed meanwhile is left to
+    the steady state, which names it missing)."""
+    try:
+        container.reload()
+    except docker.errors.NotFound:
+        return
+    if container.status == "paused":
+        container.unpause()
+    elif container.status in ("exited", "created", "dead"):
+        with contextlib.suppress(Exception):
+            container.start()
+
+
+def reconnect(network: Any, container: Any, alias: str) -> None:
+    """Put a container back on the stack network (under its service name) unless it is on it."""
+    network.reload()
+    if container.id not in {c.id for c in network.containers}:
+        with contextlib.suppress(docker.errors.APIError):
+            network.connect(container, aliases=[alias])
+
+
+def _start_again(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
+    """kill, stop, pause, restart, pg-kill, etcd-outage: the container runs, unpaused."""
+    ensure_running(nem.owned(target))
+
+
+def _reconnect(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
+    reconnect(nem.stack_network(), nem.owned(target), target)
+
+
+def _free_space(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
+    (nem.stack.data_mount(target) / FILL_FILE).unlink(missing_ok=True)
+
+
+def _remove_toxics(fault: str) -> Repair:
+    def repair(nem: Nemesis, link: str, params: dict[str, Any]) -> None:
+        for stream in ("downstream", "upstream"):  # both: the recorded stream may be either
+            nem.links.remove_toxic(link, f"pgchaos-{fault}-{stream}")
+
+    return repair
+
+
+def _enable_link(nem: Nemesis, link: str, params: dict[str, Any]) -> None:
+    nem.links.set_enabled(link, True)
+
+
+def _nothing(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
+    """switchover, failover: the new leader is the cluster's new normal."""
 
 
 # -- effects: one look each; the nemesis polls them right after the injection ----------------
@@ -400,70 +434,40 @@ DOWN = Effect(_seen_down, _before_state)
 
 
 CATALOGUE: dict[str, Fault] = {f.name: f for f in [
-    Fault("kill", "node", "SIGKILL the container (hard loss)", _kill, DOWN, ("signal",)),
-    Fault("stop", "node", "docker stop: graceful shutdown", _stop, DOWN, ("timeout",)),
-    Fault("pause", "node", "freeze every process of the container", _pause, Effect(_seen_paused)),
-    Fault("restart", "node", "docker restart", _restart, Effect(_seen_restarted, _before_state, 30.0),
-          ("timeout",)),
-    Fault("pg-kill", "node", "SIGKILL PostgreSQL's postmaster, Patroni stays alive", _pg_kill,
+    Fault("kill", "node", "SIGKILL the container (hard loss)", _kill, _start_again, DOWN, ("signal",)),
+    Fault("stop", "node", "docker stop: graceful shutdown", _stop, _start_again, DOWN, ("timeout",)),
+    Fault("pause", "node", "freeze every process of the container", _pause, _start_again,
+          Effect(_seen_paused)),
+    Fault("restart", "node", "docker restart", _restart, _start_again,
+          Effect(_seen_restarted, _before_state, 30.0), ("timeout",)),
+    Fault("pg-kill", "node", "SIGKILL PostgreSQL's postmaster, Patroni stays alive", _pg_kill, _start_again,
           Effect(_seen_postmaster_killed, _before_postmaster, 15.0)),
-    Fault("partition", "node", "disconnect the node from the stack network", _partition,
+    Fault("partition", "node", "disconnect the node from the stack network", _partition, _reconnect,
           Effect(_seen_partitioned)),
-    Fault("disk-full", "node", "fill the node's loop-mounted data volume to ENOSPC", _disk_full,
+    Fault("disk-full", "node", "fill the node's loop-mounted data volume to ENOSPC", _disk_full, _free_space,
           Effect(_seen_enospc)),
-    Fault("etcd-outage", "node", "stop the DCS (etcd)", _etcd_outage,
+    Fault("etcd-outage", "node", "stop the DCS (etcd)", _etcd_outage, _start_again,
           Effect(_seen_dcs_unreachable, _before_dcs, 30.0)),
     Fault("latency", "link", "Toxiproxy latency (latency, jitter ms) on a link", _toxic("latency"),
-          Effect(_seen_toxic("latency")), ("latency", "jitter", "stream")),
-    Fault("bandwidth", "link", "Toxiproxy bandwidth limit (rate KB/s) on a link",
-          _toxic("bandwidth"), Effect(_seen_toxic("bandwidth")), ("rate", "stream")),
-    Fault("timeout", "link", "Toxiproxy blackhole: data stops, connections hang",
-          _toxic("timeout"), Effect(_seen_toxic("timeout")), ("timeout", "stream")),
-    Fault("reset-peer", "link", "Toxiproxy TCP RST on the link's connections",
-          _toxic("reset-peer"), Effect(_seen_toxic("reset-peer")), ("timeout", "stream")),
-    Fault("link-down", "link", "disable the link: connections refused", _link_down,
+          _remove_toxics("latency"), Effect(_seen_toxic("latency")), ("latency", "jitter", "stream")),
+    Fault("bandwidth", "link", "Toxiproxy bandwidth limit (rate KB/s) on a link", _toxic("bandwidth"),
+          _remove_toxics("bandwidth"), Effect(_seen_toxic("bandwidth")), ("rate", "stream")),
+    Fault("timeout", "link", "Toxiproxy blackhole: data stops, connections hang", _toxic("timeout"),
+          _remove_toxics("timeout"), Effect(_seen_toxic("timeout")), ("timeout", "stream")),
+    Fault("reset-peer", "link", "Toxiproxy TCP RST on the link's connections", _toxic("reset-peer"),
+          _remove_toxics("reset-peer"), Effect(_seen_toxic("reset-peer")), ("timeout", "stream")),
+    Fault("link-down", "link", "disable the link: connections refused", _link_down, _enable_link,
           Effect(_seen_link_down)),
-    Fault("switchover", "action", "patronictl switchover to a candidate (planned)",
-          _patronictl("switchover"), Effect(_seen_leader_changed, _before_leader, 30.0)),
-    Fault("failover", "action", "patronictl failover --force (emergency)",
-          _patronictl("failover"), Effect(_seen_leader_changed, _before_leader, 30.0)),
+    Fault("switchover", "action", "patronictl switchover to a candidate (planned)", _patronictl("switchover"),
+          _nothing, Effect(_seen_leader_changed, _before_leader, 30.0)),
+    Fault("failover", "action", "patronictl failover --force (emergency)", _patronictl("failover"),
+          _nothing, Effect(_seen_leader_changed, _before_leader, 30.0)),
 ]}
 
 
-def ensure_running(container: Any) -> None:
-    """Unpause or start a container that a fault left down (one removed meanwhile is left to
-    the steady state, which names it missing)."""
-    try:
-        container.reload()
-    except docker.errors.NotFound:
-        return
-    if container.status == "paused":
-        container.unpause()
-    elif container.status in ("exited", "created", "dead"):
-        with contextlib.suppress(Exception):
-            container.start()
-
-
-TOXIC_FAULTS = frozenset({"latency", "bandwidth", "timeout", "reset-peer"})
-REBUILDABLE = frozenset(CATALOGUE)  # the catalogue's own faults; engines' and custom faults heal themselves
-
-
 def repair(nem: Nemesis, fault: str, target: str, params: dict[str, Any] | None = None) -> None:
-    """The heal of a catalogue fault rebuilt from its description (name, target, params):
-    what `Nemesis.heal`, heal-all and `pgchaos heal` in another process all run."""
-    kind = CATALOGUE[fault].kind if fault in CATALOGUE else None
-    if fault in TOXIC_FAULTS:
-        for stream in ("downstream", "upstream"):
-            nem.links.remove_toxic(target, f"pgchaos-{fault}-{stream}")
-    elif fault == "link-down":
-        nem.links.set_enabled(target, True)
-    elif fault == "disk-full":
-        (nem.stack.data_mount(target) / FILL_FILE).unlink(missing_ok=True)
-    elif fault == "partition":
-        network = nem.stack_network()
-        container = nem.owned(target)
-        network.reload()
-        if container.id not in {c.id for c in network.containers}:
-            network.connect(container, aliases=[target])
-    elif kind == "node":  # kill, stop, pause, restart, pg-kill (a postmaster that was PID 1), etcd-outage
-        ensure_running(nem.owned(target))
+    """Undo a fault from its description (name, target, params): its catalogue entry's repair,
+    the one every heal runs."""
+    if fault not in CATALOGUE:
+        raise PgchaosError(f"no repair for {fault!r}: not a catalogue fault; valid: {', '.join(CATALOGUE)}")
+    CATALOGUE[fault].repair(nem, target, params or {})

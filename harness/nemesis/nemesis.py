@@ -23,11 +23,11 @@ from harness.history import HistoryWriter
 from harness.nemesis.faults import (
     CATALOGUE,
     FILL_FILE,
-    REBUILDABLE,
     Fault,
     Heal,
     check_params,
     ensure_running,
+    reconnect,
     repair,
 )
 from harness.nemesis.targets import resolve_link, resolve_node
@@ -50,7 +50,7 @@ class ActiveFault:
     target: str
     time: float
     params: dict[str, Any] = field(default_factory=dict)
-    heal: Heal | None = None
+    heal: Heal | None = None  # a custom fault's own undo; catalogue faults use their repair
     effect: dict[str, Any] | None = None  # {"seen", "evidence", "after_s"} once looked at
     observer: threading.Thread | None = field(default=None, repr=False, compare=False)
 
@@ -126,7 +126,7 @@ class Nemesis:
         fid, t = self._record_fault(name, {"target": target, "role": role, **params})
         active = ActiveFault(fid, name, target, t, params)
         try:
-            active.heal = fault.inject(self, target, params)
+            fault.inject(self, target, params)
         except (docker.errors.APIError, PgchaosError) as exc:
             self._record_heal(active, error=str(exc))
             if isinstance(exc, PgchaosError):
@@ -202,10 +202,10 @@ class Nemesis:
         error = None
         began = self.history.now() if self.history is not None else None
         try:
-            if active.fault in REBUILDABLE:  # the same heal `pgchaos heal` rebuilds from the history
-                repair(self, active.fault, active.target, active.params)
-            elif active.heal is not None:
+            if active.heal is not None:  # a custom fault
                 active.heal()
+            else:  # the catalogue's repair: the same one `pgchaos heal` runs from the history
+                repair(self, active.fault, active.target, active.params)
         except Exception as exc:  # heal-all will retry the generic repairs
             error = f"{type(exc).__name__}: {exc}"
         self._record_heal(active, error=error, began=began)
@@ -280,10 +280,7 @@ class Nemesis:
                 continue  # an attached project's other containers are none of our business
             ensure_running(container)
             if network is not None:
-                network.reload()
-                if container.id not in {c.id for c in network.containers}:
-                    with contextlib.suppress(docker.errors.APIError):
-                        network.connect(container, aliases=[service])
+                reconnect(network, container, service)
         engine_heal = getattr(self.stack.deployment, "heal_all", None)  # e.g. swarm: edge, scaled services
         if engine_heal is not None:
             with contextlib.suppress(Exception):

@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 import docker.errors
 
 from harness.errors import PgchaosError
-from harness.nemesis.faults import CATALOGUE, Effect, Fault, Heal, Seen
+from harness.nemesis.faults import CATALOGUE, Effect, Fault, Seen
 
 if TYPE_CHECKING:
     from harness.nemesis.nemesis import Nemesis
     from harness.stack.swarm import SwarmDeployment
 
 HEAL_TIMEOUT_S = 180.0
+REPLACING = "replacing"  # params key: the task ids an injection replaces, for its repair to wait on
 
 
 def swarm(nem: Nemesis, fault: str = "this fault") -> SwarmDeployment:
@@ -67,13 +68,6 @@ def wait_replaced(nem: Nemesis, service: str, old: list[str], timeout_s: float =
                        f"{timeout_s * nem.timeout_multiplier:.0f} s")
 
 
-def _replaced(nem: Nemesis, target: str, old: list[str]) -> Heal:
-    def heal() -> None:
-        wait_replaced(nem, target, old)
-
-    return heal
-
-
 def _before_tasks(nem: Nemesis, target: str, params: dict[str, Any]) -> dict[str, Any]:
     dep = swarm(nem)
     return {"tasks": _running_ids(dep, target), "image": dep.image_of(target),
@@ -81,11 +75,10 @@ def _before_tasks(nem: Nemesis, target: str, params: dict[str, Any]) -> dict[str
 
 
 # -- task-kill ---------------------------------------------------------------------------
-def _task_kill(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
+def _task_kill(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
     dep = swarm(nem, "task-kill")
-    old = _running_ids(dep, target)
+    params[REPLACING] = _running_ids(dep, target)  # the repair waits for their replacements
     dep.kill(target, signal=params.get("signal", "SIGKILL"))
-    return _replaced(nem, target, old)
 
 
 def _seen_task_killed(nem: Nemesis, target: str, ctx: dict[str, Any]) -> Seen:
@@ -105,18 +98,16 @@ def _seen_task_killed(nem: Nemesis, target: str, ctx: dict[str, Any]) -> Seen:
 
 
 # -- service-force-update / service-image-update --------------------------------------------
-def _force_update(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
+def _force_update(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
     dep = swarm(nem, "service-force-update")
-    old = _running_ids(dep, target)
+    params[REPLACING] = _running_ids(dep, target)
     dep.force_update(target, detach=True)
-    return _replaced(nem, target, old)
 
 
-def _image_update(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
+def _image_update(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
     dep = swarm(nem, "service-image-update")
-    old = _running_ids(dep, target)
+    params[REPLACING] = _running_ids(dep, target)
     dep.update_image(target, dep.rolled_tag(dep.image_of(target)), detach=True)
-    return _replaced(nem, target, old)
 
 
 def _seen_replaced(nem: Nemesis, target: str, ctx: dict[str, Any]) -> Seen:
@@ -142,20 +133,11 @@ def _before_image(nem: Nemesis, target: str, params: dict[str, Any]) -> dict[str
 
 
 # -- service-scale ----------------------------------------------------------------------------
-def _scale(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
+def _scale(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
     dep = swarm(nem, "service-scale")
     if "replicas" not in params:
         raise PgchaosError("service-scale needs --param replicas=N")
-    before = dep.replicas().get(target, (0, 1))[1]
     dep.scale(target, int(float(params["replicas"])))
-
-    def heal() -> None:
-        dep.scale(target, before)
-        deadline = time.monotonic() + HEAL_TIMEOUT_S * nem.timeout_multiplier
-        while time.monotonic() < deadline and dep.replicas().get(target, (0, 0)) != (before, before):
-            time.sleep(0.5)
-
-    return heal
 
 
 def _seen_scaled(nem: Nemesis, target: str, ctx: dict[str, Any]) -> Seen:
@@ -168,19 +150,11 @@ def _seen_scaled(nem: Nemesis, target: str, ctx: dict[str, Any]) -> Seen:
 
 
 # -- edge-stop ----------------------------------------------------------------------------------
-def _edge_stop(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
+def _edge_stop(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
     dep = swarm(nem, "edge-stop")
     if target != "edge":
         raise PgchaosError(f"edge-stop targets the edge container: write `edge`, not {target!r}")
     dep.edge().stop(timeout=int(float(params.get("timeout", 1))))
-
-    def heal() -> None:
-        edge = dep.edge()
-        edge.reload()
-        if edge.status != "running":
-            edge.start()
-
-    return heal
 
 
 def _seen_edge_down(nem: Nemesis, target: str, ctx: dict[str, Any]) -> Seen:
@@ -198,31 +172,13 @@ def _seen_edge_down(nem: Nemesis, target: str, ctx: dict[str, Any]) -> Seen:
     return ok, f"edge {edge.name} {edge.status}; 127.0.0.1:{port} {said} connections"
 
 
-SWARM_FAULTS = [
-    Fault("task-kill", "node", "swarm: SIGKILL the service's running task; Swarm replaces it", _task_kill,
-          Effect(_seen_task_killed, _before_tasks, 15.0), ("signal",)),
-    Fault("service-force-update", "node", "swarm: docker service update --force SERVICE (tasks replaced)",
-          _force_update, Effect(_seen_replaced, _before_tasks, 60.0)),
-    Fault("service-image-update", "node", "swarm: rolling docker service update --image (second local tag)",
-          _image_update, Effect(_seen_replaced, _before_image, 60.0)),
-    Fault("service-scale", "node", "swarm: docker service scale SERVICE=replicas (heal scales back)",
-          _scale, Effect(_seen_scaled, _before_tasks, 60.0), ("replicas",)),
-    Fault("edge-stop", "action", "swarm: stop the edge container that publishes the host ports",
-          _edge_stop, Effect(_seen_edge_down), ("timeout",)),
-]
-
-
-def repair(nem: Nemesis, record: dict[str, Any]) -> None:
-    """Undo a recorded swarm fault from its description (a game day's `pgchaos heal`,
-    whose heal closure is gone): the replacement or the update is waited for, a
-    scaled service goes back to the stack file's replicas, the edge is started."""
-    dep = swarm(nem, record["fault"])
-    fault, target = record["fault"], record["target"]
-    if fault == "edge-stop":
-        dep.reconnect_all()
-        return
-    if fault == "service-scale":
-        dep.scale(target, dep.desired_in_stack_file(target))
+# -- repairs: from the fault's description (a game day's `pgchaos heal` has nothing else) -----
+def _await_desired(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
+    """task-kill, updates: the tasks that ran before are replaced (when the injection named
+    them), and the service runs its desired replicas with no update under way."""
+    dep = swarm(nem, "this fault")
+    if params.get(REPLACING):
+        wait_replaced(nem, target, list(params[REPLACING]))
     deadline = time.monotonic() + HEAL_TIMEOUT_S * nem.timeout_multiplier
     while time.monotonic() < deadline:
         running, desired = dep.replicas().get(target, (0, 1))
@@ -231,6 +187,34 @@ def repair(nem: Nemesis, record: dict[str, Any]) -> None:
         time.sleep(0.5)
     raise PgchaosError(f"{dep.swarm_service(target)}: not back at its desired replicas within "
                        f"{HEAL_TIMEOUT_S * nem.timeout_multiplier:.0f} s")
+
+
+def _scale_back(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
+    """service-scale: back to the stack file's replicas."""
+    dep = swarm(nem, "service-scale")
+    dep.scale(target, dep.desired_in_stack_file(target))
+    _await_desired(nem, target, {})
+
+
+def _start_edge(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
+    edge = swarm(nem, "edge-stop").edge()
+    edge.reload()
+    if edge.status != "running":
+        edge.start()
+
+
+SWARM_FAULTS = [
+    Fault("task-kill", "node", "swarm: SIGKILL the service's running task; Swarm replaces it", _task_kill,
+          _await_desired, Effect(_seen_task_killed, _before_tasks, 15.0), ("signal",)),
+    Fault("service-force-update", "node", "swarm: docker service update --force SERVICE (tasks replaced)",
+          _force_update, _await_desired, Effect(_seen_replaced, _before_tasks, 60.0)),
+    Fault("service-image-update", "node", "swarm: rolling docker service update --image (second local tag)",
+          _image_update, _await_desired, Effect(_seen_replaced, _before_image, 60.0)),
+    Fault("service-scale", "node", "swarm: docker service scale SERVICE=replicas (heal scales back)",
+          _scale, _scale_back, Effect(_seen_scaled, _before_tasks, 60.0), ("replicas",)),
+    Fault("edge-stop", "action", "swarm: stop the edge container that publishes the host ports",
+          _edge_stop, _start_edge, Effect(_seen_edge_down), ("timeout",)),
+]
 
 
 def register() -> None:
