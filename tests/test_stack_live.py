@@ -13,9 +13,9 @@ from harness.stack.stack import OWNER_LABEL, docker_client
 
 pytestmark = pytest.mark.docker
 
-GUIDE_CHECKS = {"services", "patroni_leader", "replicas_streaming", "replication_lag", "router_health",
-                "pgbouncer_pools", "workers", "disk_space", "slow_queries", "idle_in_transaction",
-                "router_write"}
+GUIDE_CHECKS = {"services", "patroni_leader", "replicas_streaming", "sync_standbys", "replication_lag",
+                "router_health", "pgbouncer_pools", "workers", "disk_space", "slow_queries",
+                "idle_in_transaction", "router_write"}
 COORDINATORS = ("coordinator-1", "coordinator-2", "coordinator-3")
 
 
@@ -27,6 +27,8 @@ def test_steady_state_is_the_daily_health_check(pgchaos_stack):
     assert doc["leader"] in COORDINATORS
     assert len(doc["replicas"]) == 2 and all(r["state"] == "streaming" for r in doc["replicas"])
     assert doc["healthy"] is True
+    sync = next(c for c in state.checks if c.name == "sync_standbys")
+    assert sync.data["mode"] is True and len(sync.data["sync_standbys"]) == 1, sync.detail  # synchronous_mode
 
 
 def test_write_and_read_through_pgbouncer_on_loopback(pgchaos_stack):

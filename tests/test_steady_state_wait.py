@@ -50,3 +50,39 @@ def test_a_refusal_that_clears_is_waited_through(quick: pytest.MonkeyPatch) -> N
     seq = itertools.chain((REFUSAL.format(n=n) for n in range(3)), itertools.repeat(None))
     quick.setattr(module, "steady_state", observations(seq))
     assert wait_for_steady_state(object(), timeout=10, interval=0.05).healthy  # type: ignore[arg-type]
+
+
+def _group(*members: tuple[str, str, str]) -> Topology:
+    from harness.stack.topology import Member
+
+    return Topology(groups={"coordinator": [Member(n, role, state) for n, role, state in members]})
+
+
+def _sync(monkeypatch: pytest.MonkeyPatch, config: dict, topo: Topology) -> Check:
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(module, "_patroni_config", lambda stack, group: config)
+    monkeypatch.setattr(module, "_suffix", lambda stack, group: "")
+    return module.check_sync_standbys(SimpleNamespace(), topo, "coordinator")
+
+
+def test_synchronous_mode_is_ready_only_with_its_sync_standby_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = _group(("c1", "leader", "running"), ("c2", "replica", "streaming"), ("c3", "replica", "streaming"))
+    formed = _group(("c1", "leader", "running"), ("c2", "sync_standby", "streaming"),
+                    ("c3", "replica", "streaming"))
+    assert _sync(monkeypatch, {"synchronous_mode": False}, plain).ok
+    waiting = _sync(monkeypatch, {"synchronous_mode": True}, plain)
+    assert not waiting.ok and "not ready" in waiting.detail and "0/1" in waiting.detail
+    assert _sync(monkeypatch, {"synchronous_mode": True}, formed).ok
+
+
+def test_quorum_mode_counts_quorum_standbys_up_to_the_replicas_there_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    one = _group(("c1", "leader", "running"), ("c2", "quorum_standby", "streaming"),
+                 ("c3", "replica", "streaming"))
+    two = _group(("c1", "leader", "running"), ("c2", "quorum_standby", "streaming"),
+                 ("c3", "quorum_standby", "streaming"))
+    alone = _group(("c1", "leader", "running"), ("c2", "quorum_standby", "streaming"))
+    quorum = {"synchronous_mode": "quorum", "synchronous_node_count": 2}
+    assert not _sync(monkeypatch, quorum, one).ok
+    assert _sync(monkeypatch, quorum, two).ok
+    assert _sync(monkeypatch, quorum, alone).ok  # one replica: one standby is all there can be

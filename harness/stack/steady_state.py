@@ -128,6 +128,47 @@ def check_replicas(stack: Stack, topo: Topology, group_name: str) -> Check:
     return Check(f"replicas_streaming{_suffix(stack, group_name)}", ok, detail, {"streaming": streaming})
 
 
+SYNC_ROLES = ("sync_standby", "quorum_standby")
+
+
+def _patroni_config(stack: Stack, group_name: str) -> dict[str, Any]:
+    """The group's dynamic configuration (Patroni REST ``/config`` of the first member that answers)."""
+    for member in stack.manifest.group(group_name).members:
+        try:
+            resp = requests.get(f"{stack.patroni_url(member)}/config", timeout=2)
+            resp.raise_for_status()
+            doc = resp.json()
+        except (requests.RequestException, ValueError, PgchaosError):
+            continue
+        if isinstance(doc, dict):
+            return doc
+    raise PgchaosError(f"no member of {group_name} answered Patroni's /config")
+
+
+def check_sync_standbys(stack: Stack, topo: Topology, group_name: str) -> Check:
+    """A group in synchronous (or quorum) mode is ready only once its synchronous standbys
+    are in place (Patroni's /cluster roles sync_standby / quorum_standby), as many as
+    synchronous_node_count asks and its replicas allow: before that a failover may find no
+    promotable member."""
+    name = f"sync_standbys{_suffix(stack, group_name)}"
+    cfg = _patroni_config(stack, group_name)
+    mode = cfg.get("synchronous_mode", False)
+    if mode in (False, None, "off", "false"):
+        return Check(name, True, f"{group_name}: synchronous_mode off", {"mode": mode})
+    members = topo.groups.get(group_name, [])
+    leaders = topo.group_leaders(group_name)
+    replicas = [m for m in members if m.name not in leaders]
+    want = min(int(cfg.get("synchronous_node_count") or 1), len(replicas))
+    have = [m.name for m in replicas if m.role in SYNC_ROLES and m.state in ("streaming", "running")]
+    ok = len(have) >= want
+    detail = (f"{group_name}: synchronous_mode {mode}, {len(have)}/{want} synchronous standby(s) "
+              f"in place: {have or 'none'}")
+    if not ok:
+        detail += (f" — not ready: replicas {[(m.name, m.role, m.state) for m in replicas]} "
+                   "(a failover now may find no promotable member)")
+    return Check(name, ok, detail, {"mode": mode, "sync_standbys": have, "want": want})
+
+
 def check_router_write(stack: Stack, topo: Topology) -> Check:
     """A write through the router's primary port lands on the coordinator leader."""
     import psycopg
@@ -286,6 +327,8 @@ def steady_state(stack: Stack) -> SteadyState:
         checks.append(check_leader(topo, group.name, _suffix(stack, group.name)))
         checks.append(_guard(f"replicas_streaming{_suffix(stack, group.name)}",
                              lambda g=group.name: check_replicas(stack, topo, g)))
+        checks.append(_guard(f"sync_standbys{_suffix(stack, group.name)}",
+                             lambda g=group.name: check_sync_standbys(stack, topo, g)))
     checks.append(_guard("replication_lag", lambda: check_replication_lag(stack, topo)))
     checks.append(_guard("router_write", lambda: check_router_write(stack, topo)))
     if manifest.router.health_port is not None:
