@@ -14,11 +14,11 @@ import json
 import math
 import threading
 import time as _time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 from harness.errors import PgchaosError
 
@@ -27,6 +27,7 @@ def _stdlib_loads(line: bytes) -> Any:
     return json.loads(line.decode("utf-8"))
 
 
+_loads: Callable[[Any], Any]
 try:
     from orjson import loads as _loads
 except ImportError:  # orjson is an optional speed-up
@@ -139,7 +140,7 @@ def op_from_dict(d: Any, line: int = 0, prev_index: int | None = None) -> Op:
     node = d.get("node")
     if node is not None and type(node) is not str:
         raise HistoryFormatError(line, f"'node' must be a string, got {_type_name(node)}")
-    return Op(index, float(t), process, typ, f, value, node, d.get("error"))
+    return Op(index, float(t), process, cast(OpType, typ), f, value, node, d.get("error"))
 
 
 def _json_problem(e: ValueError) -> str:
@@ -201,7 +202,7 @@ def _read_history(path: str | Path) -> list[Op]:
                     and "value" in d
                     and (node is None or type(node) is str)
                 ):
-                    append(Op(index, t, process, typ, f, d["value"], node, g("error")))
+                    append(Op(index, t, process, cast(OpType, typ), f, d["value"], node, g("error")))
                     prev = index
                     continue
             try:

@@ -339,8 +339,9 @@ def run_checks(
 
 def _judge_check(name: str, res: dict[str, Any], j: _Judgement) -> None:
     if res["valid"] is False:
-        j.fail(f"check:{name}", res.get("reason") if name == "after-recovery" and res.get("reason")
-               else f"{name}: {res.get('reason') or res}")
+        reason = res.get("reason")
+        j.fail(f"check:{name}", str(reason) if name == "after-recovery" and reason
+               else f"{name}: {reason or res}")
     elif res["valid"] is not True:
         j.unknown(f"check-unknown:{name}", f"{name} could not judge: {res.get('error') or res.get('reason')}")
 

@@ -14,7 +14,7 @@ if ! command -v chromium >/dev/null; then
   echo "[setup] installing chromium (the report pages are checked in a headless browser)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
-if ! python3 -c "import harness, locust, psycopg, testcontainers, toxiproxy, allure, pytest_timeout, mkdocs" 2>/dev/null \
+if ! python3 -c "import harness, locust, psycopg, testcontainers, toxiproxy, allure, pytest_timeout, mkdocs, mypy" 2>/dev/null \
    || ! command -v pgchaos >/dev/null; then
   echo "[setup] pip install -e $here[dev]"
   python3 -m pip install -q -e "$here[dev]"

@@ -47,7 +47,8 @@ def after_recovery(
     ops = list(ops)
     invoked = pair_invocations(ops)
     def started(i: int) -> float:
-        return ops[invoked[i]].time if invoked[i] is not None else ops[i].time
+        at = invoked[i]
+        return ops[at].time if at is not None else ops[i].time
 
     bad = [op for i, op in enumerate(ops)
            if op.f in fs and op.type in ("fail", "info") and op.process not in exclude_processes

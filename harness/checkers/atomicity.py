@@ -181,7 +181,8 @@ def _paired(values: dict[int, dict[str, Any]], outcome: dict[int, str], final: d
             "failed_applied": len(failed_applied), "unexpected": len(unexpected)}
 
 
-def _read_skew(ops: Sequence[Op], invariant: int | None, snapshot_reads: bool, out: _Findings) -> list[dict]:
+def _read_skew(ops: Sequence[Op], invariant: int | None, snapshot_reads: bool,
+               out: _Findings) -> list[dict[str, Any]]:
     if invariant is None:
         return []
     skew = [{"time": round(op.time, 3), "total": op.value.get("total"), "expected": invariant}
@@ -213,7 +214,7 @@ def _prepared(ops: Sequence[Op], bound_s: float | None, out: _Findings) -> dict[
     if not samples:
         return res
     if bound_s is None:
-        if oldest:
+        if longest is not None:
             out.add("note", "prepared-unjudged", f"prepared transactions seen on primaries (no bound in the "
                     f"target row): longest {longest['gid']} on {longest['member']}, {longest['age_s']:.1f} s")
         return res

@@ -20,8 +20,7 @@ from typing import Any, Final
 
 from harness.checkers.compose import UNKNOWN
 from harness.checkers.faults import faults as find_faults
-from harness.checkers.unavailability import OBSERVER
-from harness.history import Op
+from harness.history import OBSERVER, Op
 
 FAULT_EFFECT: Final = "fault-effect"
 

@@ -120,8 +120,12 @@ def collect(ops: Sequence[Op]) -> tuple[Samples, list[float]]:
             via = v.get("via") or op.node
             if isinstance(via, str):
                 s.writes.setdefault(via, []).append((op.time, op.type == "ok"))
-    for lst in (s.cluster, *s.pg.values(), *s.writes.values(), *s.lanes.values()):
-        lst.sort(key=lambda x: x[0])
+    for lane in (s.cluster, *s.lanes.values()):
+        lane.sort(key=lambda x: x[0])
+    for states in s.pg.values():
+        states.sort(key=lambda x: x[0])
+    for writes in s.writes.values():
+        writes.sort(key=lambda x: x[0])
     client_oks.sort()
     return s, client_oks
 
@@ -141,10 +145,10 @@ def _old_leader(s: Samples, t0: float, target: str | None,
     return target
 
 
-def _first_change(records: list[tuple[float, Any]], after: float, until: float, pred: Any) -> float | None:
+def _first_change(records: Sequence[tuple[Any, ...]], after: float, until: float, pred: Any) -> float | None:
     for t, *rest in records:
         if after < t <= until and pred(*rest):
-            return t
+            return float(t)
     return None
 
 

@@ -89,7 +89,8 @@ def runbook_steps(
         if op.type == "ok":
             oks[op.f].append(op.time)
         elif op.type in ("fail", "info"):
-            start = ops[invoked[i]].time if invoked[i] is not None else op.time
+            at = invoked[i]
+            start = ops[at].time if at is not None else op.time
             w = during(windows, start)
             if w is not None:
                 failures.setdefault(windows.index(w), []).append((op, start))
