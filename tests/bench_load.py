@@ -1,6 +1,7 @@
 """Benchmark: the harness's load vs pgbench on the same stack, same run.
 
     python tests/bench_load.py [--clients 4] [--seconds 15] [--rounds 3] [--sweep 100,200,400]
+                               [--workers 0,1,2]
 
 Needs a stack from `pgchaos up` and pgbench on the host (Debian: postgresql-15).
 It attaches to the newest stack of PGCHAOS_STATE_DIR (default /var/lib/pgchaos),
@@ -16,6 +17,9 @@ psycopg's own wait through gevent's select.poll emulation); a bare-INSERT pgbenc
 (its achieved period). With --sweep, paced writers at each target rate run
 beside the probe: ops/s recorded in the history and the probe's period under
 that load (the highest recorded rate with the probe's period within 0.05 s).
+With --workers, the same unpaced writers on locust's master/worker mode over
+each number of local worker processes (0: one process), as --pgchaos-load-workers
+runs them: acknowledged writes/s and the CPU share of all the load's processes.
 Prints figures and ratios against pgbench measured in the same run, never
 asserts on time. Every loop is bounded in time.
 """
@@ -76,7 +80,8 @@ def _cpu_s(pid: int) -> float:
 
 
 def locust_writes(stack: Stack, clients: int, seconds: int, pipeline: bool = True,
-                  probe: bool = False, pacing_s: float = 0.0, gevent_wait: bool = True) -> dict[str, float]:
+                  probe: bool = False, pacing_s: float = 0.0, gevent_wait: bool = True,
+                  workers: int = 0) -> dict[str, float]:
     """Writers (no pacing by default) for `seconds` (after a 3 s ramp, not counted): acknowledged
     writes/s, ops/s recorded (every line of the window), CPU share of the locust process,
     and with `probe` the probe's achieved periods beside them."""
@@ -86,23 +91,25 @@ def locust_writes(stack: Stack, clients: int, seconds: int, pipeline: bool = Tru
     os.environ["PGCHAOS_GEVENT_WAIT"] = "1" if gevent_wait else "0"  # read by the locust subprocess
     load = LocustLoad(stack.dsn(), out, run_start, key_base(), users=clients,
                       run_time_s=seconds + 60, pacing_s=pacing_s, user_classes=("WriterUser",),
-                      pipeline=pipeline).start()
+                      pipeline=pipeline, workers=workers).start()
     try:
+        load.wait_running(30)
         time.sleep(3)
         assert load.proc is not None
-        cpu0, t0 = _cpu_s(load.proc.pid), time.monotonic()
+        pids = [load.proc.pid] + [w.pid for w in load.worker_procs]
+        cpu0, t0 = sum(_cpu_s(pid) for pid in pids), time.monotonic()
         if history is not None:
             with Probe(stack.dsn(), history, key_base() + 10**8) as p:
                 time.sleep(seconds)
         else:
             time.sleep(seconds)
-        cpu1, t1 = _cpu_s(load.proc.pid), time.monotonic()
+        cpu1, t1 = sum(_cpu_s(pid) for pid in pids), time.monotonic()
     finally:
         load.stop()
         if history is not None:
             history.close()
     lo, hi = t0 - run_start, t1 - run_start
-    ops = [op for op in read_history(load.history_path) if lo <= op.time < hi]
+    ops = [op for path in load.history_paths if path.exists() for op in read_history(path) if lo <= op.time < hi]
     oks = sum(1 for op in ops if op.f == "write" and op.type == "ok")
     figures = {"ok_writes_s": round(oks / (t1 - t0), 1), "recorded_ops_s": round(len(ops) / (t1 - t0), 1),
                "locust_cpu_share": round((cpu1 - cpu0) / (t1 - t0), 2),
@@ -127,6 +134,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved pgbench/locust rounds")
+    parser.add_argument("--workers", default="", metavar="N,...",
+                        help="locust worker processes to measure the distributed load with (e.g. 0,1,2)")
     parser.add_argument("--sweep", default="", metavar="OPS_S,...",
                         help="paced writer rates (ops/s) to run beside the probe (e.g. 100,200,400,800)")
     args = parser.parse_args()
@@ -159,6 +168,12 @@ def main() -> None:
         figures["pgbench_bare_insert_tps"] = pgbench(stack, port, BARE, args.clients, args.seconds)
         figures["ratio_locust_vs_pgbench_bare"] = round(
             figures["locust_writer_ops_s"] / figures["pgbench_bare_insert_tps"], 2)  # type: ignore[operator]
+    if args.workers:
+        distributed = {}
+        for n in (int(w) for w in args.workers.split(",")):
+            distributed[n] = locust_writes(stack, args.clients, args.seconds, workers=n)
+            print(f"workers {n}: {json.dumps(distributed[n])}", file=sys.stderr)
+        figures["distributed_writers"] = distributed
     figures["probe_period_s"] = probe_period(stack, 10)
     if args.sweep:
         sweep = {}
