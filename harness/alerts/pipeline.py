@@ -35,17 +35,35 @@ def _epoch(stamp: str | None) -> float | None:
     return base + (int(digits) / 10 ** len(digits) if digits else 0.0)
 
 
+def _duration(text: str | None) -> float:
+    """A Prometheus duration (``2s``, ``1m30s``, ``500ms``) in seconds; 0 when absent."""
+    total, number = 0.0, ""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    i, text = 0, text or ""
+    while i < len(text):
+        if text[i].isdigit() or text[i] == ".":
+            number += text[i]
+            i += 1
+            continue
+        unit = "ms" if text[i:i + 2] == "ms" else text[i]
+        total += float(number or 0) * units.get(unit, 0.0)
+        number, i = "", i + len(unit)
+    return total
+
+
 def _get(url: str, path: str) -> dict[str, Any]:
     resp = requests.get(f"{url}{path}", timeout=TIMEOUT_S)
     resp.raise_for_status()
-    return resp.json()["data"]
+    data = resp.json()["data"]
+    return data if isinstance(data, dict) else {}
 
 
 def settled_since(prometheus_url: str, since_wall: float, delivered: Iterable[str],
                   horizon_wall: float | None = None) -> bool:
     """True when Prometheus has looked at the stack since ``since_wall`` (every active target
     scraped after it, every rule group of interval ≤ :data:`FAST_GROUP_S` evaluated after
-    those scrapes) and no alert is on its way: none firing outside ``delivered`` (names the
+    the first of those scrapes could have come: ``since_wall`` + the longest scrape interval)
+    and no alert is on its way: none firing outside ``delivered`` (names the
     receiver already got), none pending that could fire by ``horizon_wall`` (its ``for``
     ends by then; a pending alert with a long ``for``, such as a backup-age rule, cannot).
     False while that is not yet so, or when Prometheus does not answer: the caller then
@@ -56,7 +74,8 @@ def settled_since(prometheus_url: str, since_wall: float, delivered: Iterable[st
         scraped = [_epoch(t.get("lastScrape")) for t in targets]
         if not scraped or any(s is None or s < since_wall for s in scraped):
             return False
-        looked = max(s for s in scraped if s is not None)
+        # every target's first scrape after since_wall came within one of its intervals
+        looked = since_wall + max(_duration(t.get("scrapeInterval")) for t in targets)
         known = set(delivered)
         for group in _get(prometheus_url, "/api/v1/rules?type=alert").get("groups", []):
             if float(group.get("interval") or 0) <= FAST_GROUP_S:
