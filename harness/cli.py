@@ -32,7 +32,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from harness.stack import Stack
     from harness.stack.gc import collect
-    from harness.stack.stack import runs_dir
+    from harness.stack.stack import own_runs
 
     spec = _spec(args, variant=args.variant)
     spec.validate()
@@ -40,9 +40,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         stack = Stack(spec, progress=_progress)
         stack.connect()
         return _print_status(stack, args.json)
-    if runs_dir().exists() and any(runs_dir().glob("*/run.json")):
-        running = ", ".join(p.parent.name for p in runs_dir().glob("*/run.json"))
-        raise PgchaosError(f"a stack is already up ({running}); run `pgchaos down` first")
+    if own_runs():  # only the caller's own: another user's or folder's stack is none of theirs to remove
+        raise PgchaosError(f"a stack of yours is already up from this folder ({', '.join(own_runs())}); "
+                           "run `pgchaos down` first")
     stack = Stack(spec, detached=True, progress=_progress)
     t0 = time.monotonic()
     stack.preflight()  # bad input: one line, nothing created
@@ -68,7 +68,7 @@ def _spec(args: argparse.Namespace, variant: str | None = None) -> Any:
     from harness.stack import StackSpec
 
     manifest = getattr(args, "manifest", None)
-    return StackSpec(profile=getattr(args, "profile", "local"), variant=variant,
+    return StackSpec(profile=getattr(args, "profile", None) or "local", variant=variant,
                      manifest_path=Path(manifest).resolve() if manifest else None,
                      attach=getattr(args, "attach", None), engine=getattr(args, "engine", None) or "compose")
 
@@ -89,7 +89,22 @@ def _stack(args: argparse.Namespace) -> Any:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if getattr(args, "all", False):
+        return _print_all_runs(args.json)
     return _print_status(_stack(args), args.json)
+
+
+def _print_all_runs(as_json: bool) -> int:
+    """Every stack of `pgchaos up` in this state folder, whoever started it (no health check)."""
+    from harness.stack.stack import describe_run, run_metas
+
+    found = run_metas()
+    if as_json:
+        print(json.dumps([{"run_id": p.parent.name, **(meta or {"corrupt": True})} for p, meta in found],
+                         indent=2, default=str))
+    else:
+        print("\n".join(describe_run(meta, p.parent.name) for p, meta in found) or "no pgchaos stack is up")
+    return 0
 
 
 def _print_status(stack: Any, as_json: bool) -> int:
@@ -229,8 +244,17 @@ def cmd_inject(args: argparse.Namespace) -> int:
     print(json.dumps(out) if args.json else
           f"injected #{record['id']}: {record['fault']} on {record['target']}"
           + _effect_text(record.get("effect"))
-          + (" (healed)" if "healed" in out else f"; heal with: pgchaos heal {record['id']}"))
+          + (" (healed)" if "healed" in out else f"; heal with: pgchaos heal {record['id']}{_same_stack(stack)}"))
     return 0
+
+
+def _same_stack(stack: Any) -> str:
+    """The options that make a later command target this very stack."""
+    import shlex
+
+    if stack.attached:
+        return f" --manifest {shlex.quote(str(stack.manifest.path))} --attach {shlex.quote(stack.project)}"
+    return f" --run-id {stack.run_id}"
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
@@ -445,6 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--attach", nargs="?", const="", default=None, metavar="PROJECT",
                            help="use a stack that is already running (its compose project; found from "
                                 "the manifest's services when not named); pgchaos removes nothing of it")
+        if name in ("inject", "heal", "drill"):
+            p.add_argument("--run-id", default=None, help="which stack of `pgchaos up` (default: yours, "
+                           "started from this folder)")
         if name in ("up", "run", "certify"):
             p.add_argument("--engine", default="compose", choices=("compose", "swarm"),
                            help="deployment engine: compose (default) or swarm (docker stack deploy of "
@@ -462,9 +489,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p = add("status", cmd_status, "topology and the daily health check of the running stack")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--run-id", default=None, help="which stack (default: the newest)")
+    p.add_argument("--run-id", default=None, help="which stack (default: your newest, started from this folder)")
+    p.add_argument("--all", action="store_true", help="list every stack of `pgchaos up` on this machine "
+                   "(its state folder), whoever started it; no health check")
     p = add("down", cmd_down, "remove the stack: containers, networks, volumes, loop mounts")
-    p.add_argument("--run-id", default=None, help="which stack (default: the newest)")
+    p.add_argument("--run-id", default=None, help="which stack (default: your newest, started from this "
+                   "folder; another's only when named)")
     p = add("gc", cmd_gc, "remove what dead runs left (only things labelled as ours)")
     p.add_argument("--all", action="store_true", help="also remove live and detached stacks")
     p = add("check", cmd_check, "run the checkers on a history file and print the verdict JSON")

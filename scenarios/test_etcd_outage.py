@@ -19,7 +19,7 @@ pytestmark = [
 def test_etcd_outage(scenario_run):
     with scenario_run() as run:
         leader = run.leader()
-        fault = run.nemesis.inject("etcd-outage", "etcd")
+        fault = run.nemesis.inject("etcd-outage", "dcs")
         run.sleep(15)
         run.figures["leader_before"] = leader
         run.figures["leader_during_outage"] = run.leader()
