@@ -1,0 +1,211 @@
+"""A user's own stack, described by a manifest (issue 18's findings), without running it:
+the stack's own .env and env files under pgchaos's variables, attach with members
+down and heal, the drill's health step, scenarios naming roles, state scoped to the
+caller. `docker compose config` is the only engine call (no daemon needed)."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from harness import cli, gameday
+from harness.errors import PgchaosError
+from harness.nemesis.targets import MEMBER_ROLES, PART_ROLES
+from harness.stack import stack as stack_module
+from harness.stack.deployment import ComposeDeployment, attachable_projects
+from harness.stack.manifest import load_manifest
+from harness.stack.spec import COMPOSE_DIR, StackSpec
+from harness.stack.stack import Stack
+
+FOREIGN = Path(__file__).parent / "foreign"
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "state"
+    monkeypatch.setattr(stack_module, "STATE_ROOT", root)
+    return root
+
+
+def _images(stack: Stack) -> dict[str, str]:
+    return {name: svc["image"] for name, svc in stack.deployment.config().get("services", {}).items()}
+
+
+# -- 1. the stack's own variables ----------------------------------------------------------
+
+def test_provision_reads_the_stacks_env_under_pgchaos_variables(tmp_path: Path, state: Path) -> None:
+    """The foreign stack's image name comes only from its .env (the compose default names a
+    registry that does not exist); pgchaos's PGCHAOS_IMAGE_TAG wins over the user's."""
+    assert "registry.invalid" in (FOREIGN / "docker-compose.yml").read_text()
+    stack = Stack(StackSpec(manifest_path=FOREIGN / "pgchaos.toml"))
+    stack.image_tag = "tag-of-pgchaos"
+    stack._write_state()
+    try:
+        assert _images(stack)["patroni1"] == "pgchaos/postgres:tag-of-pgchaos"
+        files = stack.deployment.command
+        assert files.index(str(FOREIGN / ".env")) < files.index(str(stack.env_file))  # pgchaos's last: it wins
+    finally:
+        shutil.rmtree(stack.state_dir)
+    copy = tmp_path / "shop"
+    shutil.copytree(FOREIGN, copy)
+    (copy / ".env").write_text("FOREIGN_IMAGE=from-dotenv/postgres\nPGCHAOS_IMAGE_TAG=from-user\n")
+    (copy / "extra.env").write_text("FOREIGN_IMAGE=from-env-file/postgres\n")
+    toml = (copy / "pgchaos.toml").read_text().replace('images = "reference"', 'env_file = "extra.env"')
+    (copy / "pgchaos.toml").write_text(toml)
+    stack = Stack(StackSpec(manifest_path=copy / "pgchaos.toml"))
+    stack._write_state()
+    assert _images(stack)["patroni1"] == "from-env-file/postgres:latest"  # named file after .env; tag pgchaos's
+    attached = Stack(StackSpec(manifest_path=copy / "pgchaos.toml", attach="p"))
+    assert _images(attached)["patroni1"] == "from-env-file/postgres:from-user"  # attach: only the user's
+
+
+def test_env_file_must_exist(tmp_path: Path) -> None:
+    copy = tmp_path / "shop"
+    shutil.copytree(FOREIGN, copy)
+    (copy / "pgchaos.toml").write_text((copy / "pgchaos.toml").read_text().replace(
+        'images = "reference"', 'env_file = ["nope.env"]'))
+    with pytest.raises(PgchaosError, match="stack.env_file: file not found"):
+        load_manifest(copy / "pgchaos.toml")
+
+
+# -- 2. attach with members down, heal ------------------------------------------------------
+
+class FakeContainer(SimpleNamespace):
+    pass
+
+
+def _container(project: str, service: str, status: str = "running") -> FakeContainer:
+    return FakeContainer(labels={"com.docker.compose.project": project, "com.docker.compose.service": service},
+                         status=status, name=f"{project}-{service}-1")
+
+
+class FakeClient:
+    def __init__(self, containers: list[FakeContainer]) -> None:
+        self.listed: list[dict[str, Any]] = []
+        self.containers = SimpleNamespace(list=self._list)
+        self._all = containers
+
+    def _list(self, all: bool = False, **kwargs: Any) -> list[FakeContainer]:  # noqa: A002 - docker's name
+        self.listed.append({"all": all, **kwargs})
+        return [c for c in self._all if all or c.status == "running"]
+
+
+def test_attach_finds_a_project_whose_member_a_fault_stopped() -> None:
+    services = ["patroni1", "patroni2", "lb"]
+    client = FakeClient([_container("shop", "patroni1"), _container("shop", "patroni2", "exited"),
+                         _container("shop", "lb"), _container("old", "patroni1", "exited"),
+                         _container("old", "patroni2", "exited"), _container("old", "lb", "exited")])
+    assert attachable_projects(client, services) == ["shop"]  # not the project that is all down
+
+
+def test_connect_accepts_down_members_start_does_not(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stack = Stack(StackSpec(manifest_path=FOREIGN / "pgchaos.toml", attach="shop-x"), progress=lambda m: None)
+    m = stack.manifest
+    found = {s: _container("shop-x", s) for s in m.services()}
+    found["patroni2"].status = "exited"
+    monkeypatch.setattr(ComposeDeployment, "containers", lambda self: found)
+    asked: list[str] = []
+    monkeypatch.setattr(Stack, "patroni_url", lambda self, member: asked.append(member) or "http://x")
+    monkeypatch.setattr("requests.get", lambda url, timeout: SimpleNamespace(raise_for_status=lambda: None))
+    monkeypatch.setattr(Stack, "docker", object())
+    stack.connect()
+    assert "patroni2" not in asked and {"patroni1", "patroni3"} <= set(asked)
+    assert stack.state_dir == state / "attached" / "shop-x"  # one place for every call's faults
+    with pytest.raises(PgchaosError, match="service\\(s\\) not running: patroni2"):
+        stack._attach(all_running=True)
+
+
+def test_the_heal_hint_targets_the_same_stack(state: Path) -> None:
+    attached = Stack(StackSpec(manifest_path=FOREIGN / "pgchaos.toml", attach="shop x"), progress=lambda m: None)
+    hint = cli._same_stack(attached)
+    assert hint == f" --manifest {FOREIGN / 'pgchaos.toml'} --attach 'shop x'"
+    mine = Stack(StackSpec(), run_id="r1", progress=lambda m: None)
+    assert cli._same_stack(mine) == " --run-id r1"
+    args = cli._parse(["heal", "0", "--run-id", "r1"])  # the hint parses
+    assert args.run_id == "r1" and args.id == "0"
+
+
+# -- 3. the drill --------------------------------------------------------------------------
+
+def test_drill_without_profile_takes_what_is_up() -> None:
+    args = cli._parse(["drill", "coordinator-failure", "--manifest", str(FOREIGN / "pgchaos.toml"),
+                       "--attach", "--yes"])
+    assert args.profile is None
+    cli._spec(args).validate()  # no "unknown profile None"
+
+
+def test_drill_health_never_sends_http_to_a_postgres_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    m = load_manifest(FOREIGN / "pgchaos.toml")
+    assert m.router.health_port is None
+    urls: list[str] = []
+    fake = SimpleNamespace(manifest=m, patroni_url=lambda member: f"http://127.0.0.1:1{member[-1]}",
+                           endpoint=lambda service, port: pytest.fail(f"asked {service}:{port}"))
+    monkeypatch.setattr("requests.get", lambda url, timeout: urls.append(url) or SimpleNamespace(status_code=200))
+    out = gameday._health(fake)
+    assert urls == [f"http://127.0.0.1:1{i}/health" for i in (1, 2, 3)]  # Patroni's REST API of each member
+    assert "skipped, the manifest names no health endpoint" in out
+
+
+# -- 4. scenarios name roles -------------------------------------------------------------------
+
+def test_scenarios_name_roles_never_services() -> None:
+    """A literal target of nemesis.inject is a role (or a group name), never a service of a manifest."""
+    roles = {*MEMBER_ROLES, *PART_ROLES, "client", "replication"}
+    manifests = [load_manifest(COMPOSE_DIR / "pgchaos.toml"), load_manifest(FOREIGN / "pgchaos.toml")]
+    groups = {g.name for m in manifests for g in (*m.groups, *m.spare_groups)}
+    services = {s for m in manifests for s in m.services()} - groups
+    bad = []
+    for path in sorted(SCENARIOS.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "inject"
+                    and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)):
+                target = str(node.args[1].value)
+                role = target.partition("@")[0]
+                if target in services or (role not in roles and role not in groups):
+                    bad.append(f"{path.name}:{node.lineno}: {target!r}")
+    assert not bad, bad
+
+
+# -- 5. state scoped to the caller -------------------------------------------------------------
+
+def _run(state: Path, run_id: str, **meta: Any) -> None:
+    folder = state / "runs" / run_id
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({
+        "run_id": run_id, "project": f"pgchaos-{run_id}", "profile": "local", "variant": None,
+        "compose_dir": str(COMPOSE_DIR), "manifest": str(COMPOSE_DIR / "pgchaos.toml"), "detached": True,
+        "image_tag": "latest", "ports": {}, **meta}))
+
+
+def test_the_current_stack_is_the_callers_own(state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _run(state, "20250101-000000-aaaa", owner_uid=os.getuid(), owner_cwd=str(tmp_path))
+    _run(state, "20250101-000001-bbbb", owner_uid=os.getuid() + 1, owner_cwd=str(tmp_path))  # another user's
+    _run(state, "20250101-000002-cccc", owner_uid=os.getuid(), owner_cwd="/elsewhere")  # another folder's
+    _run(state, "20250101-000003-dddd")  # written before owners were recorded: nobody's in particular
+    assert stack_module.own_runs() == ["20250101-000000-aaaa"]
+    assert Stack.attach(progress=lambda m: None).run_id == "20250101-000000-aaaa"  # not the newest of anyone
+    assert Stack.attach("20250101-000002-cccc", progress=lambda m: None).run_id == "20250101-000002-cccc"
+    shutil.rmtree(state / "runs" / "20250101-000000-aaaa")
+    with pytest.raises(PgchaosError, match=r"no pgchaos stack is up from this folder .*3 other stack\(s\)"):
+        Stack.attach(progress=lambda m: None)  # `down` without an id removes nothing of anyone else's
+    with pytest.raises(PgchaosError, match="no pgchaos stack 'nope' is up"):
+        Stack.attach("nope", progress=lambda m: None)
+
+
+def test_status_all_lists_every_stack(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _run(state, "r1", owner_uid=os.getuid(), owner_cwd="/a")
+    _run(state, "r2", owner_uid=os.getuid() + 1, owner_cwd="/b")
+    assert cli.cmd_status(argparse.Namespace(all=True, json=False)) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("r1: project pgchaos-r1, started by you in /a")
+    assert out[1].startswith(f"r2: project pgchaos-r2, started by uid {os.getuid() + 1} in /b")
