@@ -186,7 +186,8 @@ def _run(state: Path, run_id: str, **meta: Any) -> None:
         "image_tag": "latest", "ports": {}, **meta}))
 
 
-def test_the_current_stack_is_the_callers_own(state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_current_stack_is_the_callers_own(state: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     _run(state, "20250101-000000-aaaa", owner_uid=os.getuid(), owner_cwd=str(tmp_path))
     _run(state, "20250101-000001-bbbb", owner_uid=os.getuid() + 1, owner_cwd=str(tmp_path))  # another user's

@@ -258,6 +258,7 @@ def _third_party_imports(wheel: Path) -> dict[str, str]:
 
 def _declared_closure(wheel: Path) -> set[str]:
     """The wheel's declared dependencies and, as installed here, theirs (normalised names)."""
+    import contextlib
     import importlib.metadata as md
     import re
     import zipfile
@@ -279,10 +280,8 @@ def _declared_closure(wheel: Path) -> set[str]:
         if dist in seen:
             continue
         seen.add(dist)
-        try:
+        with contextlib.suppress(md.PackageNotFoundError):  # not installed here: its own are unknown
             todo += names(md.requires(dist))
-        except md.PackageNotFoundError:
-            pass
     return seen
 
 
