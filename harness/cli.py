@@ -425,7 +425,14 @@ def cmd_drill(args: argparse.Namespace) -> int:
     if args.profile is not None and ("citus" in stack.manifest.capabilities()) != (args.profile == "citus"):
         raise PgchaosError(f"--profile {args.profile}: the stack that is up ({stack.manifest.name}) is not of "
                            f"that profile; start one with `pgchaos up --profile {args.profile}`")
-    verdict = run_drill(stack, args.scenario, decide, print, reports)
+    if stack.attached:  # the load's own schema, as a session creates it (and drops it after, attach mode)
+        stack.prepare()
+    try:
+        verdict = run_drill(stack, args.scenario, decide, print, reports)
+    finally:
+        if stack.attached:
+            with contextlib.suppress(Exception):
+                stack.drop_load_schema()
     rto, rpo = verdict.get("rto_s", {}), verdict.get("rpo", {})
     target = verdict.get("target") or {}
     summary = {"verdict": verdict.get("verdict"), "rto_s": rto, "target_rto_s": target.get("rto_s"),
