@@ -118,7 +118,8 @@ def _print_status(stack: Any, as_json: bool) -> int:
         print(f"stack {stack.project}: {'HEALTHY' if state.healthy else 'UNHEALTHY'}")
         print(f"leader: {doc['leader']}  replicas: "
               f"{', '.join(r['name'] + '(' + r['state'] + ')' for r in doc['replicas'])}")
-        print(f"workers: {', '.join(w['name'] + ('' if w['up'] else ' DOWN') for w in doc['workers'])}")
+        if doc["workers"]:  # a stack without worker groups has no line for them
+            print(f"workers: {', '.join(w['name'] + ('' if w['up'] else ' DOWN') for w in doc['workers'])}")
         for check in state.checks:
             print(f"  {'ok ' if check.ok else 'BAD'} {check.name:20} {check.detail}")
         print("endpoints: " + "  ".join(f"{k}={v}" for k, v in doc["endpoints"].items()))
@@ -187,6 +188,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from harness.targets import load_targets
 
     targets = load_targets()
+    applies = _scenarios_on(args)
     doc = {
         "faults": [{"name": f.name, "kind": f.kind, "description": f.description}
                    for f in CATALOGUE.values()],
@@ -194,6 +196,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         "waivers": [w.to_dict() for w in targets.waivers],
         "scenarios": scenario_names(),
         "drills": {name: d["guide"] for name, d in DRILLS.items()},
+        **({"on_stack": applies} if applies is not None else {}),
     }
     if args.json:
         print(json.dumps(doc, indent=2))
@@ -206,13 +209,45 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {t['row']:22} RTO {t['rto_s']:>7} s  RPO {t['rpo_s']:>6} s  ({t.get('source')})")
     for w in doc["waivers"]:
         print(f"  waiver: {w['row']} {w['faults']} {w['metric']} <= {w['bound']}: {w['reason']}")
-    print("\nscenarios (pgchaos run NAME):")
+    print("\nscenarios (pgchaos run NAME):" if applies is None else
+          f"\nscenarios on {args.manifest}{' (attached)' if args.attach is not None else ''} (pgchaos run NAME):")
     for name, about in doc["scenarios"].items():
         print(f"  {name:26} {about}")
+        if applies is not None and applies[name]["lacks"]:
+            print(f"  {'':26}   skipped here: the stack ({applies[name]['stack']}) lacks: "
+                  f"{', '.join(applies[name]['lacks'])}")
     print("\ndrills (pgchaos drill NAME):")
     for name, guide in doc["drills"].items():
         print(f"  {name:22} {guide}")
     return 0
+
+
+def _scenarios_on(args: argparse.Namespace) -> dict[str, dict[str, Any]] | None:
+    """With --manifest: for each scenario, what the stack (in the mode asked) lacks for it."""
+    from harness.stack.manifest import load_manifest, unmet
+    from harness.stack.stack import mode_capabilities
+
+    if not getattr(args, "manifest", None):
+        return None
+    manifest = load_manifest(args.manifest)
+    caps = mode_capabilities(manifest, attached=args.attach is not None)
+    return {name: {"stack": manifest.name, "requires": reqs, "lacks": unmet(reqs, caps)}
+            for name, reqs in scenario_requirements().items()}
+
+
+def scenario_requirements() -> dict[str, list[str]]:
+    """Scenario modules under scenarios/: name -> what its `pytest.mark.requires(...)` marks ask."""
+    import ast
+
+    found = {}
+    for path in sorted(assets.scenarios_dir().glob("test_*.py")):
+        reqs: list[str] = []
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "requires"):
+                reqs += [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        found[path.stem.removeprefix("test_")] = list(dict.fromkeys(reqs))
+    return found
 
 
 def scenario_names() -> dict[str, str]:
@@ -517,6 +552,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="RTO/RPO table (default scenarios/targets.toml)")
     p = add("list", cmd_list, "faults, targets, scenarios and drills")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--manifest", default=None, metavar="FILE",
+                   help="a stack manifest: which scenarios apply to that stack, what it lacks for the others")
+    p.add_argument("--attach", nargs="?", const="", default=None, metavar="PROJECT",
+                   help="judge the capabilities in attach mode (no loop volumes, no tools)")
     p = add("inject", cmd_inject, "inject a fault into the stack of `pgchaos up` (game day)")
     p.add_argument("fault", help="fault name (pgchaos list)")
     p.add_argument("target", help="role or node: primary, replica, sync-standby, worker-1, etcd, "

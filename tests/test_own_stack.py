@@ -210,3 +210,61 @@ def test_status_all_lists_every_stack(state: Path, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("r1: project pgchaos-r1, started by you in /a")
     assert out[1].startswith(f"r2: project pgchaos-r2, started by uid {os.getuid() + 1} in /b")
+
+
+# -- 7. smaller findings -----------------------------------------------------------------------
+
+def test_list_with_a_manifest_says_what_applies_and_why_not(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["list", "--json", "--manifest", str(FOREIGN / "pgchaos.toml")]) == 0
+    on = json.loads(capsys.readouterr().out)["on_stack"]
+    assert on["coordinator_hard_loss"]["lacks"] == []
+    assert on["leader_partition"]["lacks"] == ["replication-links"]  # known before running it
+    assert on["pool_exhaustion"]["lacks"] == ["pooler"]
+    assert cli.main(["list", "--manifest", str(FOREIGN / "pgchaos.toml"), "--attach"]) == 0
+    assert "skipped here: the stack (shop) lacks: loop-volumes" in capsys.readouterr().out
+
+
+def test_load_users_follow_capabilities() -> None:
+    from harness.load.locust_runner import user_classes_for
+
+    foreign = load_manifest(FOREIGN / "pgchaos.toml").capabilities()
+    assert user_classes_for(foreign) == ("WriterUser", "ReaderUser")  # no `vectors` table to search
+    assert "VectorUser" in user_classes_for(load_manifest(COMPOSE_DIR / "pgchaos.toml").capabilities())
+
+
+def test_port_hint_names_variables_only_where_the_compose_file_reads_them(state: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(PgchaosError) as foreign:
+            stack_module.check_ports_free([("lb", "127.0.0.1", port)], port_variables=False)
+        with pytest.raises(PgchaosError) as reference:
+            stack_module.check_ports_free([("lb", "127.0.0.1", port)], port_variables=True)
+    assert "PGCHAOS_" not in str(foreign.value) and "127.0.0.1::CONTAINER" in str(foreign.value)
+    assert "PGCHAOS_<NAME>_PORT" in str(reference.value)
+    assert not Stack(StackSpec(manifest_path=FOREIGN / "pgchaos.toml")).reads_port_variables()
+    assert Stack(StackSpec()).reads_port_variables()
+
+
+def test_an_unpublished_port_says_how_to_publish_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    d = ComposeDeployment("p", FOREIGN, ["docker-compose.yml"], provisioned=False)
+    ports = {"5432/tcp": [{"HostIp": "0.0.0.0", "HostPort": "5432"}]}
+    box = FakeContainer(status="running", attrs={"NetworkSettings": {"Ports": ports}}, reload=lambda: None)
+    monkeypatch.setattr(ComposeDeployment, "container", lambda self, service: box)
+    with pytest.raises(PgchaosError, match=r'only on 0.0.0.0:5432\); .*add ports: \["127.0.0.1::5432"\]'):
+        d.endpoint("patroni1", 5432)
+    box.status = "exited"
+    with pytest.raises(PgchaosError, match="patroni1 is not running \\(exited\\)"):
+        d.endpoint("patroni1", 5432)
+
+
+def test_attach_teardown_says_nothing_is_removed(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.session import stop_uninterrupted
+
+    stopped: list[bool] = []
+    stop_uninterrupted(SimpleNamespace(attached=True, project="shop-x", stop=lambda: stopped.append(True)))
+    err = capsys.readouterr().err
+    assert stopped and "removing" not in err and "leaving shop-x running" in err

@@ -21,6 +21,13 @@ from harness.errors import PgchaosError
 PR_SET_PDEATHSIG = 1
 LOCUSTFILE = assets.locustfile()
 USER_CLASSES = ("WriterUser", "ReaderUser", "VectorUser")
+# users that need a capability of the stack: the vector search reads the guide's `vectors` table
+USER_NEEDS = {"VectorUser": "guide-schema"}
+
+
+def user_classes_for(capabilities: dict[str, int]) -> tuple[str, ...]:
+    """The locust users a stack can serve: none that needs what it lacks."""
+    return tuple(u for u in USER_CLASSES if USER_NEEDS.get(u) is None or capabilities.get(USER_NEEDS[u]))
 
 
 def _die_with_parent() -> None:

@@ -299,7 +299,13 @@ class ComposeDeployment(ContainerVerbs):
         for binding in bindings:
             if binding.get("HostIp") in LOOPBACK:
                 return "127.0.0.1", int(binding["HostPort"])
-        raise PgchaosError(f"{service} does not publish {port}/tcp on 127.0.0.1 (is it running?)")
+        if container.status != "running":
+            raise PgchaosError(f"{service} is not running ({container.status}): "
+                               f"its port {port}/tcp has no address")
+        published = ", ".join(f"{b.get('HostIp') or '*'}:{b.get('HostPort')}" for b in bindings)
+        raise PgchaosError(f"{service} does not publish {port}/tcp on 127.0.0.1"
+                           + (f" (only on {published})" if published else "")
+                           + f'; pgchaos reaches it there: add ports: ["127.0.0.1::{port}"] to {service}')
 
     def run_tool(self, service: str, script: str, *args: str, timeout: float = 600.0) -> tuple[int, str]:
         """Run a script in a one-shot container of a tools-profile service."""

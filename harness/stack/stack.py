@@ -104,8 +104,10 @@ def attached_state_dir(project: str) -> Path:
     return STATE_ROOT / "attached" / project
 
 
-def check_ports_free(published: list[tuple[str, str, int]]) -> None:
-    """Every fixed host port of the compose model is free and on 127.0.0.1."""
+def check_ports_free(published: list[tuple[str, str, int]], port_variables: bool = False) -> None:
+    """Every fixed host port of the compose model is free and on 127.0.0.1. With
+    `port_variables` (the reference stack's compose files read PGCHAOS_<NAME>_PORT),
+    the hint names them; a user's compose file reads its own variables, if any."""
     for service, host_ip, port in published:
         if host_ip != "127.0.0.1":
             raise PgchaosError(
@@ -118,9 +120,10 @@ def check_ports_free(published: list[tuple[str, str, int]]) -> None:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
-                raise PgchaosError(
-                    f"port 127.0.0.1:{port} is taken (needed for {service}); free it, or set the "
-                    "PGCHAOS_<NAME>_PORT variable the compose file reads") from None
+                how = ("set the PGCHAOS_<NAME>_PORT variable the compose file reads" if port_variables else
+                       "publish another port in the compose file (or \"127.0.0.1::CONTAINER\": any free port)")
+                raise PgchaosError(f"port 127.0.0.1:{port} is taken (needed for {service}); free it, or {how}") \
+                    from None
 
 
 def mode_capabilities(manifest: Manifest, attached: bool, engine: str = "compose") -> dict[str, int]:
@@ -296,12 +299,19 @@ class Stack:
         self._write_state()
         try:
             check_against_services(self.manifest, self.deployment.services(every_profile=True))
-            check_ports_free(self.deployment.published_ports())
+            check_ports_free(self.deployment.published_ports(), port_variables=self.reads_port_variables())
         finally:
             shutil.rmtree(self.state_dir, ignore_errors=True)
             for empty in (runs_dir(), STATE_ROOT):  # leave no trace of a check
                 with contextlib.suppress(OSError):
                     empty.rmdir()
+
+    def reads_port_variables(self) -> bool:
+        """The compose files take host ports from PGCHAOS_<NAME>_PORT (the reference stack's do)."""
+        import re
+
+        return any(re.search(r"PGCHAOS_[A-Z_]+_PORT", (self.manifest.dir / f).read_text(errors="replace"))
+                   for f in self.manifest.compose_files)
 
     def _provision(self) -> None:
         self.preflight()
