@@ -113,15 +113,23 @@ def test_connect_accepts_down_members_start_does_not(state: Path, monkeypatch: p
     found = {s: _container("shop-x", s) for s in m.services()}
     found["patroni2"].status = "exited"
     monkeypatch.setattr(ComposeDeployment, "containers", lambda self: found)
-    asked: list[str] = []
-    monkeypatch.setattr(Stack, "patroni_url", lambda self, member: asked.append(member) or "http://x")
+    down = {"patroni2"}
+
+    def patroni_url(self: Stack, member: str) -> str:
+        if member in down:  # as the engine answers for a stopped container
+            raise PgchaosError(f"{member} is not running (exited): its port 8008/tcp has no address")
+        return f"http://{member}"
+
+    monkeypatch.setattr(Stack, "patroni_url", patroni_url)
     monkeypatch.setattr("requests.get", lambda url, timeout: SimpleNamespace(raise_for_status=lambda: None))
     monkeypatch.setattr(Stack, "docker", object())
     stack.connect()
-    assert "patroni2" not in asked and {"patroni1", "patroni3"} <= set(asked)
     assert stack.state_dir == state / "attached" / "shop-x"  # one place for every call's faults
     with pytest.raises(PgchaosError, match="service\\(s\\) not running: patroni2"):
         stack._attach(all_running=True)
+    down.update({"patroni1", "patroni3"})
+    with pytest.raises(PgchaosError, match="patroni1: Patroni REST API"):  # none answers: not a stack to use
+        stack.connect()
 
 
 def test_the_heal_hint_targets_the_same_stack(state: Path) -> None:

@@ -275,21 +275,23 @@ class Stack:
         self.progress(f"attached to compose project {self.project}")
 
     def check_patroni_answers(self, timeout: float = 3.0, only_running: bool = False) -> None:
-        """Every Patroni member's REST API answers on its published port (with
-        `only_running`, every member whose container runs)."""
+        """Every Patroni member's REST API answers on its published port. With
+        `only_running` (a stack a fault may have left half down, or a member its heal
+        is starting), one answering member per group is enough."""
         import requests
 
-        containers = self.deployment.containers() if only_running else {}
         for group in self.manifest.patroni_groups:
+            failures = []
             for member in group.members:
-                if only_running and getattr(containers.get(member), "status", "") != "running":
-                    continue
                 try:
                     requests.get(f"{self.patroni_url(member)}/patroni", timeout=timeout).raise_for_status()
                 except (requests.RequestException, PgchaosError) as exc:
                     why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-                    raise PgchaosError(f"{member}: Patroni REST API (port {group.rest_port}) does not "
-                                       f"answer: {why}") from None
+                    failures.append(f"{member}: Patroni REST API (port {group.rest_port}) does not answer: {why}")
+                    if not only_running:
+                        break
+            if failures and (not only_running or len(failures) == len(group.members)):
+                raise PgchaosError(failures[0])
 
     def preflight(self) -> None:
         """What can be checked before any engine work: the run's state folder, every
