@@ -276,3 +276,22 @@ def test_attach_teardown_says_nothing_is_removed(capsys: pytest.CaptureFixture[s
     stop_uninterrupted(SimpleNamespace(attached=True, project="shop-x", stop=lambda: stopped.append(True)))
     err = capsys.readouterr().err
     assert stopped and "removing" not in err and "leaving shop-x running" in err
+
+
+def test_gc_all_keeps_live_runs_of_another_state_folder(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.stack import gc, swarm
+    from harness.stack.deployment import ownership_labels
+
+    def box(project: str, state_dir: str) -> FakeContainer:
+        labels = {**ownership_labels(project, 1, True, state_dir), "com.docker.compose.project": project}
+        return FakeContainer(labels=labels, status="running")
+
+    containers = [box("pgchaos-mine", str(state)), box("pgchaos-theirs", "/var/lib/pgchaos-other")]
+    client = SimpleNamespace(containers=SimpleNamespace(list=lambda **kw: containers),
+                             networks=SimpleNamespace(list=lambda **kw: []))
+    removed: list[str] = []
+    monkeypatch.setattr(gc, "docker_client", lambda: client)
+    monkeypatch.setattr(gc, "remove_project_resources", lambda c, project: removed.append(project))
+    monkeypatch.setattr(swarm, "collect_swarm", lambda everything, progress: [])
+    report = gc.collect(everything=True)
+    assert removed == ["pgchaos-mine"] and report.kept == ["pgchaos-theirs"]

@@ -75,9 +75,13 @@ def is_ours(labels: dict[str, str]) -> bool:
     return labels.get(OWNER_LABEL) == "pgchaos" and bool(labels.get(RUN_LABEL))
 
 
-def ownership_labels(run_id: str, owner_pid: int, detached: bool) -> dict[str, str]:
-    return {OWNER_LABEL: "pgchaos", RUN_LABEL: run_id, PID_LABEL: str(owner_pid),
-            DETACHED_LABEL: "true" if detached else "false"}
+STATE_LABEL = "io.pgchaos.state-dir"  # the state folder of the run: `gc --all` removes live runs of its own only
+
+
+def ownership_labels(run_id: str, owner_pid: int, detached: bool, state_dir: str = "") -> dict[str, str]:
+    labels = {OWNER_LABEL: "pgchaos", RUN_LABEL: run_id, PID_LABEL: str(owner_pid),
+              DETACHED_LABEL: "true" if detached else "false"}
+    return {**labels, STATE_LABEL: state_dir} if state_dir else labels
 
 
 class ContainerVerbs:

@@ -53,6 +53,11 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
+def state_root() -> Path:
+    """The state folder ($PGCHAOS_STATE_DIR, default /var/lib/pgchaos)."""
+    return STATE_ROOT
+
+
 def runs_dir() -> Path:
     return STATE_ROOT / "runs"
 
@@ -325,7 +330,7 @@ class Stack:
             self.citus_image = images.ensure_citus_image(self.manifest.dir, self.image_tag, self.progress)
         self._write_env()
         self.deployment.write_owner_override(
-            self.override_file, ownership_labels(self.run_id, os.getpid(), self.detached))
+            self.override_file, ownership_labels(self.run_id, os.getpid(), self.detached, str(state_root())))
         self._write_meta()
         if self.loop_members:
             self.progress(f"creating {len(self.loop_members)} loop-mounted data volumes")
