@@ -295,3 +295,31 @@ def test_gc_all_keeps_live_runs_of_another_state_folder(state: Path, monkeypatch
     monkeypatch.setattr(swarm, "collect_swarm", lambda everything, progress: [])
     report = gc.collect(everything=True)
     assert removed == ["pgchaos-mine"] and report.kept == ["pgchaos-theirs"]
+
+
+def test_the_manifest_reference_example_has_every_key_and_loads(tmp_path: Path) -> None:
+    """docs/manifest.md: the example holds every key its reference tables list, and it validates."""
+    import re
+    import tomllib
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "manifest.md").read_text()
+    example = doc.split("Every key in one file", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    reference = doc.split("## Reference: every key", 1)[1]
+    sections = re.split(r"^### ", reference.split("\n## ", 1)[0], flags=re.M)[1:]
+    parsed = tomllib.loads(example)
+    assert len(sections) == 10, [s.splitlines()[0] for s in sections]
+    for section in sections:
+        table = re.match(r"`\[\[?(\w+)\]?\]`", section).group(1)
+        keys = set(re.findall(r"^\| `(\w+)` \|", section, re.M))
+        entries = parsed[table] if isinstance(parsed[table], list) else [parsed[table]]
+        have = {k for entry in entries for k in entry}
+        assert keys and keys <= have, (table, keys - have)
+    (tmp_path / "pgchaos.toml").write_text(example)
+    (tmp_path / "docker-compose.yml").write_text("services: {}\n")
+    (tmp_path / "shop.env").write_text("")
+    (tmp_path / "config").mkdir()
+    (tmp_path / "sql").mkdir()
+    for name in ("schema.sql", "load.sql"):
+        (tmp_path / "sql" / name).write_text("")
+    m = load_manifest(tmp_path / "pgchaos.toml")
+    assert m.env_files == ("shop.env",) and m.spare_groups[0].compose_profile == "spare"
