@@ -538,7 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-id", default=None, help="which stack (default: your newest, started from this "
                    "folder; another's only when named)")
     p = add("gc", cmd_gc, "remove what dead runs left (only things labelled as ours)")
-    p.add_argument("--all", action="store_true", help="also remove live and detached stacks")
+    p.add_argument("--all", action="store_true", help="also remove live and detached stacks of this state "
+                   "folder ($PGCHAOS_STATE_DIR); another folder's live stacks are kept")
     p = add("check", cmd_check, "run the checkers on a history file and print the verdict JSON")
     p.epilog = ("exit status: 0 pass or waived; 1 fail, unknown or error; 2 bad input; 3 marginal (an RTO "
                 "within --margin of its target); 4 unjudged (no --target row, or no fault: measured, "
