@@ -323,3 +323,21 @@ def test_the_manifest_reference_example_has_every_key_and_loads(tmp_path: Path) 
         (tmp_path / "sql" / name).write_text("")
     m = load_manifest(tmp_path / "pgchaos.toml")
     assert m.env_files == ("shop.env",) and m.spare_groups[0].compose_profile == "spare"
+
+
+def test_locust_teardown_writes_no_op_to_a_closed_history(tmp_path: Path) -> None:
+    """The history closes after the runner stopped its users (locust's `quit`, not `quitting`):
+    no "I/O operation on closed file." from a user still stopping. No database needed: the
+    users' connections fail, and every failure is an op written to the history."""
+    import time
+
+    from harness.load.locust_runner import LocustLoad
+
+    load = LocustLoad("host=127.0.0.1 port=1 dbname=x user=x password=x connect_timeout=1", tmp_path,
+                      time.monotonic(), 0, users=3, run_time_s=60, user_classes=("WriterUser", "ReaderUser"))
+    load.start()
+    time.sleep(6)
+    load.stop()
+    log = (tmp_path / "locust.log").read_text()
+    assert "closed file" not in log, log[-2000:]
+    assert (tmp_path / "history-locust.jsonl").read_text().count("\n") > 10
