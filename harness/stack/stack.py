@@ -275,13 +275,13 @@ class Stack:
             self.project = self.deployment.project = found[0]
         self.deployment.require_running(services, running=all_running)
         check_against_services(self.manifest, sorted(self.deployment.containers()))
-        self.check_patroni_answers(only_running=not all_running)
+        self.check_patroni_answers(partial=not all_running)
         self.state_dir = attached_state_dir(self.project)  # its game-day faults, shared by every call
         self.progress(f"attached to compose project {self.project}")
 
-    def check_patroni_answers(self, timeout: float = 3.0, only_running: bool = False) -> None:
+    def check_patroni_answers(self, timeout: float = 3.0, partial: bool = False) -> None:
         """Every Patroni member's REST API answers on its published port. With
-        `only_running` (a stack a fault may have left half down, or a member its heal
+        `partial` (a stack a fault may have left partly down, or a member its heal
         is starting), one answering member per group is enough."""
         import requests
 
@@ -293,9 +293,9 @@ class Stack:
                 except (requests.RequestException, PgchaosError) as exc:
                     why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
                     failures.append(f"{member}: Patroni REST API (port {group.rest_port}) does not answer: {why}")
-                    if not only_running:
+                    if not partial:
                         break
-            if failures and (not only_running or len(failures) == len(group.members)):
+            if failures and (not partial or len(failures) == len(group.members)):
                 raise PgchaosError(failures[0])
 
     def preflight(self) -> None:
