@@ -341,3 +341,23 @@ def test_locust_teardown_writes_no_op_to_a_closed_history(tmp_path: Path) -> Non
     log = (tmp_path / "locust.log").read_text()
     assert "closed file" not in log, log[-2000:]
     assert (tmp_path / "history-locust.jsonl").read_text().count("\n") > 10
+
+
+def test_a_dcs_outage_stops_as_many_members_as_asked() -> None:
+    """etcd-outage on the `dcs` role with members=N stops N members of a multi-member DCS
+    (stopping one of three is no outage), and its heal rebuilt from the description starts them."""
+    from harness.nemesis import faults
+
+    log: list[str] = []
+
+    def owned(service: str) -> FakeContainer:
+        return FakeContainer(status="exited", reload=lambda: None, start=lambda: log.append(f"start {service}"),
+                             stop=lambda timeout: log.append(f"stop {service}"))
+
+    nem = SimpleNamespace(stack=SimpleNamespace(manifest=load_manifest(FOREIGN / "pgchaos.toml")), owned=owned)
+    heal = faults._etcd_outage(nem, "etcd1", {"members": 3})
+    assert log == ["stop etcd1", "stop etcd2", "stop etcd3"]
+    heal()
+    faults.repair(nem, "etcd-outage", "etcd2", {"members": "2"})  # as `pgchaos heal` rebuilds it
+    assert log[3:] == ["start etcd1", "start etcd2", "start etcd3", "start etcd2", "start etcd3"]
+    assert faults.dcs_outage_members(nem, "etcd1", {}) == ["etcd1"]  # one member unless asked

@@ -119,10 +119,27 @@ def _partition(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
     return heal
 
 
+def dcs_outage_members(nem: Nemesis, target: str, params: dict[str, Any]) -> list[str]:
+    """The DCS members an etcd-outage stops: the target, and with `members=N` the next
+    ones of the manifest's DCS up to N (a quorum or all of a multi-member DCS)."""
+    members = list(getattr(getattr(nem.stack.manifest, "dcs", None), "members", None) or [target])
+    start = members.index(target) if target in members else 0
+    count = max(1, int(float(params.get("members", 1))))
+    return ([target] if target not in members else []) + (members[start:] + members[:start])[:count]
+
+
 def _etcd_outage(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
-    """Stop the DCS member the target names (the nemesis resolves it: `etcd`, `dcs`)."""
-    nem.owned(target).stop(timeout=1)
-    return lambda: nem.owned(target).start()
+    """Stop the DCS member the target names (the nemesis resolves it: `etcd`, `dcs`), or
+    with `members=N` that many members from it on."""
+    chosen = dcs_outage_members(nem, target, params)
+    for member in chosen:
+        nem.owned(member).stop(timeout=1)
+
+    def heal() -> None:
+        for member in chosen:
+            nem.owned(member).start()
+
+    return heal
 
 
 def _disk_full(nem: Nemesis, target: str, params: dict[str, Any]) -> Heal:
@@ -410,8 +427,8 @@ CATALOGUE: dict[str, Fault] = {f.name: f for f in [
           Effect(_seen_partitioned)),
     Fault("disk-full", "node", "fill the node's loop-mounted data volume to ENOSPC", _disk_full,
           Effect(_seen_enospc)),
-    Fault("etcd-outage", "node", "stop the DCS (etcd)", _etcd_outage,
-          Effect(_seen_dcs_unreachable, _before_dcs, 30.0)),
+    Fault("etcd-outage", "node", "stop the DCS (etcd; members=N: N members of it)", _etcd_outage,
+          Effect(_seen_dcs_unreachable, _before_dcs, 30.0), ("members",)),
     Fault("latency", "link", "Toxiproxy latency (latency, jitter ms) on a link", _toxic("latency"),
           Effect(_seen_toxic("latency")), ("latency", "jitter", "stream")),
     Fault("bandwidth", "link", "Toxiproxy bandwidth limit (rate KB/s) on a link",
@@ -460,5 +477,8 @@ def repair(nem: Nemesis, fault: str, target: str, params: dict[str, Any] | None 
         network.reload()
         if container.id not in {c.id for c in network.containers}:
             network.connect(container, aliases=[target])
-    elif kind == "node":  # kill, stop, pause, restart, pg-kill (a postmaster that was PID 1), etcd-outage
+    elif fault == "etcd-outage":
+        for member in dcs_outage_members(nem, target, params or {}):
+            ensure_running(nem.owned(member))
+    elif kind == "node":  # kill, stop, pause, restart, pg-kill (a postmaster that was PID 1)
         ensure_running(nem.owned(target))
