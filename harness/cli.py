@@ -32,7 +32,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from harness.stack import Stack
     from harness.stack.gc import collect
-    from harness.stack.stack import runs_dir
+    from harness.stack.stack import own_runs
 
     spec = _spec(args, variant=args.variant)
     spec.validate()
@@ -40,9 +40,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         stack = Stack(spec, progress=_progress)
         stack.connect()
         return _print_status(stack, args.json)
-    if runs_dir().exists() and any(runs_dir().glob("*/run.json")):
-        running = ", ".join(p.parent.name for p in runs_dir().glob("*/run.json"))
-        raise PgchaosError(f"a stack is already up ({running}); run `pgchaos down` first")
+    if own_runs():  # only the caller's own: another user's or folder's stack is none of theirs to remove
+        raise PgchaosError(f"a stack of yours is already up from this folder ({', '.join(own_runs())}); "
+                           "run `pgchaos down` first")
     stack = Stack(spec, detached=True, progress=_progress)
     t0 = time.monotonic()
     stack.preflight()  # bad input: one line, nothing created
@@ -68,7 +68,7 @@ def _spec(args: argparse.Namespace, variant: str | None = None) -> Any:
     from harness.stack import StackSpec
 
     manifest = getattr(args, "manifest", None)
-    return StackSpec(profile=getattr(args, "profile", "local"), variant=variant,
+    return StackSpec(profile=getattr(args, "profile", None) or "local", variant=variant,
                      manifest_path=Path(manifest).resolve() if manifest else None,
                      attach=getattr(args, "attach", None), engine=getattr(args, "engine", None) or "compose")
 
@@ -89,7 +89,22 @@ def _stack(args: argparse.Namespace) -> Any:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if getattr(args, "all", False):
+        return _print_all_runs(args.json)
     return _print_status(_stack(args), args.json)
+
+
+def _print_all_runs(as_json: bool) -> int:
+    """Every stack of `pgchaos up` in this state folder, whoever started it (no health check)."""
+    from harness.stack.stack import describe_run, run_metas
+
+    found = run_metas()
+    if as_json:
+        print(json.dumps([{"run_id": p.parent.name, **(meta or {"corrupt": True})} for p, meta in found],
+                         indent=2, default=str))
+    else:
+        print("\n".join(describe_run(meta, p.parent.name) for p, meta in found) or "no pgchaos stack is up")
+    return 0
 
 
 def _print_status(stack: Any, as_json: bool) -> int:
@@ -103,7 +118,8 @@ def _print_status(stack: Any, as_json: bool) -> int:
         print(f"stack {stack.project}: {'HEALTHY' if state.healthy else 'UNHEALTHY'}")
         print(f"leader: {doc['leader']}  replicas: "
               f"{', '.join(r['name'] + '(' + r['state'] + ')' for r in doc['replicas'])}")
-        print(f"workers: {', '.join(w['name'] + ('' if w['up'] else ' DOWN') for w in doc['workers'])}")
+        if doc["workers"]:  # a stack without worker groups has no line for them
+            print(f"workers: {', '.join(w['name'] + ('' if w['up'] else ' DOWN') for w in doc['workers'])}")
         for check in state.checks:
             print(f"  {'ok ' if check.ok else 'BAD'} {check.name:20} {check.detail}")
         print("endpoints: " + "  ".join(f"{k}={v}" for k, v in doc["endpoints"].items()))
@@ -172,6 +188,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from harness.targets import load_targets
 
     targets = load_targets()
+    applies = _scenarios_on(args)
     doc = {
         "faults": [{"name": f.name, "kind": f.kind, "description": f.description}
                    for f in CATALOGUE.values()],
@@ -179,6 +196,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         "waivers": [w.to_dict() for w in targets.waivers],
         "scenarios": scenario_names(),
         "drills": {name: d["guide"] for name, d in DRILLS.items()},
+        **({"on_stack": applies} if applies is not None else {}),
     }
     if args.json:
         print(json.dumps(doc, indent=2))
@@ -191,13 +209,45 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {t['row']:22} RTO {t['rto_s']:>7} s  RPO {t['rpo_s']:>6} s  ({t.get('source')})")
     for w in doc["waivers"]:
         print(f"  waiver: {w['row']} {w['faults']} {w['metric']} <= {w['bound']}: {w['reason']}")
-    print("\nscenarios (pgchaos run NAME):")
+    print("\nscenarios (pgchaos run NAME):" if applies is None else
+          f"\nscenarios on {args.manifest}{' (attached)' if args.attach is not None else ''} (pgchaos run NAME):")
     for name, about in doc["scenarios"].items():
         print(f"  {name:26} {about}")
+        if applies is not None and applies[name]["lacks"]:
+            print(f"  {'':26}   skipped here: the stack ({applies[name]['stack']}) lacks: "
+                  f"{', '.join(applies[name]['lacks'])}")
     print("\ndrills (pgchaos drill NAME):")
     for name, guide in doc["drills"].items():
         print(f"  {name:22} {guide}")
     return 0
+
+
+def _scenarios_on(args: argparse.Namespace) -> dict[str, dict[str, Any]] | None:
+    """With --manifest: for each scenario, what the stack (in the mode asked) lacks for it."""
+    from harness.stack.manifest import load_manifest, unmet
+    from harness.stack.stack import mode_capabilities
+
+    if not getattr(args, "manifest", None):
+        return None
+    manifest = load_manifest(args.manifest)
+    caps = mode_capabilities(manifest, attached=args.attach is not None)
+    return {name: {"stack": manifest.name, "requires": reqs, "lacks": unmet(reqs, caps)}
+            for name, reqs in scenario_requirements().items()}
+
+
+def scenario_requirements() -> dict[str, list[str]]:
+    """Scenario modules under scenarios/: name -> what its `pytest.mark.requires(...)` marks ask."""
+    import ast
+
+    found = {}
+    for path in sorted(assets.scenarios_dir().glob("test_*.py")):
+        reqs: list[str] = []
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "requires"):
+                reqs += [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        found[path.stem.removeprefix("test_")] = list(dict.fromkeys(reqs))
+    return found
 
 
 def scenario_names() -> dict[str, str]:
@@ -229,8 +279,17 @@ def cmd_inject(args: argparse.Namespace) -> int:
     print(json.dumps(out) if args.json else
           f"injected #{record['id']}: {record['fault']} on {record['target']}"
           + _effect_text(record.get("effect"))
-          + (" (healed)" if "healed" in out else f"; heal with: pgchaos heal {record['id']}"))
+          + (" (healed)" if "healed" in out else f"; heal with: pgchaos heal {record['id']}{_same_stack(stack)}"))
     return 0
+
+
+def _same_stack(stack: Any) -> str:
+    """The options that make a later command target this very stack."""
+    import shlex
+
+    if stack.attached:
+        return f" --manifest {shlex.quote(str(stack.manifest.path))} --attach {shlex.quote(stack.project)}"
+    return f" --run-id {stack.run_id}"
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
@@ -409,7 +468,14 @@ def cmd_drill(args: argparse.Namespace) -> int:
     if args.profile is not None and ("citus" in stack.manifest.capabilities()) != (args.profile == "citus"):
         raise PgchaosError(f"--profile {args.profile}: the stack that is up ({stack.manifest.name}) is not of "
                            f"that profile; start one with `pgchaos up --profile {args.profile}`")
-    verdict = run_drill(stack, args.scenario, decide, print, reports)
+    if stack.attached:  # the load's own schema, as a session creates it (and drops it after, attach mode)
+        stack.prepare()
+    try:
+        verdict = run_drill(stack, args.scenario, decide, print, reports)
+    finally:
+        if stack.attached:
+            with contextlib.suppress(Exception):
+                stack.drop_load_schema()
     rto, rpo = verdict.get("rto_s", {}), verdict.get("rpo", {})
     target = verdict.get("target") or {}
     summary = {"verdict": verdict.get("verdict"), "rto_s": rto, "target_rto_s": target.get("rto_s"),
@@ -453,6 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--attach", nargs="?", const="", default=None, metavar="PROJECT",
                            help="use a stack that is already running (its compose project; found from "
                                 "the manifest's services when not named); pgchaos removes nothing of it")
+        if name in ("inject", "heal", "drill"):
+            p.add_argument("--run-id", default=None, help="which stack of `pgchaos up` (default: yours, "
+                           "started from this folder)")
         if name in ("up", "run", "certify"):
             p.add_argument("--engine", default="compose", choices=("compose", "swarm"),
                            help="deployment engine: compose (default) or swarm (docker stack deploy of "
@@ -470,11 +539,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p = add("status", cmd_status, "topology and the daily health check of the running stack")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--run-id", default=None, help="which stack (default: the newest)")
+    p.add_argument("--run-id", default=None, help="which stack (default: your newest, started from this folder)")
+    p.add_argument("--all", action="store_true", help="list every stack of `pgchaos up` on this machine "
+                   "(its state folder), whoever started it; no health check")
     p = add("down", cmd_down, "remove the stack: containers, networks, volumes, loop mounts")
-    p.add_argument("--run-id", default=None, help="which stack (default: the newest)")
+    p.add_argument("--run-id", default=None, help="which stack (default: your newest, started from this "
+                   "folder; another's only when named)")
     p = add("gc", cmd_gc, "remove what dead runs left (only things labelled as ours)")
-    p.add_argument("--all", action="store_true", help="also remove live and detached stacks")
+    p.add_argument("--all", action="store_true", help="also remove live and detached stacks of this state "
+                   "folder ($PGCHAOS_STATE_DIR); another folder's live stacks are kept")
     p = add("check", cmd_check, "run the checkers on a history file and print the verdict JSON")
     p.epilog = ("exit status: 0 pass or waived; 1 fail, unknown or error; 2 bad input; 3 marginal (an RTO "
                 "within --margin of its target); 4 unjudged (no --target row, or no fault: measured, "
@@ -488,6 +561,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="RTO/RPO table (default scenarios/targets.toml)")
     p = add("list", cmd_list, "faults, targets, scenarios and drills")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--manifest", default=None, metavar="FILE",
+                   help="a stack manifest: which scenarios apply to that stack, what it lacks for the others")
+    p.add_argument("--attach", nargs="?", const="", default=None, metavar="PROJECT",
+                   help="judge the capabilities in attach mode (no loop volumes, no tools)")
     p = add("inject", cmd_inject, "inject a fault into the stack of `pgchaos up` (game day)")
     p.add_argument("fault", help="fault name (pgchaos list)")
     p.add_argument("target", help="role or node: primary, replica, sync-standby, worker-1, etcd, "

@@ -153,11 +153,24 @@ def _docker_ps(stack: Stack, failed: str = "") -> str:
 
 
 def _health(stack: Stack, failed: str = "") -> str:
+    """The guide's `curl …:8008/health`: each member's Patroni REST API, plus the router's
+    health endpoint when the manifest names one (never a PostgreSQL port)."""
     import requests
 
+    lines = []
+    for member in stack.manifest.coordinator.members:
+        try:
+            url = f"{stack.patroni_url(member)}/health"
+            lines.append(f"GET {url} ({member}) -> {requests.get(url, timeout=3).status_code}")
+        except (requests.RequestException, PgchaosError) as exc:
+            lines.append(f"{member}: Patroni REST API does not answer ({str(exc).splitlines()[0][:120]})")
     router = stack.manifest.router
-    url = f"http://{stack.endpoint(router.service, router.health_port or router.primary_port)}/health"
-    return f"GET {url} -> {requests.get(url, timeout=3).status_code}"
+    if router.health_port is not None:
+        url = f"http://{stack.endpoint(router.service, router.health_port)}/health"
+        lines.append(f"GET {url} (router) -> {requests.get(url, timeout=3).status_code}")
+    else:
+        lines.append("router health: skipped, the manifest names no health endpoint ([router] health_port)")
+    return "\n".join(lines)
 
 
 def _restart_stopped(stack: Stack, failed: str = "") -> str:

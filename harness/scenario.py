@@ -23,7 +23,7 @@ from harness.assets import default_reports_dir
 from harness.errors import PgchaosError
 from harness.history import LOAD_STOP, MONITOR, OBSERVER, HistoryWriter, Op, merge_histories, write_history
 from harness.load.client import Client, key_base
-from harness.load.locust_runner import LocustLoad
+from harness.load.locust_runner import LocustLoad, user_classes_for
 from harness.load.phase_recorder import PhaseRecorder
 from harness.load.probe import Probe
 from harness.nemesis import Nemesis
@@ -242,6 +242,7 @@ class ScenarioRun:
         if self.with_load:
             self.locust = LocustLoad(self.stack.dsn(), self.dir, self.run_start, self.key_base,
                                      users=self.options.load_users, run_time_s=900,
+                                     user_classes=user_classes_for(self.stack.capabilities()),
                                      workers=self.options.load_workers).start()
         time.sleep(2.0)  # a baseline of successful ops before any fault
         if self.locust is not None and not self.locust.wait_running(self.options.scaled(30)):

@@ -56,7 +56,10 @@ def stop_uninterrupted(stack: Stack) -> None:
     if threading.current_thread() is not threading.main_thread():
         stack.stop()
         return
-    _progress(f"removing {stack.project} (Ctrl-C is ignored until it is gone)")
+    if stack.attached:  # nothing of the user's is removed: only the load's schema goes
+        _progress(f"leaving {stack.project} running; dropping the load's schema")
+    else:
+        _progress(f"removing {stack.project} (Ctrl-C is ignored until it is gone)")
     saved = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         stack.stop()

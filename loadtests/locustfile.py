@@ -74,8 +74,10 @@ if os.environ.get("PGCHAOS_GEVENT_WAIT", "1") != "0":
     waiting.wait = wait_gevent
 
 
-@events.quitting.add_listener
-def _close_history(environment, **_kwargs) -> None:
+@events.quit.add_listener
+def _close_history(**_kwargs) -> None:
+    """After the runner stopped its users (`quitting` fires before: a user still
+    stopping would write to a closed file)."""
     HISTORY.close()
 
 

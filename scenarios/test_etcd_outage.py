@@ -1,4 +1,5 @@
-"""DCS outage: etcd stopped for 15 s under load. Without failsafe mode
+"""DCS outage: etcd stopped for 15 s under load (every member of it: on a
+multi-member DCS, one member lost is dcs_member_loss). Without failsafe mode
 Patroni demotes the leader once it cannot renew its key, so writes stop;
 the cluster returns when etcd does. Target dcs-outage (60 s / RPO 0)."""
 
@@ -19,7 +20,7 @@ pytestmark = [
 def test_etcd_outage(scenario_run):
     with scenario_run() as run:
         leader = run.leader()
-        fault = run.nemesis.inject("etcd-outage", "etcd")
+        fault = run.nemesis.inject("etcd-outage", "dcs", members=len(run.stack.manifest.dcs.members))
         run.sleep(15)
         run.figures["leader_before"] = leader
         run.figures["leader_during_outage"] = run.leader()

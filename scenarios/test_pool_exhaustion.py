@@ -47,24 +47,25 @@ def test_pool_exhaustion(scenario_run):
                 except psycopg.Error:
                     return
 
+        pooler = run.stack.manifest.pooler  # the role, as the manifest names its service
         exhaustion = run.history.append("nemesis", "info", "pool-exhaustion",
-                                        {"target": "pgbouncer", "clients": FLOOD_CLIENTS})
+                                        {"target": pooler.service, "clients": FLOOD_CLIENTS})
         flood = [threading.Thread(target=hold, args=(run.stack.dsn(connect_timeout=5),), daemon=True)
                  for _ in range(FLOOD_CLIENTS)]
         for t in flood:
             t.start()
         run.sleep(2)
-        admin = run.stack.dsn(dbname="pgbouncer")
+        admin = run.stack.dsn(dbname=pooler.admin_db)
         during = pool_status(admin, run.stack.database)
         run.figures["pools_during"] = during
         waiting = during.get("cl_waiting", 0) if isinstance(during, dict) else 0
         run.history.append("observer", "ok" if waiting > 0 else "fail", "fault-effect",
-                           {"fault": exhaustion.index, "target": "pgbouncer",
-                            "evidence": f"SHOW POOLS during the flood: {during}"[:300]}, node="pgbouncer")
+                           {"fault": exhaustion.index, "target": pooler.service,
+                            "evidence": f"SHOW POOLS during the flood: {during}"[:300]}, node=pooler.service)
         stop.set()
         for t in flood:
             t.join(timeout=30)
-        run.history.append("nemesis", "info", "heal", {"target": "pgbouncer"})
+        run.history.append("nemesis", "info", "heal", {"target": pooler.service})
         run.sleep(3)
         run.figures["pools_after"] = pool_status(admin, run.stack.database)
         run.add_check("waiting-clients-seen", lambda ops: {

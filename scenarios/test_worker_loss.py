@@ -81,7 +81,7 @@ def test_worker_loss(scenario_run):
             t.start()
         try:
             run.sleep(2)
-            fault = run.nemesis.inject("kill", LOST)
+            fault = run.nemesis.inject("kill", run.stack.manifest.group(LOST).members[0])
             run.sleep(HOLD_S)
             run.nemesis.heal(fault)  # the runbook's "add replacement worker": the same node back
             healed_at = run.now()

@@ -8,6 +8,7 @@ they are strict, so a fix shows up as a failure to un-mark.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -57,8 +58,10 @@ CLI_ROWS: dict[str, BadInput] = {
     "up: port variable not a port": BadInput(("up",), "PGCHAOS_TOXIPROXY_PORT='99999' is not a port number",
                                              env={"PGCHAOS_TOXIPROXY_PORT": "99999"}),
     "up: daemon down": BadInput(("up",), "Docker daemon unreachable", env=NO_DAEMON),
-    "up: a stack already up": BadInput(("up",), "a stack is already up (x); run `pgchaos down` first",
-                                       files={"state/runs/x/run.json": '{"run_id": "x"}'}),
+    "up: a stack of yours already up": BadInput(
+        ("up",), "a stack of yours is already up from this folder (x); run `pgchaos down` first",
+        files={"state/runs/x/run.json": json.dumps({"run_id": "x", "owner_uid": os.getuid(),
+                                                    "owner_cwd": str(REPO_ROOT)})}),
     "gc: daemon down": BadInput(("gc",), "Docker daemon unreachable", env=NO_DAEMON),
     "down: nothing up": BadInput(("down",), "no pgchaos stack is up"),
     "status: nothing up": BadInput(("status",), "no pgchaos stack is up"),

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,32 @@ def run_scenarios(tmp_path: Path, names: list[str], *extra: str) -> tuple[subpro
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1200)
     verdicts = {p.parent.name: json.loads(p.read_text()) for p in reports.glob("*/*/verdict.json")}
     return proc, verdicts
+
+
+def pgchaos(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    state = {"PGCHAOS_STATE_DIR": str(tmp_path / "state")}
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO, capture_output=True, text=True,
+                          env={**(env or os.environ), **state}, timeout=300)
+
+
+def heal_by_cli(tmp_path: Path, project: str, env: dict[str, str]) -> None:
+    """A fault injected by `pgchaos inject … --attach` is healed by the command it prints,
+    found while the member is down (and `heal --all` finds the project too)."""
+    attach = ["--manifest", str(MANIFEST), "--attach"]
+    injected = pgchaos(tmp_path, "inject", "kill", "primary", *attach, env=env)
+    assert injected.returncode == 0, injected.stderr
+    hint = injected.stdout.split("heal with: ", 1)[1].split()
+    assert hint[:3] == ["pgchaos", "heal", "0"] and hint[3:] == [*attach, project], injected.stdout
+    status = pgchaos(tmp_path, "status", *attach, env=env)  # a member down: shown, not refused
+    assert status.returncode == 1 and "UNHEALTHY" in status.stdout, status.stdout + status.stderr
+    healed = pgchaos(tmp_path, *hint[1:], env=env)
+    assert healed.returncode == 0 and "healed: #0 kill" in healed.stdout, healed.stderr
+    again = pgchaos(tmp_path, "heal", "--all", *attach, env=env)
+    assert again.returncode == 0, again.stderr
+    deadline = time.monotonic() + 120
+    while pgchaos(tmp_path, "status", *attach, env=env).returncode != 0:  # back to the steady state
+        assert time.monotonic() < deadline, "the attached stack did not become healthy after the heal"
+        time.sleep(3)
 
 
 def test_foreign_stack_provisioned_from_its_manifest(tmp_path: Path) -> None:
@@ -75,6 +102,7 @@ def test_foreign_stack_attached_is_left_running_and_unharmed(tmp_path: Path) -> 
         print((proc.stdout + proc.stderr)[-2000:])
         v = verdicts.get("test_coordinator_graceful_stop")
         assert v is not None and v["verdict"] in ("pass", "marginal"), (v or {}).get("reasons")
+        heal_by_cli(tmp_path, project, env)
         after = client.containers.list(filters={"label": f"com.docker.compose.project={project}"})
         assert {c.name: c.id for c in after} == before  # the same containers, none removed or replaced
         assert all(c.status == "running" for c in after)

@@ -212,3 +212,98 @@ def test_a_plain_session_leaves_nothing_behind(installed: Installed) -> None:
         assert installed.files() == {"test_trivial.py"}  # no reports/, no allure results
     finally:
         (installed.workdir / "test_trivial.py").unlink()
+
+
+def _optional(tree: object) -> set[int]:
+    """ids of the import nodes under `try: … except ImportError` (optional speed-ups)."""
+    import ast
+
+    out: set[int] = set()
+    for node in ast.walk(tree):  # type: ignore[arg-type]
+        if isinstance(node, ast.Try) and any(
+                isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError")
+                for h in node.handlers):
+            out |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    return out
+
+
+def _third_party_imports(wheel: Path) -> dict[str, str]:
+    """Top-level module -> the first file of the wheel's harness package that imports it
+    (the standard library, harness itself and optional imports left out)."""
+    import ast
+    import zipfile
+
+    found: dict[str, str] = {}
+    with zipfile.ZipFile(wheel) as zf:
+        for name in zf.namelist():
+            if not name.startswith("harness/") or not name.endswith(".py") or name.startswith("harness/_assets/"):
+                continue
+            tree = ast.parse(zf.read(name))
+            optional = _optional(tree)
+            for node in ast.walk(tree):
+                if id(node) in optional:
+                    continue
+                if isinstance(node, ast.Import):
+                    mods = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    mods = [node.module]
+                else:
+                    continue
+                for mod in mods:
+                    top = mod.split(".")[0]
+                    if top not in sys.stdlib_module_names and top != "harness":
+                        found.setdefault(top, name)
+    return found
+
+
+def _declared_closure(wheel: Path) -> set[str]:
+    """The wheel's declared dependencies and, as installed here, theirs (normalised names)."""
+    import contextlib
+    import importlib.metadata as md
+    import re
+    import zipfile
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    def names(requires: list[str] | None) -> list[str]:
+        return [re.split(r"[ ;<>=!~\[(]", r, maxsplit=1)[0] for r in requires or [] if "extra ==" not in r]
+
+    with zipfile.ZipFile(wheel) as zf:
+        [meta] = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+        text = zf.read(meta).decode()
+    todo = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Requires-Dist:")]
+    todo = names(todo)
+    seen: set[str] = set()
+    while todo:
+        dist = norm(todo.pop())
+        if dist in seen:
+            continue
+        seen.add(dist)
+        with contextlib.suppress(md.PackageNotFoundError):  # not installed here: its own are unknown
+            todo += names(md.requires(dist))
+    return seen
+
+
+def test_every_import_is_a_declared_dependency(installed: Installed) -> None:
+    """A clean environment from the wheel has every module the package imports: each
+    third-party import is a declared dependency (or one of theirs), and every module
+    of the package imports in the virtualenv."""
+    import importlib.metadata as md
+    import re
+
+    declared = _declared_closure(installed.wheel)
+    dists = md.packages_distributions()
+    undeclared = {}
+    for top, where in _third_party_imports(installed.wheel).items():
+        providers = {re.sub(r"[-_.]+", "-", d).lower() for d in dists.get(top, [])}
+        if not providers & declared:
+            undeclared[top] = f"{where} (distribution {', '.join(sorted(providers)) or 'unknown'})"
+    assert not undeclared, f"imported but not in [project] dependencies: {undeclared}"
+    probe = ("import importlib, pkgutil, harness\n"
+             "for m in pkgutil.walk_packages(harness.__path__, 'harness.'):\n"
+             "    if not m.name.startswith('harness._assets'):\n"
+             "        importlib.import_module(m.name)\n"
+             "print('ok')")
+    assert installed.run(installed.python, "-c", probe).stdout.strip() == "ok"
+    assert installed.files() == set()

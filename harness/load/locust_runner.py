@@ -35,6 +35,13 @@ USER_CLASSES = ("WriterUser", "ReaderUser", "VectorUser")
 PROCESS_BASE: Final = 100  # locust users' process ids start here (probes use 1, 2, 11, 12, ...)
 WORKER_SPAN: Final = 400  # process ids per worker: 100-499, 500-899, ... (capacity clients start at 5000)
 MAX_WORKERS: Final = 10
+# users that need a capability of the stack: the vector search reads the guide's `vectors` table
+USER_NEEDS = {"VectorUser": "guide-schema"}
+
+
+def user_classes_for(capabilities: dict[str, int]) -> tuple[str, ...]:
+    """The locust users a stack can serve: none that needs what it lacks."""
+    return tuple(u for u in USER_CLASSES if USER_NEEDS.get(u) is None or capabilities.get(USER_NEEDS[u]))
 
 
 def _die_with_parent() -> None:

@@ -112,9 +112,20 @@ def _partition(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
     nem.stack_network().disconnect(nem.owned(target), force=True)
 
 
+def dcs_outage_members(nem: Nemesis, target: str, params: dict[str, Any]) -> list[str]:
+    """The DCS members an etcd-outage stops: the target, and with `members=N` the next
+    ones of the manifest's DCS up to N (a quorum or all of a multi-member DCS)."""
+    members = list(getattr(getattr(nem.stack.manifest, "dcs", None), "members", None) or [target])
+    start = members.index(target) if target in members else 0
+    count = max(1, int(float(params.get("members", 1))))
+    return ([target] if target not in members else []) + (members[start:] + members[:start])[:count]
+
+
 def _etcd_outage(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
-    """Stop the DCS member the target names (the nemesis resolves it: `etcd`, `dcs`)."""
-    nem.owned(target).stop(timeout=1)
+    """Stop the DCS member the target names (the nemesis resolves it: `etcd`, `dcs`), or
+    with `members=N` that many members from it on."""
+    for member in dcs_outage_members(nem, target, params):
+        nem.owned(member).stop(timeout=1)
 
 
 def _disk_full(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
@@ -216,8 +227,14 @@ def reconnect(network: Any, container: Any, alias: str) -> None:
 
 
 def _start_again(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
-    """kill, stop, pause, restart, pg-kill, etcd-outage: the container runs, unpaused."""
+    """kill, stop, pause, restart, pg-kill: the container runs, unpaused."""
     ensure_running(nem.owned(target))
+
+
+def _start_dcs_members(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
+    """etcd-outage: every DCS member it stopped runs again."""
+    for member in dcs_outage_members(nem, target, params):
+        ensure_running(nem.owned(member))
 
 
 def _reconnect(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
@@ -446,8 +463,8 @@ CATALOGUE: dict[str, Fault] = {f.name: f for f in [
           Effect(_seen_partitioned)),
     Fault("disk-full", "node", "fill the node's loop-mounted data volume to ENOSPC", _disk_full, _free_space,
           Effect(_seen_enospc)),
-    Fault("etcd-outage", "node", "stop the DCS (etcd)", _etcd_outage, _start_again,
-          Effect(_seen_dcs_unreachable, _before_dcs, 30.0)),
+    Fault("etcd-outage", "node", "stop the DCS (etcd; members=N: N members of it)", _etcd_outage,
+          _start_dcs_members, Effect(_seen_dcs_unreachable, _before_dcs, 30.0), ("members",)),
     Fault("latency", "link", "Toxiproxy latency (latency, jitter ms) on a link", _toxic("latency"),
           _remove_toxics("latency"), Effect(_seen_toxic("latency")), ("latency", "jitter", "stream")),
     Fault("bandwidth", "link", "Toxiproxy bandwidth limit (rate KB/s) on a link", _toxic("bandwidth"),

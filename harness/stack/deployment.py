@@ -75,9 +75,13 @@ def is_ours(labels: dict[str, str]) -> bool:
     return labels.get(OWNER_LABEL) == "pgchaos" and bool(labels.get(RUN_LABEL))
 
 
-def ownership_labels(run_id: str, owner_pid: int, detached: bool) -> dict[str, str]:
-    return {OWNER_LABEL: "pgchaos", RUN_LABEL: run_id, PID_LABEL: str(owner_pid),
-            DETACHED_LABEL: "true" if detached else "false"}
+STATE_LABEL = "io.pgchaos.state-dir"  # the state folder of the run: `gc --all` removes live runs of its own only
+
+
+def ownership_labels(run_id: str, owner_pid: int, detached: bool, state_dir: str = "") -> dict[str, str]:
+    labels = {OWNER_LABEL: "pgchaos", RUN_LABEL: run_id, PID_LABEL: str(owner_pid),
+              DETACHED_LABEL: "true" if detached else "false"}
+    return {**labels, STATE_LABEL: state_dir} if state_dir else labels
 
 
 class ContainerVerbs:
@@ -122,16 +126,18 @@ class ComposeDeployment(ContainerVerbs):
     """A compose project: provisioned by pgchaos, or attached to."""
 
     def __init__(self, project: str, workdir: Path, compose_files: list[str],
-                 env_file: Path | None = None, provisioned: bool = True) -> None:
+                 env_files: list[Path] | None = None, provisioned: bool = True) -> None:
+        """`env_files` in order, a later file's variable winning (compose's `--env-file`
+        given several times): the stack's own `.env` and env files, then pgchaos's."""
         self.project = project
         self.workdir = workdir
         self.compose_files = compose_files
-        self.env_file = env_file
+        self.env_files = list(env_files or [])
         self.provisioned = provisioned
         self._docker: docker.DockerClient | None = None
         self._services: list[str] | None = None
         self.compose = DockerCompose(context=str(workdir), compose_file_name=list(compose_files),
-                                     env_file=str(env_file) if env_file else None, wait=True)
+                                     env_file=[str(f) for f in self.env_files] or None, wait=True)
 
     @property
     def docker(self) -> docker.DockerClient:
@@ -203,13 +209,16 @@ class ComposeDeployment(ContainerVerbs):
             detail = [line for line in proc.stderr.strip().splitlines() if line.strip()][-3:]
             raise PgchaosError(f"docker compose up failed: {' | '.join(detail) or 'no output'}")
 
-    def require_running(self, services: list[str] | None = None) -> None:
+    def require_running(self, services: list[str] | None = None, running: bool = True) -> None:
+        """Every one of `services` has a container in the project (a running one unless
+        `running` is False: a fault may have stopped it, and its heal starts it again)."""
         found = self.containers()
         if not found:
             raise PgchaosError(f"--attach: no running compose project {self.project!r} on this engine")
-        missing = [s for s in (services or []) if s not in found or found[s].status != "running"]
+        missing = [s for s in (services or []) if s not in found or (running and found[s].status != "running")]
         if missing:
-            raise PgchaosError(f"--attach: {self.project}: service(s) not running: {', '.join(missing)}")
+            raise PgchaosError(f"--attach: {self.project}: service(s) not {'running' if running else 'found'}: "
+                               f"{', '.join(missing)}")
 
     def down(self) -> None:
         """Remove what pgchaos created; an attached project is left alone."""
@@ -294,7 +303,13 @@ class ComposeDeployment(ContainerVerbs):
         for binding in bindings:
             if binding.get("HostIp") in LOOPBACK:
                 return "127.0.0.1", int(binding["HostPort"])
-        raise PgchaosError(f"{service} does not publish {port}/tcp on 127.0.0.1 (is it running?)")
+        if container.status != "running":
+            raise PgchaosError(f"{service} is not running ({container.status}): "
+                               f"its port {port}/tcp has no address")
+        published = ", ".join(f"{b.get('HostIp') or '*'}:{b.get('HostPort')}" for b in bindings)
+        raise PgchaosError(f"{service} does not publish {port}/tcp on 127.0.0.1"
+                           + (f" (only on {published})" if published else "")
+                           + f'; pgchaos reaches it there: add ports: ["127.0.0.1::{port}"] to {service}')
 
     def run_tool(self, service: str, script: str, *args: str, timeout: float = 600.0) -> tuple[int, str]:
         """Run a script in a one-shot container of a tools-profile service."""
@@ -307,11 +322,15 @@ class ComposeDeployment(ContainerVerbs):
 
 
 def attachable_projects(client: docker.DockerClient, services: list[str]) -> list[str]:
-    """Compose projects on this engine whose running services include all of `services`."""
+    """Compose projects on this engine that have a container for each of `services`
+    (running or not: a killed member is still part of its stack) and at least one running."""
     seen: dict[str, set[str]] = {}
-    for c in client.containers.list(filters={"label": PROJECT_LABEL}, ignore_removed=True):
+    running: set[str] = set()
+    for c in client.containers.list(all=True, filters={"label": PROJECT_LABEL}, ignore_removed=True):
         seen.setdefault(c.labels[PROJECT_LABEL], set()).add(c.labels.get(SERVICE_LABEL, ""))
-    return sorted(p for p, have in seen.items() if set(services) <= have)
+        if c.status == "running":
+            running.add(c.labels[PROJECT_LABEL])
+    return sorted(p for p, have in seen.items() if set(services) <= have and p in running)
 
 
 def remove_project_resources(client: docker.DockerClient, project: str) -> None:

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.stack import volumes
-from harness.stack.deployment import is_ours
+from harness.stack.deployment import STATE_LABEL, is_ours
 from harness.stack.stack import (
     OWNER_LABEL,
     PROJECT_LABEL,
     docker_client,
     remove_project_resources,
     runs_dir,
+    state_root,
 )
 
 PID_LABEL = "io.pgchaos.owner-pid"
@@ -77,9 +78,10 @@ def _state_runs() -> dict[str, bool]:
     return found
 
 
-def liveness(client: Any) -> dict[str, bool]:
+def liveness(client: Any, elsewhere: set[str] | None = None) -> dict[str, bool]:
     """Project -> live, for every run of this state folder and every project
-    whose containers or networks carry our ownership label."""
+    whose containers or networks carry our ownership label. Projects whose
+    containers name another state folder are added to `elsewhere`."""
     live = _state_runs()
     for container in client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}=pgchaos"},
                                             ignore_removed=True):
@@ -87,6 +89,8 @@ def liveness(client: Any) -> dict[str, bool]:
         project = labels.get(PROJECT_LABEL)
         if not project or not is_ours(labels):  # e.g. someone's container of a pgchaos image
             continue
+        if elsewhere is not None and labels.get(STATE_LABEL) not in (None, str(state_root())):
+            elsewhere.add(project)
         alive = _is_live(int(labels.get(PID_LABEL, "0") or 0), labels.get(DETACHED_LABEL) == "true")
         live[project] = live.get(project, False) or alive
     for network in client.networks.list(filters={"label": f"{OWNER_LABEL}=pgchaos"}):
@@ -114,9 +118,10 @@ def collect(everything: bool = False) -> GcReport:
     report = GcReport()
     report.projects += collect_swarm(everything, progress=lambda msg: None)  # before their mounts go
     dirs = _run_dirs()
-    for project, alive in sorted(liveness(client).items()):
-        if alive and not everything:
-            report.kept.append(project)
+    elsewhere: set[str] = set()
+    for project, alive in sorted(liveness(client, elsewhere).items()):
+        if alive and (not everything or (project in elsewhere and project not in dirs)):
+            report.kept.append(project)  # with --all too: a live run of another state folder is not ours
             continue
         remove_project_resources(client, project)
         run_dir = dirs.get(project, runs_dir() / project.removeprefix("pgchaos-"))

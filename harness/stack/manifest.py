@@ -133,6 +133,7 @@ class Manifest:
     load_setup_sql: str | None = None
     load_clients: int = 200  # the declared client profile: connections at once through the pooler
     tools_service: str | None = None
+    env_files: tuple[str, ...] = ()  # the stack's own env files besides its .env, beside the manifest
     spare_groups: tuple[Group, ...] = ()  # [[groups]] with spare = true: not in `groups`
     # [bounds]: waiver bounds set by hand instead of derived from the stack's timings,
     # name -> (seconds, reason); e.g. hard_kill_s = 30 with its reason
@@ -141,6 +142,15 @@ class Manifest:
     @property
     def dir(self) -> Path:
         return self.path.parent
+
+    def user_env_files(self) -> list[Path]:
+        """The stack's own variables, as compose would read them: the `.env` of the
+        project folder (the first compose file's), then the manifest's `env_file`s
+        (a later file wins)."""
+        dotenv = (self.dir / self.compose_files[0]).parent / ".env"
+        named = [self.dir / f for f in self.env_files]
+        own = dotenv.is_file() and dotenv.resolve() not in {p.resolve() for p in named}
+        return ([dotenv] if own else []) + named
 
     # -- topology as declared ----------------------------------------------------
     @property
@@ -318,7 +328,8 @@ def load_manifest(path: str | Path) -> Manifest:
     top = _Reader(path, doc, "", {"stack", "database", "groups", "router", "pooler", "dcs",
                                   "toxiproxy", "monitoring", "load", "bounds"})
     stack = top.sub("stack", {"name", "compose_files", "images", "config_dir", "variants_dir",
-                              "loop_volumes", "volume_size_mb", "features", "tools_service", "schema_sql"},
+                              "loop_volumes", "volume_size_mb", "features", "tools_service", "schema_sql",
+                              "env_file"},
                     required=True)
     assert stack is not None
     compose_files = stack.names("compose_files", ["docker-compose.yml"])
@@ -327,6 +338,13 @@ def load_manifest(path: str | Path) -> Manifest:
         raise stack.fail("images", 'must be "reference" (build pgchaos\'s images), "citus" (and the '
                          "Citus image) or left out")
     schema_sql = stack.get("schema_sql", str, None)
+    raw_env = stack.get("env_file", object, None)
+    env_files = (raw_env,) if isinstance(raw_env, str) else tuple(raw_env or ())
+    if not isinstance(raw_env, str | list | None) or not all(isinstance(f, str) and f for f in env_files):
+        raise stack.fail("env_file", 'must be a file name or a list of them, e.g. ".env.shop"')
+    for name in env_files:
+        if not (path.parent / name).is_file():
+            raise stack.fail("env_file", f"file not found: {path.parent / name}")
     if schema_sql is not None and not (path.parent / schema_sql).is_file():
         raise stack.fail("schema_sql", f"file not found: {path.parent / schema_sql}")
 
@@ -467,7 +485,8 @@ def load_manifest(path: str | Path) -> Manifest:
         variants_dir=stack.get("variants_dir", str, "variants"),
         loop_volumes=stack.get("loop_volumes", bool, False), volume_size_mb=size, features=features,
         schema_sql=schema_sql, load_setup_sql=load_sql, load_clients=clients,
-        tools_service=stack.get("tools_service", str, None), spare_groups=tuple(spares), bounds=bounds)
+        tools_service=stack.get("tools_service", str, None), env_files=env_files, spare_groups=tuple(spares),
+        bounds=bounds)
     for name in compose_files:
         if not (manifest.dir / name).is_file():
             raise stack.fail("compose_files", f"file not found: {manifest.dir / name}")

@@ -53,12 +53,66 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
+def state_root() -> Path:
+    """The state folder ($PGCHAOS_STATE_DIR, default /var/lib/pgchaos)."""
+    return STATE_ROOT
+
+
 def runs_dir() -> Path:
     return STATE_ROOT / "runs"
 
 
-def check_ports_free(published: list[tuple[str, str, int]]) -> None:
-    """Every fixed host port of the compose model is free and on 127.0.0.1."""
+def caller() -> dict[str, Any]:
+    """Who starts a stack: the user and the folder `pgchaos up` ran in. "The current
+    stack" of a command without --run-id is the caller's own, never someone else's."""
+    try:
+        cwd = str(Path.cwd())
+    except OSError:  # the folder was removed under us
+        cwd = ""
+    return {"owner_uid": os.getuid(), "owner_cwd": cwd}
+
+
+def is_callers(meta: dict[str, Any]) -> bool:
+    me = caller()
+    return meta.get("owner_uid") == me["owner_uid"] and meta.get("owner_cwd") == me["owner_cwd"]
+
+
+def run_metas() -> list[tuple[Path, dict[str, Any] | None]]:
+    """Every run.json of the state folder, oldest first, with its content (None: unreadable)."""
+    out: list[tuple[Path, dict[str, Any] | None]] = []
+    for path in sorted(runs_dir().glob("*/run.json")) if runs_dir().exists() else []:
+        try:
+            meta = json.loads(path.read_text())
+            out.append((path, meta if isinstance(meta, dict) else None))
+        except (OSError, ValueError):
+            out.append((path, None))
+    return out
+
+
+def own_runs() -> list[str]:
+    """Run ids of the caller's stacks (same user, same folder), oldest first."""
+    return [path.parent.name for path, meta in run_metas() if meta is not None and is_callers(meta)]
+
+
+def describe_run(meta: dict[str, Any] | None, run_id: str) -> str:
+    """One line about a run for machine-wide listings: id, project, owner, folder, manifest."""
+    if meta is None:
+        return f"{run_id}: unreadable run.json (remove it with `pgchaos gc`)"
+    uid = meta.get("owner_uid")
+    owner = "?" if uid is None else ("you" if uid == os.getuid() else f"uid {uid}")
+    return (f"{run_id}: project {meta.get('project', '?')}, started by {owner} in "
+            f"{meta.get('owner_cwd') or '?'}, manifest {meta.get('manifest') or '?'}")
+
+
+def attached_state_dir(project: str) -> Path:
+    """Where the game-day faults injected into an attached project are remembered."""
+    return STATE_ROOT / "attached" / project
+
+
+def check_ports_free(published: list[tuple[str, str, int]], port_variables: bool = False) -> None:
+    """Every fixed host port of the compose model is free and on 127.0.0.1. With
+    `port_variables` (the reference stack's compose files read PGCHAOS_<NAME>_PORT),
+    the hint names them; a user's compose file reads its own variables, if any."""
     for service, host_ip, port in published:
         if host_ip != "127.0.0.1":
             raise PgchaosError(
@@ -71,9 +125,10 @@ def check_ports_free(published: list[tuple[str, str, int]]) -> None:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
-                raise PgchaosError(
-                    f"port 127.0.0.1:{port} is taken (needed for {service}); free it, or set the "
-                    "PGCHAOS_<NAME>_PORT variable the compose file reads") from None
+                how = ("set the PGCHAOS_<NAME>_PORT variable the compose file reads" if port_variables else
+                       "publish another port in the compose file (or \"127.0.0.1::CONTAINER\": any free port)")
+                raise PgchaosError(f"port 127.0.0.1:{port} is taken (needed for {service}); free it, or {how}") \
+                    from None
 
 
 def mode_capabilities(manifest: Manifest, attached: bool, engine: str = "compose") -> dict[str, int]:
@@ -121,9 +176,10 @@ class Stack:
                 self.project, self.manifest.dir, self.manifest, self.spec.ports, env_file=self.env_file,
                 override_file=self.override_file, state_dir=self.state_dir, progress=progress)
         else:
+            user_env = self.manifest.user_env_files()  # the stack's own variables; pgchaos's layered on top
             self.deployment = ComposeDeployment(
                 self.project, self.manifest.dir, files,
-                env_file=None if self.attached else self.env_file, provisioned=not self.attached)
+                env_files=user_env if self.attached else [*user_env, self.env_file], provisioned=not self.attached)
 
     # -- paths -------------------------------------------------------------
     @property
@@ -199,13 +255,15 @@ class Stack:
         return self
 
     def connect(self) -> Self:
-        """Find an attached stack's project and check its services run (no waiting, no changes)."""
+        """Find an attached stack's project and check its services exist (no waiting, no
+        changes). Some may be down: a fault injected earlier stops them, and its heal
+        (or `status`, which shows them) must still find the stack."""
         self.docker  # noqa: B018 - one line when no engine answers
         if self.attached:
-            self._attach()
+            self._attach(all_running=False)
         return self
 
-    def _attach(self) -> None:
+    def _attach(self, all_running: bool = True) -> None:
         services = self.manifest.services()
         if not self.project:
             found = attachable_projects(self.docker, services)
@@ -215,23 +273,30 @@ class Stack:
                     f"the manifest's services ({', '.join(services)})"
                     + (f": {', '.join(found)}; name one with --attach PROJECT" if found else ""))
             self.project = self.deployment.project = found[0]
-        self.deployment.require_running(services)
+        self.deployment.require_running(services, running=all_running)
         check_against_services(self.manifest, sorted(self.deployment.containers()))
-        self.check_patroni_answers()
+        self.check_patroni_answers(partial=not all_running)
+        self.state_dir = attached_state_dir(self.project)  # its game-day faults, shared by every call
         self.progress(f"attached to compose project {self.project}")
 
-    def check_patroni_answers(self, timeout: float = 3.0) -> None:
-        """Every Patroni member's REST API answers on its published port."""
+    def check_patroni_answers(self, timeout: float = 3.0, partial: bool = False) -> None:
+        """Every Patroni member's REST API answers on its published port. With
+        `partial` (a stack a fault may have left partly down, or a member its heal
+        is starting), one answering member per group is enough."""
         import requests
 
         for group in self.manifest.patroni_groups:
+            failures = []
             for member in group.members:
                 try:
                     requests.get(f"{self.patroni_url(member)}/patroni", timeout=timeout).raise_for_status()
                 except (requests.RequestException, PgchaosError) as exc:
                     why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-                    raise PgchaosError(f"{member}: Patroni REST API (port {group.rest_port}) does not "
-                                       f"answer: {why}") from None
+                    failures.append(f"{member}: Patroni REST API (port {group.rest_port}) does not answer: {why}")
+                    if not partial:
+                        break
+            if failures and (not partial or len(failures) == len(group.members)):
+                raise PgchaosError(failures[0])
 
     def preflight(self) -> None:
         """What can be checked before any engine work: the run's state folder, every
@@ -241,12 +306,19 @@ class Stack:
         self._write_state()
         try:
             check_against_services(self.manifest, self.deployment.services(every_profile=True))
-            check_ports_free(self.deployment.published_ports())
+            check_ports_free(self.deployment.published_ports(), port_variables=self.reads_port_variables())
         finally:
             shutil.rmtree(self.state_dir, ignore_errors=True)
             for empty in (runs_dir(), STATE_ROOT):  # leave no trace of a check
                 with contextlib.suppress(OSError):
                     empty.rmdir()
+
+    def reads_port_variables(self) -> bool:
+        """The compose files take host ports from PGCHAOS_<NAME>_PORT (the reference stack's do)."""
+        import re
+
+        return any(re.search(r"PGCHAOS_[A-Z_]+_PORT", (self.manifest.dir / f).read_text(errors="replace"))
+                   for f in self.manifest.compose_files)
 
     def _provision(self) -> None:
         self.preflight()
@@ -258,7 +330,7 @@ class Stack:
             self.citus_image = images.ensure_citus_image(self.manifest.dir, self.image_tag, self.progress)
         self._write_env()
         self.deployment.write_owner_override(
-            self.override_file, ownership_labels(self.run_id, os.getpid(), self.detached))
+            self.override_file, ownership_labels(self.run_id, os.getpid(), self.detached, str(state_root())))
         self._write_meta()
         if self.loop_members:
             self.progress(f"creating {len(self.loop_members)} loop-mounted data volumes")
@@ -332,7 +404,7 @@ class Stack:
             "manifest": str(self.manifest.path), "compose_dir": str(self.manifest.dir),
             "compose_files": list(self.manifest.compose_files),
             "ports": self.spec.ports.__dict__, "image_tag": self.image_tag,
-            "engine": self.spec.engine,
+            "engine": self.spec.engine, **caller(),
         }
         (self.state_dir / "run.json").write_text(json.dumps(meta, indent=2))
 
@@ -505,12 +577,23 @@ class Stack:
 
     @classmethod
     def attach(cls, run_id: str | None = None, progress: Progress = print) -> Stack:
-        """The stack of an earlier `pgchaos up` (the newest when run_id is None)."""
-        metas = sorted(runs_dir().glob("*/run.json")) if runs_dir().exists() else []
+        """The stack of an earlier `pgchaos up`: the one named, else the caller's newest
+        (same user, same folder); another user's or folder's stack only when named."""
+        found = run_metas()
         if run_id is not None:
-            metas = [m for m in metas if m.parent.name == run_id]
-        if not metas:
-            raise PgchaosError("no pgchaos stack is up (start one with: pgchaos up)")
+            metas = [p for p, _ in found if p.parent.name == run_id]
+            if not metas:
+                raise PgchaosError(f"no pgchaos stack {run_id!r} is up"
+                                   + (f"; up: {', '.join(p.parent.name for p, _ in found)}" if found else ""))
+        else:
+            metas = [p for p, meta in found if meta is not None and is_callers(meta)]
+            corrupt = [p for p, meta in found if meta is None]
+            if not metas and corrupt:
+                raise PgchaosError(f"{corrupt[-1]}: corrupt run.json; remove it with `pgchaos gc`")
+            if not metas:
+                others = f"; {len(found)} other stack(s) on this machine (`pgchaos status --all`; " \
+                         "name one with --run-id)" if found else ""
+                raise PgchaosError(f"no pgchaos stack is up from this folder (start one with: pgchaos up){others}")
         try:
             meta = json.loads(metas[-1].read_text())
             meta["run_id"], meta["profile"], meta["compose_dir"]  # noqa: B018 - the fields attach needs

@@ -124,7 +124,7 @@ def _endpoints(stack: Stack) -> dict[str, str]:
     m = stack.manifest
     wanted = [("router", m.router.service, m.router.primary_port, "{}"),
               ("router_replicas", m.router.service, m.router.replica_port, "{}"),
-              ("router_stats", m.router.service, m.router.stats_port, "http://{}/stats"),
+              ("router_stats", m.router.service, m.router.stats_port, "http://{}"),  # its path is the stack's
               ("router_health", m.router.service, m.router.health_port, "http://{}/health")]
     if m.pooler:
         wanted.append(("pooler", m.pooler.service, m.pooler.port, "{}"))
