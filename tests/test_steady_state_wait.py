@@ -86,3 +86,18 @@ def test_quorum_mode_counts_quorum_standbys_up_to_the_replicas_there_are(monkeyp
     assert not _sync(monkeypatch, quorum, one).ok
     assert _sync(monkeypatch, quorum, two).ok
     assert _sync(monkeypatch, quorum, alone).ok  # one replica: one standby is all there can be
+
+
+def test_a_refusal_watch_names_only_a_refusal_that_keeps_coming() -> None:
+    from harness.stack.refusals import RefusalWatch
+
+    line = "coordinator-2: 2026-12-04 10:00:{:02d} FATAL: pg_hba.conf rejects replication connection"
+    noise = {"coordinator-2: INFO: no action. I am a secondary"}
+    # a transient at start-up: two refusals, then only the same old lines in the log's tail
+    watch = RefusalWatch()
+    tail = {line.format(0), line.format(5)} | noise
+    assert all(watch.see(tail, now=t) is None for t in (0.0, 5.0, 12.0, 30.0, 60.0))
+    # refused every 5 s for 20 s: named, with its newest line
+    watch = RefusalWatch()
+    said = [watch.see({line.format(s) for s in range(0, t + 1, 5)} | noise, now=float(t)) for t in range(0, 30, 5)]
+    assert said[:4] == [None] * 4 and said[4] == line.format(20)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +24,7 @@ import docker.errors
 from testcontainers.compose import DockerCompose
 
 from harness.errors import PgchaosError
+from harness.stack.refusals import RefusalWatch
 
 OWNER_LABEL = "io.pgchaos.owner"
 RUN_LABEL = "io.pgchaos.run"
@@ -203,11 +205,42 @@ class ComposeDeployment(ContainerVerbs):
         if not self.provisioned:
             self.require_running()
             return
-        proc = self._compose("up", "--detach", "--wait", "--wait-timeout", str(int(timeout_s)),
-                             timeout=timeout_s + 60)
+        args = ["up", "--detach", "--wait", "--wait-timeout", str(int(timeout_s))]
+        proc = subprocess.Popen([*self.command, *args], cwd=self.workdir, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        refused = self._watch_refusals(proc, deadline=time.monotonic() + timeout_s + 60)
+        try:
+            _, stderr = proc.communicate(timeout=30 if refused else None)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+        if refused is not None:
+            raise PgchaosError(f"docker compose up stopped waiting: {refused}")
         if proc.returncode != 0:
-            detail = [line for line in proc.stderr.strip().splitlines() if line.strip()][-3:]
+            detail = [line for line in (stderr or "").strip().splitlines() if line.strip()][-3:]
             raise PgchaosError(f"docker compose up failed: {' | '.join(detail) or 'no output'}")
+
+    def _watch_refusals(self, proc: subprocess.Popen[str], deadline: float) -> str | None:
+        """While `compose up --wait` runs: a member refused by configuration again and again
+        (refusals.RefusalWatch) ends the wait (compose is stopped; the containers stay for the
+        caller's teardown). Returns what was refused, or None when compose ended by itself."""
+        watch = RefusalWatch()
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise PgchaosError("docker compose up did not end within its wait timeout")
+            lines: set[str] = set()
+            with contextlib.suppress(Exception):
+                for service, container in self.containers().items():
+                    text = container.logs(tail=60).decode(errors="replace")
+                    lines |= {f"{service}: {line.strip()[:240]}" for line in text.splitlines()}
+            refused = watch.see(lines)
+            if refused is not None:
+                proc.terminate()
+                return f"refused by configuration for {watch.for_s:.0f} s and more: {refused}"
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=2.0)
+        return None
 
     def require_running(self, services: list[str] | None = None, running: bool = True) -> None:
         """Every one of `services` has a container in the project (a running one unless

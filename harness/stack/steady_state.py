@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from harness.errors import PgchaosError
+from harness.stack.refusals import REFUSED_FOR_S, RefusalWatch
 from harness.stack.topology import Topology, discover
 
 if TYPE_CHECKING:
@@ -348,25 +349,15 @@ def steady_state(stack: Stack) -> SteadyState:
     return SteadyState(checks, topo)
 
 
-# A member refused by configuration (pg_hba, a wrong password) does not recover by itself:
-# a failing check that names such a refusal, new log lines of it arriving all along, for
-# this long, ends the wait early (the named reason is the verdict's; no need to wait it out).
-REFUSED = re.compile(r"no pg_hba\.conf entry|pg_hba\.conf rejects|password authentication failed")
-REFUSED_FOR_S = 20.0
-
-
-def _refusals(state: SteadyState) -> set[str]:
-    """The configuration refusals the failing checks name (their log lines)."""
-    return {c.detail for c in state.failing() if REFUSED.search(c.detail)}
+def _failing_details(state: SteadyState) -> set[str]:
+    return {c.detail for c in state.failing()}
 
 
 def wait_for_steady_state(stack: Stack, timeout: float = 120.0, interval: float = 1.0) -> SteadyState:
     """Poll until healthy or timeout; returns the last observation. A refusal by
     configuration that keeps being logged for :data:`REFUSED_FOR_S` returns early."""
     deadline = time.monotonic() + timeout
-    refused_since: float | None = None
-    seen: set[str] = set()
-    fresh = 0
+    watch = RefusalWatch(REFUSED_FOR_S)
     while True:
         try:
             state = steady_state(stack)
@@ -376,14 +367,6 @@ def wait_for_steady_state(stack: Stack, timeout: float = 120.0, interval: float 
             return state
         if time.monotonic() >= deadline:
             raise PgchaosError("steady state could not be observed")
-        refusals = _refusals(state) if state is not None else set()
-        if not refusals:
-            refused_since, seen, fresh = None, set(), 0
-        else:
-            now = time.monotonic()
-            refused_since = now if refused_since is None else refused_since
-            fresh += bool(refusals - seen)  # a new log line of the refusal: still refusing
-            seen |= refusals
-            if now - refused_since >= REFUSED_FOR_S and fresh >= 2 and state is not None:
-                return state
+        if state is not None and watch.see(_failing_details(state)) is not None:
+            return state  # refused by configuration, again and again: it will not come by itself
         time.sleep(interval)
