@@ -17,6 +17,7 @@ GUIDE_CHECKS = {"services", "patroni_leader", "replicas_streaming", "sync_standb
                 "router_health", "pgbouncer_pools", "workers", "disk_space", "slow_queries",
                 "idle_in_transaction", "router_write"}
 COORDINATORS = ("coordinator-1", "coordinator-2", "coordinator-3")
+BANK_TABLES = {"bank_accounts", "bank_entries", "bank_orders", "bank_order_lines"}
 
 
 def test_steady_state_is_the_daily_health_check(pgchaos_stack):
@@ -55,8 +56,10 @@ def test_the_load_schema_is_ours_and_spread_over_the_workers(pgchaos_stack):
                               "ORDER BY 1").fetchall()
         parts = conn.execute("SELECT inhrelid::regclass::text FROM pg_inherits "
                              "WHERE inhparent = 'pgchaos.events'::regclass ORDER BY 1").fetchall()
-    # events and ledger are the load's; phase_probe the recovery-timeline recorder's (once a fault ran)
-    assert [t for (t,) in tables if t != "phase_probe"] == ["events", "ledger"]
+    # events and ledger are the load's; phase_probe the recovery-timeline recorder's (once a fault
+    # ran); bank_* the bank workload's (once a scenario ran transfers): every one of them ours
+    assert [t for (t,) in tables if t != "phase_probe" and not t.startswith("bank_")] == ["events", "ledger"]
+    assert {t for (t,) in tables if t.startswith("bank_")} <= BANK_TABLES
     assert [p for (p,) in parts] == ["pgchaos.events_w1", "pgchaos.events_w2"]
 
 
