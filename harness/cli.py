@@ -406,6 +406,18 @@ def pytest_with_env(paths: list[str], extra: list[str], env: Any) -> int:
 def cmd_gate(args: argparse.Namespace) -> int:
     from harness.gate import ABS_S, CANDIDATE_ENV, REL, run_gate, side
 
+    # options written after the candidate land in the pytest remainder: parse them as ours
+    rest = list(args.pytest_args)
+    cut = rest.index("--") if "--" in rest else len(rest)
+    if rest[:cut]:
+        again = args.gate_parser.parse_args([*rest[:cut], args.candidate],
+                                            namespace=argparse.Namespace(**{**vars(args), "pytest_args": []}))
+        if again.pytest_args or again.candidate != args.candidate:
+            raise PgchaosError(f"gate: unexpected {' '.join(rest[:cut])!r} after {args.candidate!r}; "
+                               "pytest options go after --")
+        vars(args).update({k: v for k, v in vars(again).items() if k != "pytest_args"})
+    args.pytest_args = rest[cut + 1:]
+
     candidate = side(args.candidate, "candidate", CANDIDATE_ENV)
     baseline = side(args.baseline, "baseline", {})
     if (candidate.variant, candidate.manifest) == (baseline.variant, baseline.manifest):
@@ -603,6 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--abs-s", type=float, default=None, metavar="S", help="absolute allowance (1 s)")
     p.add_argument("--reports-dir", default=None, metavar="DIR", help="where reports go (default ./reports)")
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: more pytest options")
+    p.set_defaults(gate_parser=p)
     p = add("soak", cmd_soak, "random fault schedules for N minutes (Hypothesis; seed printed)")
     p.add_argument("--minutes", type=float, required=True, metavar="N", help="how long to soak")
     p.add_argument("--seed", type=int, default=None, metavar="N", help="replay a printed seed")
@@ -631,13 +644,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Arguments after `--` of `run` and `certify` go to pytest as they are."""
+    """Arguments after `--` of `run`, `certify` and `gate` go to pytest as they are (for the
+    gate behind a `--` of their own: its options may follow the candidate)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv and argv[0] in ("run", "certify") and "--" in argv:
+    if argv and argv[0] in ("run", "certify", "gate") and "--" in argv:
         cut = argv.index("--")
         args = parser.parse_args(argv[:cut])
-        args.pytest_args = [*args.pytest_args, *argv[cut + 1:]]
+        args.pytest_args = [*args.pytest_args, *(["--"] if argv[0] == "gate" else []), *argv[cut + 1:]]
         return args
     return parser.parse_args(argv)
 

@@ -151,8 +151,10 @@ def write_report(result: dict[str, Any], out: Path) -> Path:
     """gate.json and gate.md (the comparison a reviewer reads in the pull request)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "gate.json").write_text(json.dumps(result, indent=2, default=str))
+    headline = ("REGRESSION" if result["regressions"] else "no regression" if result["scenarios"]
+                else "NOTHING COMPARED: no scenario sample ran on either side (see the output above)")
     lines = [f"# pgchaos gate: {result.get('candidate')} against {result.get('baseline')}", "",
-             f"**{'REGRESSION' if result['regressions'] else 'no regression'}**"
+             f"**{headline}**"
              + (f" in {', '.join(result['regressions'])}" if result["regressions"] else "")
              + f"; {result.get('samples', '?')} sample(s) each, interleaved; rule: {result['rule']}.", ""]
     for name, e in result["scenarios"].items():

@@ -123,3 +123,31 @@ def test_run_gate_interleaves_samples_and_removes_only_its_own_stacks(tmp_path: 
     with pytest.raises(PgchaosError, match="baseline: `pgchaos up ` failed"):
         run_gate(cand, Side("baseline"), 1, [], run_pytest, tmp_path / "r", say=lambda _: None, up=refused)
     assert calls == ["up"]  # a stack someone else has up is never taken down
+
+
+def test_a_gate_whose_samples_never_ran_says_nothing_was_compared(tmp_path: Path) -> None:
+    said: list[str] = []
+    code = run_gate(Side("candidate"), Side("baseline"), 2, [], lambda paths, extra, env: 4, tmp_path,
+                    say=said.append, up=lambda args, env: 0)
+    assert code == 1
+    (report,) = tmp_path.glob("gate-*/gate.md")
+    assert "**NOTHING COMPARED" in report.read_text() and "no regression" not in report.read_text()
+
+
+def test_gate_options_may_follow_the_candidate_and_pytest_options_follow_a_double_dash(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.cli as cli
+    import harness.gate as gate_module
+
+    seen: dict[str, Any] = {}
+
+    def fake(candidate: Side, baseline: Side, repeat: int, select: list[str], *args: Any, **kw: Any) -> int:
+        seen.update(repeat=repeat, select=select, candidate=candidate.variant)
+        return 0
+
+    monkeypatch.setattr(gate_module, "run_gate", fake)
+    assert cli.main(["gate", "reference", "--repeat", "15", "-k", "graceful_stop"]) == 0
+    assert seen == {"repeat": 15, "select": ["-k", "graceful_stop"], "candidate": None}
+    assert cli.main(["gate", "--repeat", "2", "async-replication", "-k", "x", "--", "-x"]) == 0
+    assert seen == {"repeat": 2, "select": ["-k", "x", "-x"], "candidate": "async-replication"}
+    assert cli.main(["gate", "reference", "stray"]) == 2
