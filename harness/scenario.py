@@ -150,8 +150,9 @@ class ScenarioRun:
         """The epoch time of the run's t=0 (to place wall-clock events on its timeline)."""
         return self._t0_wall
 
-    def phase(self, name: str, **detail: Any) -> None:
-        self.phases.append({"phase": name, "time": round(self.now(), 3), **detail})
+    def phase(self, name: str, at: float | None = None, **detail: Any) -> None:
+        """Record a phase of the run, now or ``at`` (a time on the run's timeline)."""
+        self.phases.append({"phase": name, "time": round(self.now() if at is None else at, 3), **detail})
         if self.observer is not None:
             with contextlib.suppress(Exception):
                 self.observer.phase(name, **detail)
@@ -216,8 +217,9 @@ class ScenarioRun:
         self.key_base = key_base()
         self.history = HistoryWriter(self.dir / "history-harness.jsonl", run_start=self.run_start)
         self.nemesis = Nemesis(self.stack, self.history)
-        self.nemesis.listeners.append(
-            lambda verb, f: self.phase(f"{verb} {f.fault} {f.target}", fault=f.id))
+        self.nemesis.listeners.append(  # an injection's phase starts at its fault op, not when it returned
+            lambda verb, f: self.phase(f"{verb} {f.fault} {f.target}", fault=f.id,
+                                       at=f.time if verb == "inject" else None))
         self.nemesis.listeners.append(lambda verb, f: self._fault_started() if verb == "inject" else None)
         self.nemesis.listeners.append(self._tell_workloads)
         self.phase("steady-state-before")
