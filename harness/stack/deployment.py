@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -206,14 +207,17 @@ class ComposeDeployment(ContainerVerbs):
             self.require_running()
             return
         args = ["up", "--detach", "--wait", "--wait-timeout", str(int(timeout_s))]
-        proc = subprocess.Popen([*self.command, *args], cwd=self.workdir, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        refused = self._watch_refusals(proc, deadline=time.monotonic() + timeout_s + 60)
-        try:
-            _, stderr = proc.communicate(timeout=30 if refused else None)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, stderr = proc.communicate()
+        with tempfile.TemporaryFile("w+") as err:  # a file, not a pipe: nobody reads while it waits
+            proc = subprocess.Popen([*self.command, *args], cwd=self.workdir, stdout=subprocess.DEVNULL,
+                                    stderr=err, text=True)
+            refused = self._watch_refusals(proc, deadline=time.monotonic() + timeout_s + 60)
+            try:
+                proc.wait(timeout=30 if refused else None)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            err.seek(0)
+            stderr = err.read()
         if refused is not None:
             raise PgchaosError(f"docker compose up stopped waiting: {refused}")
         if proc.returncode != 0:
