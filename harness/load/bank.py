@@ -18,7 +18,6 @@ several shards with two-phase commit. Every statement is bounded
 
 from __future__ import annotations
 
-import contextlib
 import random
 import threading
 import time
@@ -30,7 +29,7 @@ import psycopg
 
 from harness.checkers.atomicity import BANK_FINAL, PAIRED_INSERT, READ_TOTAL, TRANSFER
 from harness.history import HistoryWriter
-from harness.load.client import PROCESS_SPAN, Client, classify_commit_error, describe
+from harness.load.client import PROCESS_SPAN, Body, Client, describe
 
 if TYPE_CHECKING:
     from harness.stack.stack import Stack
@@ -109,61 +108,7 @@ class _Rate:
     by_type: dict[str, int] = field(default_factory=lambda: {"ok": 0, "fail": 0, "info": 0})
 
 
-# a transaction's statements; returns the check to make once their results are in
-Body = Callable[[psycopg.Connection], Callable[[], str | None]]
-
-
-class BankClient(Client):
-    """One recording connection for the bank's transactions (through the pooler)."""
-
-    def transaction(self, f: str, value: Any, body: Body) -> str:
-        """Run ``body`` in one transaction and record ``f`` as invoke -> ok / fail / info.
-
-        With ``pipeline``, BEGIN, the body's statements and the SET LOCALs go in one
-        round trip (libpq pipeline mode), COMMIT in a second; every error of the first
-        arrives before COMMIT is sent. ``body`` returns a check, called once its results
-        are in: None to commit, or a reason to roll back (recorded ``fail``). Errors
-        before COMMIT is sent are ``fail``; at COMMIT, ``info`` unless the server
-        guarantees a rollback; a commit "committed locally" after a cancelled wait for
-        the synchronous standby is ``info``.
-        """
-        self.history.append(self.process, "invoke", f, value)
-        commit_sent = False
-        notices: list[str] = []
-
-        def on_notice(diag: psycopg.errors.Diagnostic) -> None:
-            notices.append(diag.message_primary or "")
-
-        try:
-            conn = self._connection()
-            with conn.pipeline() if self.pipeline else contextlib.nullcontext():
-                conn.execute("BEGIN")
-                conn.execute(f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}")
-                check = body(conn)
-                conn.execute("SET LOCAL statement_timeout = 0")  # see Client._before_commit
-            refused = check()
-            if refused is not None:
-                conn.execute("ROLLBACK")
-                self.history.append(self.process, "fail", f, value, error=refused)
-                return "fail"
-            conn.add_notice_handler(on_notice)
-            commit_sent = True
-            conn.execute("COMMIT")
-        except Exception as exc:
-            kind = classify_commit_error(exc) if commit_sent else "fail"
-            self._after_error()
-            self.history.append(self.process, kind, f, value, error=describe(exc))
-            return kind
-        finally:
-            if self.conn is not None:
-                with contextlib.suppress(ValueError):
-                    self.conn.remove_notice_handler(on_notice)
-        unreplicated = [n for n in notices if "synchronous replication" in n]
-        if unreplicated:
-            self.history.append(self.process, "info", f, value, error=unreplicated[0][:300])
-            return "info"
-        self.history.append(self.process, "ok", f, value)
-        return "ok"
+BankClient = Client  # the recording client: its `transaction` runs the bank's bodies
 
 
 def _transfer_body(src: int, dst: int, amount: int, key: int) -> Body:

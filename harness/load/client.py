@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -58,6 +59,11 @@ def describe(exc: BaseException) -> str:
     return f"{sqlstate + ' ' if sqlstate else ''}{type(exc).__name__}: {text}"[:300]
 
 
+# a transaction's statements; returns the check to make once their results are in:
+# None to commit, or a reason to roll back
+Body = Callable[[psycopg.Connection], Callable[[], "str | None"]]
+
+
 class Client:
     """A recording client over one (re)connecting psycopg connection."""
 
@@ -92,17 +98,26 @@ class Client:
         """Drop the connection: after an error its state cannot be trusted."""
         self.close()
 
-    def _before_commit(self, conn: psycopg.Connection, key: int, table: str) -> None:
-        conn.execute("BEGIN")
-        conn.execute(f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}")
-        conn.execute(WRITE_SQL[table], (key, self.process))
-        # No timeout on COMMIT: a cancelled wait for the synchronous standby
-        # reports success for a commit that is only local (lost on failover).
-        conn.execute("SET LOCAL statement_timeout = 0")
-
     def write(self, key: int, table: str = "ledger") -> str:
         """Insert one unique key in its own transaction; returns the op type."""
-        self.history.append(self.process, "invoke", "write", key)
+        def insert(conn: psycopg.Connection) -> Callable[[], str | None]:
+            conn.execute(WRITE_SQL[table], (key, self.process))
+            return lambda: None
+
+        return self.transaction("write", key, insert)
+
+    def transaction(self, f: str, value: Any, body: Body) -> str:
+        """Run ``body`` in one transaction and record ``f`` as invoke -> ok / fail / info.
+
+        With ``pipeline``, BEGIN, the body's statements and the SET LOCALs go in one
+        round trip (libpq pipeline mode), COMMIT in a second; every error of the first
+        arrives before COMMIT is sent. ``body`` returns a check, called once its results
+        are in: None to commit, or a reason to roll back (recorded ``fail``). Errors
+        before COMMIT is sent are ``fail``; at COMMIT, ``info`` unless the server
+        guarantees a rollback; a commit "committed locally" after a cancelled wait for
+        the synchronous standby is ``info``.
+        """
+        self.history.append(self.process, "invoke", f, value)
         commit_sent = False
         notices: list[str] = []
 
@@ -111,28 +126,35 @@ class Client:
 
         try:
             conn = self._connection()
-            if self.pipeline:
-                with conn.pipeline():  # leaving it syncs: every error is raised here
-                    self._before_commit(conn, key, table)
-            else:
-                self._before_commit(conn, key, table)
+            with conn.pipeline() if self.pipeline else contextlib.nullcontext():
+                conn.execute("BEGIN")
+                conn.execute(f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}")
+                check = body(conn)
+                # No timeout on COMMIT: a cancelled wait for the synchronous standby
+                # reports success for a commit that is only local (lost on failover).
+                conn.execute("SET LOCAL statement_timeout = 0")
+            refused = check()
+            if refused is not None:
+                conn.execute("ROLLBACK")
+                self.history.append(self.process, "fail", f, value, error=refused)
+                return "fail"
             conn.add_notice_handler(on_notice)
             commit_sent = True
             conn.execute("COMMIT")
         except Exception as exc:
             kind = classify_commit_error(exc) if commit_sent else "fail"
             self._after_error()
-            self.history.append(self.process, kind, "write", key, error=describe(exc))
+            self.history.append(self.process, kind, f, value, error=describe(exc))
             return kind
         finally:
             if self.conn is not None:
                 with contextlib.suppress(ValueError):
                     self.conn.remove_notice_handler(on_notice)
         unreplicated = [n for n in notices if "synchronous replication" in n]
-        if unreplicated:  # committed locally only: it may or may not survive
-            self.history.append(self.process, "info", "write", key, error=unreplicated[0][:300])
+        if unreplicated:
+            self.history.append(self.process, "info", f, value, error=unreplicated[0][:300])
             return "info"
-        self.history.append(self.process, "ok", "write", key)
+        self.history.append(self.process, "ok", f, value)
         return "ok"
 
     def read(self, key: int, table: str = "ledger") -> str:
