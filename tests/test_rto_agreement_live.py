@@ -222,7 +222,7 @@ def queued_spread(harness_ops: list[Op], independent_ops: list[Op], first_served
             key = (tag, op.process)
             if op.type == "invoke":
                 invoked[key] = op.time
-            elif op.type == "ok" and key not in first and op.time >= first_served - 1e-6 \
+            elif op.type == "ok" and key not in first \
                     and invoked.get(key, op.time) < first_served <= op.time + 1e-6 \
                     and op.time - invoked.get(key, op.time) >= min_wait_s:
                 first[key] = op.time
