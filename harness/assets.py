@@ -13,6 +13,8 @@ import functools
 from importlib import metadata
 from pathlib import Path
 
+from harness._version import __version__
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 BUNDLED = PACKAGE_DIR / "_assets"
 DISTRIBUTION = "pgchaos"
@@ -75,6 +77,4 @@ def version() -> str:
     try:
         return metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:
-        from harness import __version__
-
         return __version__

@@ -244,16 +244,6 @@ class SpareGroup:
             requests.post(f"{api}/proxies", timeout=5, json=declared[name]).raise_for_status()
             self.added_links.append(name)
 
-    def _compose(self, *args: str, timeout: float = 180.0) -> None:
-        import subprocess
-
-        dep = self.stack.deployment
-        profile = ["--profile", self.group.compose_profile] if self.group.compose_profile else []
-        proc = subprocess.run([*dep.command, *profile, *args], cwd=dep.workdir,
-                              capture_output=True, text=True, timeout=timeout)
-        if proc.returncode != 0:
-            raise RuntimeError(f"docker compose {args[0]}: {proc.stderr.strip()[-400:]}")
-
     def start(self) -> None:
         """Ownership labels for the spare services too (copied from a running container), then up."""
         dep = self.stack.deployment
@@ -262,7 +252,7 @@ class SpareGroup:
         dep.write_owner_override(self.stack.override_file, labels)
         self.ensure_links()
         self.started = True
-        self._compose("up", "-d", "--no-deps", *self.members)
+        dep.start_services(self.members, profile=self.group.compose_profile)
 
     def stop(self) -> None:
         """Hard stop, then wait (bounded) until the group's leader key has expired in etcd.
@@ -282,7 +272,7 @@ class SpareGroup:
             return
         for member in self.members:
             with contextlib.suppress(Exception):
-                self.stack.container(member).remove(force=True, v=True)
+                self.stack.deployment.remove_service(member)
         with contextlib.suppress(Exception):
             self.stack.exec(self.stack.manifest.dcs.members[0],
                             ["etcdctl", "--endpoints=http://localhost:2379", "del", "--prefix",

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from harness import assets
+from harness import assets, engines
 from harness.errors import PgchaosError
 from harness.stack.spec import PROFILES
 
@@ -70,7 +70,8 @@ def _spec(args: argparse.Namespace, variant: str | None = None) -> Any:
     manifest = getattr(args, "manifest", None)
     return StackSpec(profile=getattr(args, "profile", None) or "local", variant=variant,
                      manifest_path=Path(manifest).resolve() if manifest else None,
-                     attach=getattr(args, "attach", None), engine=getattr(args, "engine", None) or "compose")
+                     attach=getattr(args, "attach", None),
+                     engine=getattr(args, "engine", None) or engines.DEFAULT_ENGINE)
 
 
 def _stack(args: argparse.Namespace) -> Any:
@@ -372,7 +373,7 @@ def _stack_args(args: argparse.Namespace) -> list[str]:
         out += ["--manifest", str(args.manifest)]
     if getattr(args, "attach", None) is not None:
         out += [f"--attach={args.attach}"]
-    if getattr(args, "engine", None) not in (None, "compose"):
+    if getattr(args, "engine", None) not in (None, engines.DEFAULT_ENGINE):
         out += ["--pgchaos-engine", args.engine]
     if getattr(args, "profile", None) and args.command in ("run", "certify"):
         out += ["--stack-profile", args.profile]
@@ -535,9 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--run-id", default=None, help="which stack of `pgchaos up` (default: yours, "
                            "started from this folder)")
         if name in ("up", "run", "certify"):
-            p.add_argument("--engine", default="compose", choices=("compose", "swarm"),
-                           help="deployment engine: compose (default) or swarm (docker stack deploy of "
-                                "docker-stack.yml beside the manifest, stack postgres-mesh)")
+            p.add_argument("--engine", default=engines.DEFAULT_ENGINE, choices=engines.names(),
+                           help="deployment engine: " + "; ".join(f"{n}: {d}" for n, d in
+                                                                  engines.descriptions().items()))
         if name in ("run", "certify"):
             p.add_argument("--profile", default=None, choices=PROFILES,
                            help="stack profile the session provisions (default local; citus: add "

@@ -15,7 +15,7 @@ from typing import Any
 from harness.errors import PgchaosError
 from harness.history import HistoryWriter, read_history
 from harness.nemesis import Nemesis
-from harness.nemesis.faults import check_params, ensure_running
+from harness.nemesis.faults import check_params
 from harness.stack.stack import Stack
 
 # how long a drill waits, after its last step, for writes and reads to succeed again
@@ -178,7 +178,7 @@ def _restart_stopped(stack: Stack, failed: str = "") -> str:
     for name, container in stack.containers().items():
         container.reload()
         if container.status != "running":
-            ensure_running(container)
+            stack.deployment.start(name)
             started.append(name)
     return f"started: {', '.join(started) or 'nothing was down'}"
 

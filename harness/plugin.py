@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from harness import engines
+
 if TYPE_CHECKING:
     from harness.scenario import RunOptions, ScenarioRun
     from harness.stack import Stack
@@ -46,8 +48,8 @@ OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
         dest="pgchaos_profile", default="local", metavar="NAME",
         help="stack profile to provision (local, citus)")),
     ("--pgchaos-engine", "--engine", dict(
-        dest="pgchaos_engine", default="compose", choices=("compose", "swarm"),
-        help="deployment engine: compose (default) or swarm (docker stack deploy of docker-stack.yml)")),
+        dest="pgchaos_engine", default=engines.DEFAULT_ENGINE, choices=engines.names(),
+        help=f"deployment engine: {', '.join(engines.names())} (default {engines.DEFAULT_ENGINE})")),
     ("--pgchaos-variant", "--stack-variant", dict(
         dest="pgchaos_variant", default=None, metavar="NAME",
         help="config variant under compose/variants/ (CI gating of config changes)")),

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from fake_deployment import FakeDeployment
 
 from harness import cli, session
 from harness.errors import PgchaosError
@@ -102,7 +103,7 @@ class FakeStack:
     def __init__(self, containers: dict[str, FakeContainer]) -> None:
         self.project = "pgchaos-fake"
         self._containers = containers
-        self.deployment = SimpleNamespace(owns=lambda c: True)
+        self.deployment = FakeDeployment(containers)
         self.manifest = SimpleNamespace(dcs=SimpleNamespace(members=["etcd"]),
                                         services=lambda: list(containers))
         self.loop_members: list[str] = []
@@ -124,7 +125,6 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(nemesis_module, "toxiproxy_links", lambda stack: links)
     monkeypatch.setattr(nemesis_module, "resolve_node", lambda stack, role: role)
     monkeypatch.setattr(nemesis_module, "resolve_link", lambda stack, role, names: role)
-    monkeypatch.setattr(Nemesis, "stack_network", lambda self: None)
 
     def make(containers: dict[str, FakeContainer], history: HistoryWriter | None = None,
              keep_toxics: bool = True) -> Nemesis:

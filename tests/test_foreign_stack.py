@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.engines.base import docker_client
 from harness.stack import images
-from harness.stack.deployment import docker_client
 from harness.stack.spec import COMPOSE_DIR
 
 pytestmark = [pytest.mark.docker, pytest.mark.own_stack]  # its own stack, beside the session's

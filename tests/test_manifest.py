@@ -152,7 +152,7 @@ def test_cli_manifest_errors_are_one_line(tmp_path: Path, args: tuple[str, ...],
 def test_ownership_needs_a_run_id_not_just_the_owner_label() -> None:
     """Containers inherit image labels: one of pgchaos's images run by someone else
     carries the owner label but no run id, and is not ours (gc and down leave it)."""
-    from harness.stack.deployment import is_ours
+    from harness.engines.base import is_ours
 
     assert is_ours({"io.pgchaos.owner": "pgchaos", "io.pgchaos.run": "20261126-0100-ab12"})
     assert not is_ours({"io.pgchaos.owner": "pgchaos"})

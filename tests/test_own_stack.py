@@ -15,12 +15,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from fake_deployment import FakeDeployment
 
 from harness import cli, gameday
+from harness.engines.compose import ComposeDeployment, attachable_projects
 from harness.errors import PgchaosError
 from harness.nemesis.targets import MEMBER_ROLES, PART_ROLES
 from harness.stack import stack as stack_module
-from harness.stack.deployment import ComposeDeployment, attachable_projects
 from harness.stack.manifest import load_manifest
 from harness.stack.spec import COMPOSE_DIR, StackSpec
 from harness.stack.stack import Stack
@@ -279,8 +280,9 @@ def test_attach_teardown_says_nothing_is_removed(capsys: pytest.CaptureFixture[s
 
 
 def test_gc_all_keeps_live_runs_of_another_state_folder(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.stack import gc, swarm
-    from harness.stack.deployment import ownership_labels
+    from harness.engines.base import ownership_labels
+    from harness.engines.swarm import deployment as swarm
+    from harness.stack import gc
 
     def box(project: str, state_dir: str) -> FakeContainer:
         labels = {**ownership_labels(project, 1, True, state_dir), "com.docker.compose.project": project}
@@ -350,14 +352,18 @@ def test_a_dcs_outage_stops_as_many_members_as_asked() -> None:
 
     log: list[str] = []
 
-    def owned(service: str) -> FakeContainer:
-        return FakeContainer(status="exited", reload=lambda: None, start=lambda: log.append(f"start {service}"),
-                             stop=lambda timeout: log.append(f"stop {service}"))
+    def member(service: str) -> FakeContainer:
+        box = FakeContainer(status="running", reload=lambda: None)
+        box.start = lambda: (log.append(f"start {service}"), setattr(box, "status", "running"))
+        box.stop = lambda timeout: (log.append(f"stop {service}"), setattr(box, "status", "exited"))
+        return box
 
-    nem = SimpleNamespace(stack=SimpleNamespace(manifest=load_manifest(FOREIGN / "pgchaos.toml")), owned=owned)
+    deployment = FakeDeployment({f"etcd{i}": member(f"etcd{i}") for i in (1, 2, 3)})
+    nem = SimpleNamespace(stack=SimpleNamespace(manifest=load_manifest(FOREIGN / "pgchaos.toml")),
+                          deployment=deployment)
     faults._etcd_outage(nem, "etcd1", {"members": 3})
     assert log == ["stop etcd1", "stop etcd2", "stop etcd3"]
     faults.repair(nem, "etcd-outage", "etcd1", {"members": 3})  # what every heal runs
     faults.repair(nem, "etcd-outage", "etcd2", {"members": "2"})  # as `pgchaos heal` rebuilds it
-    assert log[3:] == ["start etcd1", "start etcd2", "start etcd3", "start etcd2", "start etcd3"]
+    assert log[3:] == ["start etcd1", "start etcd2", "start etcd3"]  # a running member is left alone
     assert faults.dcs_outage_members(nem, "etcd1", {}) == ["etcd1"]  # one member unless asked

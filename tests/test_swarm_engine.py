@@ -14,14 +14,15 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from fake_deployment import FakeDeployment
 
+from harness.engines.swarm.deployment import STACK_FILE, SwarmDeployment
+from harness.engines.swarm.faults import SWARM_FAULTS, swarm
 from harness.errors import PgchaosError
 from harness.nemesis import CATALOGUE
-from harness.nemesis.swarm_faults import SWARM_FAULTS, swarm
 from harness.stack import StackSpec
 from harness.stack.spec import COMPOSE_DIR, Ports
 from harness.stack.stack import mode_capabilities
-from harness.stack.swarm import STACK_FILE, SwarmDeployment
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,7 +101,7 @@ def test_engine_validation_one_line() -> None:
 def test_swarm_faults_are_in_the_catalogue_and_refuse_compose() -> None:
     assert {f.name for f in SWARM_FAULTS} <= set(CATALOGUE)
     assert all(f.effect is not None for f in SWARM_FAULTS)  # each proves it took effect
-    nem = SimpleNamespace(stack=SimpleNamespace(deployment=SimpleNamespace(engine="compose")))
+    nem = SimpleNamespace(stack=SimpleNamespace(deployment=FakeDeployment({})))
     with pytest.raises(PgchaosError, match="needs the swarm engine"):
         swarm(nem, "task-kill")  # type: ignore[arg-type]
 
@@ -137,7 +138,7 @@ def _fake_client(services: list[_FakeService]) -> SimpleNamespace:
 ])
 def test_down_removes_only_this_runs_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                           labels: dict[str, str], removed: bool) -> None:
-    from harness.stack import swarm as swarm_module
+    from harness.engines.swarm import deployment as swarm_module
 
     calls: list[list[str]] = []
     monkeypatch.setattr(swarm_module, "_run", lambda cmd, **kw: calls.append(cmd))

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.engines.base import docker_client
+from harness.engines.swarm.deployment import NAMESPACE_LABEL, remove_stack, swarm_state
 from harness.stack import volumes
-from harness.stack.deployment import docker_client
-from harness.stack.swarm import NAMESPACE_LABEL, remove_stack, swarm_state
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm]
 

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import docker.errors
 import requests
 
 from harness.errors import PgchaosError
@@ -78,19 +77,19 @@ def check_params(fault: Fault, params: dict[str, Any]) -> None:
 
 
 def _kill(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
-    nem.owned(target).kill(signal=params.get("signal", "SIGKILL"))
+    nem.deployment.kill(target, signal=params.get("signal", "SIGKILL"))
 
 
 def _stop(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
-    nem.owned(target).stop(timeout=int(params.get("timeout", 20)))
+    nem.deployment.stop(target, timeout=int(params.get("timeout", 20)))
 
 
 def _pause(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
-    nem.owned(target).pause()
+    nem.deployment.pause(target)
 
 
 def _restart(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
-    nem.owned(target).restart(timeout=int(params.get("timeout", 10)))
+    nem.deployment.restart(target, timeout=int(params.get("timeout", 10)))
 
 
 def _pg_kill(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
@@ -100,7 +99,7 @@ def _pg_kill(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
         # The postmaster is the container's init (a plain worker): the kernel drops a
         # SIGKILL sent to it from inside its PID namespace, so it comes through Docker;
         # the container ends with it, and nobody but the heal starts it again.
-        nem.owned(target).kill(signal="SIGKILL")  # its repair starts the container again
+        nem.deployment.kill(target)  # its repair starts the container again
         return
     rc, out = nem.stack.exec(target, ["pkill", "-KILL", "-o", "-x", "postgres"], timeout=10)
     if rc != 0:
@@ -109,7 +108,7 @@ def _pg_kill(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
 
 
 def _partition(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
-    nem.stack_network().disconnect(nem.owned(target), force=True)
+    nem.deployment.disconnect(target)
 
 
 def dcs_outage_members(nem: Nemesis, target: str, params: dict[str, Any]) -> list[str]:
@@ -125,7 +124,7 @@ def _etcd_outage(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
     """Stop the DCS member the target names (the nemesis resolves it: `etcd`, `dcs`), or
     with `members=N` that many members from it on."""
     for member in dcs_outage_members(nem, target, params):
-        nem.owned(member).stop(timeout=1)
+        nem.deployment.stop(member, timeout=1)
 
 
 def _disk_full(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
@@ -204,41 +203,19 @@ def _patronictl(verb: str) -> Inject:
 
 
 # -- repairs: from the fault's description alone, safe to run twice ---------------------------
-def ensure_running(container: Any) -> None:
-    """Unpause or start a container that a fault left down (one removed meanwhile is left to
-    the steady state, which names it missing)."""
-    try:
-        container.reload()
-    except docker.errors.NotFound:
-        return
-    if container.status == "paused":
-        container.unpause()
-    elif container.status in ("exited", "created", "dead"):
-        with contextlib.suppress(Exception):
-            container.start()
-
-
-def reconnect(network: Any, container: Any, alias: str) -> None:
-    """Put a container back on the stack network (under its service name) unless it is on it."""
-    network.reload()
-    if container.id not in {c.id for c in network.containers}:
-        with contextlib.suppress(docker.errors.APIError):
-            network.connect(container, aliases=[alias])
-
-
 def _start_again(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
     """kill, stop, pause, restart, pg-kill: the container runs, unpaused."""
-    ensure_running(nem.owned(target))
+    nem.deployment.start(target)
 
 
 def _start_dcs_members(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
     """etcd-outage: every DCS member it stopped runs again."""
     for member in dcs_outage_members(nem, target, params):
-        ensure_running(nem.owned(member))
+        nem.deployment.start(member)
 
 
 def _reconnect(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
-    reconnect(nem.stack_network(), nem.owned(target), target)
+    nem.deployment.reconnect(target)
 
 
 def _free_space(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
@@ -263,7 +240,7 @@ def _nothing(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
 
 # -- effects: one look each; the nemesis polls them right after the injection ----------------
 def _state(nem: Nemesis, target: str) -> tuple[Any, dict[str, Any]]:
-    container = nem.owned(target)
+    container = nem.deployment.container(target)
     container.reload()
     return container, container.attrs.get("State") or {}
 
@@ -329,12 +306,10 @@ def _seen_postmaster_killed(nem: Nemesis, target: str, ctx: dict[str, Any]) -> S
 
 
 def _seen_partitioned(nem: Nemesis, target: str, ctx: dict[str, Any]) -> Seen:
-    network = nem.stack_network()
-    container, _ = _state(nem, target)
-    attached = sorted((container.attrs.get("NetworkSettings") or {}).get("Networks") or {})
-    if network.name in attached:
-        return False, f"still attached to {network.name}"
-    return True, f"not attached to {network.name} (networks: {', '.join(attached) or 'none'})"
+    network, attached = nem.deployment.networks_of(target)
+    if network in attached:
+        return False, f"still attached to {network}"
+    return True, f"not attached to {network} (networks: {', '.join(attached) or 'none'})"
 
 
 def _seen_enospc(nem: Nemesis, target: str, ctx: dict[str, Any]) -> Seen:

@@ -26,14 +26,13 @@ from harness.nemesis.faults import (
     Fault,
     Heal,
     check_params,
-    ensure_running,
-    reconnect,
     repair,
 )
 from harness.nemesis.targets import resolve_link, resolve_node
 from harness.nemesis.toxiproxy import ToxiproxyLinks
 
 if TYPE_CHECKING:
+    from harness.engines.base import Deployment
     from harness.stack.stack import Stack
 
 NEMESIS = "nemesis"
@@ -78,15 +77,17 @@ class Nemesis:
         self._next_id = 0
 
     # -- helpers used by faults ------------------------------------------------
+    @property
+    def deployment(self) -> Deployment:
+        """The engine's verbs on this stack (each refuses a container the stack does not own)."""
+        return self.stack.deployment
+
     def owned(self, service: str) -> Any:
         """The service's container, refusing anything outside this stack (ours, or the attached project)."""
         container = self.stack.container(service)
         if not self.stack.deployment.owns(container):
             raise PgchaosError(f"refusing to touch {container.name}: not part of {self.stack.project}")
         return container
-
-    def stack_network(self) -> Any:
-        return self.stack.deployment.network()
 
     def resolve_node(self, role: str) -> str:
         return resolve_node(self.stack, role)
@@ -271,20 +272,11 @@ class Nemesis:
             self.links.reset()
         for node in self.stack.loop_members:
             (self.stack.data_mount(node) / FILL_FILE).unlink(missing_ok=True)
-        network = None
-        with contextlib.suppress(PgchaosError):
-            network = self.stack_network()
-        ours = set(self.stack.manifest.services())
-        for service, container in self.stack.containers().items():
-            if self.stack.attached and service not in ours:
-                continue  # an attached project's other containers are none of our business
-            ensure_running(container)
-            if network is not None:
-                reconnect(network, container, service)
-        engine_heal = getattr(self.stack.deployment, "heal_all", None)  # e.g. swarm: edge, scaled services
-        if engine_heal is not None:
-            with contextlib.suppress(Exception):
-                engine_heal()
+        # every container running and on its network (an attached project's other
+        # containers are none of our business); the engine's own part (e.g. Swarm's edge
+        # and scaled services)
+        with contextlib.suppress(Exception):
+            self.stack.deployment.heal_all(self.stack.manifest.services() if self.stack.attached else None)
 
     def __enter__(self) -> Nemesis:
         return self

@@ -12,25 +12,27 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.stack import volumes
-from harness.stack.deployment import STATE_LABEL, is_ours
-from harness.stack.stack import (
+from harness import engines
+from harness.engines.base import (
+    DETACHED_LABEL,
     OWNER_LABEL,
+    PID_LABEL,
     PROJECT_LABEL,
+    STATE_LABEL,
     docker_client,
+    is_ours,
+    pid_alive,
     remove_project_resources,
-    runs_dir,
-    state_root,
 )
+from harness.stack import volumes
+from harness.stack.stack import runs_dir, state_root
 
-PID_LABEL = "io.pgchaos.owner-pid"
-DETACHED_LABEL = "io.pgchaos.detached"
+__all__ = ["GcReport", "collect", "leaked_mounts", "liveness", "pid_alive"]
 
 
 @dataclass
@@ -45,18 +47,6 @@ class GcReport:
             return "gc: nothing to remove" + kept
         return (f"gc: removed {len(self.projects)} run(s) {self.projects}, "
                 f"{len(self.mounts)} loop mount(s){kept}")
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _is_live(pid: int, detached: bool) -> bool:
@@ -112,11 +102,9 @@ def _run_dirs() -> dict[str, Path]:
 
 def collect(everything: bool = False) -> GcReport:
     """Remove leftovers of dead runs (or of every run with everything=True)."""
-    from harness.stack.swarm import collect_swarm
-
     client = docker_client()
     report = GcReport()
-    report.projects += collect_swarm(everything, progress=lambda msg: None)  # before their mounts go
+    report.projects += engines.collect_all(everything)  # engines' own (e.g. Swarm stacks), before their mounts go
     dirs = _run_dirs()
     elsewhere: set[str] = set()
     for project, alive in sorted(liveness(client, elsewhere).items()):

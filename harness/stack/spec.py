@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from harness import assets
+from harness import assets, engines
 from harness.errors import PgchaosError
 from harness.stack.manifest import Manifest, load_manifest
 
@@ -16,10 +16,6 @@ MANIFEST_NAME = "pgchaos.toml"
 PROFILES = {
     "local": "PostgreSQL + pgvector, Patroni, etcd, HAProxy, PgBouncer, Toxiproxy, Prometheus (Debian packages)",
     "citus": "Citus coordinator/worker groups under Patroni's Citus mode (needs Citus packages)",
-}
-ENGINES = {
-    "compose": "docker compose (the default)",
-    "swarm": "Docker Swarm: `docker stack deploy` of the stack file beside the manifest (docker-stack.yml)",
 }
 
 
@@ -71,7 +67,7 @@ class StackSpec:
     variant: str | None = None
     attach: str | None = None
     ports: Ports = field(default_factory=Ports)
-    engine: str = "compose"  # ENGINES
+    engine: str = engines.DEFAULT_ENGINE  # a name of harness.engines.ENGINES
     stack_name: str | None = None  # swarm: the stack's name (default postgres-mesh, or $PGCHAOS_SWARM_STACK)
 
     @property
@@ -95,10 +91,11 @@ class StackSpec:
     def validate(self) -> Manifest:
         if self.profile not in PROFILES:
             raise PgchaosError(f"unknown profile {self.profile!r}; valid: {', '.join(PROFILES)}")
-        if self.engine not in ENGINES:
-            raise PgchaosError(f"unknown engine {self.engine!r}; valid: {', '.join(ENGINES)}")
-        if self.engine == "swarm" and self.attach is not None:
-            raise PgchaosError("--attach works with --engine compose only; the swarm engine provisions its stack")
+        engine = engines.engine(self.engine)  # one line naming the valid ones
+        if self.attach is not None and not engine.can_attach:
+            attachable = [n for n in engines.names() if engines.engine(n).can_attach]
+            raise PgchaosError(f"--attach works with --engine {' or '.join(attachable)} only; the {self.engine} "
+                               "engine provisions its stack")
         manifest = self.manifest
         if self.variant is not None:
             valid = variants(manifest)

@@ -24,20 +24,21 @@ from typing import Any, Self
 
 import docker
 
-from harness.errors import PgchaosError
-from harness.stack import images, volumes
-from harness.stack import spec as spec_module
-from harness.stack.deployment import (
+from harness import engines
+from harness.engines.base import (
     OWNER_LABEL,
     PROJECT_LABEL,
     RUN_LABEL,
     SERVICE_LABEL,
-    ComposeDeployment,
-    attachable_projects,
+    Deployment,
+    EngineContext,
     docker_client,
     ownership_labels,
     remove_project_resources,
 )
+from harness.errors import PgchaosError
+from harness.stack import images, volumes
+from harness.stack import spec as spec_module
 from harness.stack.manifest import Manifest, check_against_services, unmet
 from harness.stack.spec import Ports, StackSpec
 
@@ -131,18 +132,15 @@ def check_ports_free(published: list[tuple[str, str, int]], port_variables: bool
                     from None
 
 
-def mode_capabilities(manifest: Manifest, attached: bool, engine: str = "compose") -> dict[str, int]:
-    """The manifest's capabilities in a mode: an attached stack is not ours, so it has
-    no loop volumes to fill and no one-shot tools run in the user's project. The
-    swarm engine adds "swarm" (and has no one-shot tools)."""
+def mode_capabilities(manifest: Manifest, attached: bool, engine: str = engines.DEFAULT_ENGINE) -> dict[str, int]:
+    """The manifest's capabilities in a mode and on an engine: an attached stack is not
+    ours, so it has no loop volumes to fill and no one-shot tools run in the user's
+    project; the engine then says what it serves (e.g. Swarm: no tools, "swarm")."""
     caps = manifest.capabilities()
     if attached:
         caps.pop("loop-volumes", None)
         caps.pop("tools", None)
-    if engine == "swarm":
-        caps.pop("tools", None)
-        caps["swarm"] = 1
-    return caps
+    return engines.engine(engine).capabilities(caps)
 
 
 class Stack:
@@ -161,25 +159,11 @@ class Stack:
         self.citus_image = ""
         self.up_timeout_s = float(os.environ.get("PGCHAOS_UP_TIMEOUT", "180"))
         self._docker: docker.DockerClient | None = None
-        if self.attached:
-            self.project = self.spec.attach or ""
-            files = list(self.manifest.compose_files)
-        else:
-            self.project = f"pgchaos-{self.run_id}"
-            files = [*self.manifest.compose_files, str(self.override_file)]
-        self.deployment: Any
-        if self.spec.engine == "swarm":
-            from harness.stack.swarm import DEFAULT_STACK, SwarmDeployment
-
-            self.project = self.spec.stack_name or os.environ.get("PGCHAOS_SWARM_STACK") or DEFAULT_STACK
-            self.deployment = SwarmDeployment(
-                self.project, self.manifest.dir, self.manifest, self.spec.ports, env_file=self.env_file,
-                override_file=self.override_file, state_dir=self.state_dir, progress=progress)
-        else:
-            user_env = self.manifest.user_env_files()  # the stack's own variables; pgchaos's layered on top
-            self.deployment = ComposeDeployment(
-                self.project, self.manifest.dir, files,
-                env_files=user_env if self.attached else [*user_env, self.env_file], provisioned=not self.attached)
+        self.deployment: Deployment = engines.engine(self.spec.engine).create(EngineContext(
+            run_id=self.run_id, manifest=self.manifest, ports=self.spec.ports, state_dir=self.state_dir,
+            env_file=self.env_file, override_file=self.override_file, attach=self.spec.attach,
+            stack_name=self.spec.stack_name, progress=progress))
+        self.project = self.deployment.project
 
     # -- paths -------------------------------------------------------------
     @property
@@ -265,15 +249,8 @@ class Stack:
 
     def _attach(self, all_running: bool = True) -> None:
         services = self.manifest.services()
-        if not self.project:
-            found = attachable_projects(self.docker, services)
-            if len(found) != 1:
-                raise PgchaosError(
-                    f"--attach: {'no running compose project has' if not found else 'several projects have'} "
-                    f"the manifest's services ({', '.join(services)})"
-                    + (f": {', '.join(found)}; name one with --attach PROJECT" if found else ""))
-            self.project = self.deployment.project = found[0]
-        self.deployment.require_running(services, running=all_running)
+        self.deployment.find(services, all_running=all_running)
+        self.project = self.deployment.project
         check_against_services(self.manifest, sorted(self.deployment.containers()))
         self.check_patroni_answers(partial=not all_running)
         self.state_dir = attached_state_dir(self.project)  # its game-day faults, shared by every call
@@ -336,8 +313,6 @@ class Stack:
             self.progress(f"creating {len(self.loop_members)} loop-mounted data volumes")
         for node in self.loop_members:
             volumes.create(self.data_image(node), self.data_mount(node), self.manifest.volume_size_mb)
-        if self.spec.engine != "swarm":  # the swarm engine says `docker stack deploy` itself
-            self.progress(f"docker compose up ({self.project})")
         try:
             self.deployment.up(timeout_s=self.up_timeout_s)
         except PgchaosError as exc:
@@ -603,8 +578,7 @@ class Stack:
         manifest = Path(meta["manifest"]) if meta.get("manifest") else None
         spec = StackSpec(profile=meta["profile"], compose_dir=Path(meta["compose_dir"]),
                          manifest_path=manifest, variant=meta["variant"], ports=ports,
-                         engine=meta.get("engine", "compose"),
-                         stack_name=meta["project"] if meta.get("engine") == "swarm" else None)
+                         engine=meta.get("engine", engines.DEFAULT_ENGINE), stack_name=meta["project"])
         stack = cls(spec, run_id=meta["run_id"], detached=meta["detached"], progress=progress)
         stack.image_tag = meta["image_tag"]
         return stack

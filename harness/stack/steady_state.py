@@ -63,6 +63,15 @@ def _guard(name: str, fn: Callable[[], Check]) -> Check:
         return Check(name, False, f"could not run: {type(exc).__name__}: {str(exc).strip()[:200]}")
 
 
+def _engine_checks(stack: Stack) -> list[Check]:
+    """The engine's own health checks, as checks of the steady state."""
+    try:
+        return [Check(c.name, c.ok, c.detail, dict(c.data)) for c in stack.deployment.health_checks()]
+    except Exception as exc:  # noqa: BLE001 - a check that cannot run is a failing check
+        return [Check(f"{stack.deployment.name}_engine", False,
+                      f"could not run: {type(exc).__name__}: {str(exc).strip()[:200]}")]
+
+
 def check_services(stack: Stack) -> Check:
     bad = {}
     containers = stack.containers()
@@ -320,10 +329,7 @@ def steady_state(stack: Stack) -> SteadyState:
     topo = discover(stack)
     manifest = stack.manifest
     checks = [_guard("services", lambda: check_services(stack))]
-    if getattr(stack.deployment, "engine", "compose") == "swarm":  # `docker stack services NAME`
-        from harness.stack.swarm import steady_check
-
-        checks.append(_guard("swarm_replicas", lambda: steady_check(stack)))
+    checks += _engine_checks(stack)  # e.g. Swarm's `docker stack services NAME`
     for group in manifest.patroni_groups:
         checks.append(check_leader(topo, group.name, _suffix(stack, group.name)))
         checks.append(_guard(f"replicas_streaming{_suffix(stack, group.name)}",

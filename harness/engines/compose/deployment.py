@@ -1,12 +1,9 @@
-"""The deployment seam: what an engine must do for the harness.
+"""The compose engine: a compose project pgchaos provisions, or one it attaches to.
 
-Faults, the steady state and the stack talk to this protocol, never to
-compose labels. Compose is the engine today (`ComposeDeployment`, in two
-modes: provision, where pgchaos brings the stack up from the user's compose
-files plus a generated override that adds its ownership labels, and attach,
-where it works on a compose project that is already running and owns
-nothing but the faults it injects). The Docker Swarm engine
-(`docker stack deploy`, `--engine swarm`) is `harness.stack.swarm.SwarmDeployment`.
+Provision: the user's compose files plus a generated override that adds our
+ownership labels, `docker compose up --wait` (watching for refusals by
+configuration). Attach: a compose project that is already running; pgchaos
+owns nothing in it but the faults it injects.
 """
 
 from __future__ import annotations
@@ -16,123 +13,46 @@ import json
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 import docker
 import docker.errors
 from testcontainers.compose import DockerCompose
 
+from harness.engines.base import (
+    LOOPBACK,
+    OWNER_LABEL,
+    PROJECT_LABEL,
+    RUN_LABEL,
+    SERVICE_LABEL,
+    ContainerVerbs,
+    EngineContext,
+    docker_client,
+    ensure_running,
+    is_ours,
+    reconnect,
+    remove_project_resources,
+)
 from harness.errors import PgchaosError
 from harness.stack.refusals import RefusalWatch
-
-OWNER_LABEL = "io.pgchaos.owner"
-RUN_LABEL = "io.pgchaos.run"
-PID_LABEL = "io.pgchaos.owner-pid"
-DETACHED_LABEL = "io.pgchaos.detached"
-PROJECT_LABEL = "com.docker.compose.project"
-SERVICE_LABEL = "com.docker.compose.service"
-LOOPBACK = ("127.0.0.1", "")
-
-
-class Deployment(Protocol):
-    """An engine that runs one stack's services (Jepsen's `control`: what runs where)."""
-
-    project: str
-    provisioned: bool  # True when pgchaos created the stack (and may remove it)
-
-    def up(self) -> None: ...
-    def down(self) -> None: ...
-    def services(self) -> list[str]: ...
-    def containers(self) -> dict[str, Any]: ...
-    def container(self, service: str) -> Any: ...
-    def owns(self, container: Any) -> bool: ...
-    def exec(self, service: str, cmd: list[str], user: str | None = None,
-             timeout: float = 60.0) -> tuple[int, str]: ...
-    def logs(self, service: str, tail: int | None = None, since: int | None = None) -> str: ...
-    def kill(self, service: str, signal: str = "SIGKILL") -> None: ...
-    def stop(self, service: str, timeout: int = 20) -> None: ...
-    def start(self, service: str) -> None: ...
-    def pause(self, service: str) -> None: ...
-    def unpause(self, service: str) -> None: ...
-    def disconnect(self, service: str) -> Callable[[], None]: ...
-    def endpoint(self, service: str, port: int) -> tuple[str, int]: ...
-
-
-def docker_client() -> docker.DockerClient:
-    """A Docker client, or one clear error when no engine answers."""
-    try:
-        client = docker.from_env(timeout=30)
-        client.ping()
-        return client
-    except docker.errors.DockerException as exc:
-        raise PgchaosError(
-            f"Docker daemon unreachable ({type(exc).__name__}); run: bash compose/scripts/setup-host.sh"
-        ) from None
-
-
-def is_ours(labels: dict[str, str]) -> bool:
-    """Created by a pgchaos run: the owner label and a run id. pgchaos's images carry the
-    owner label too (containers inherit image labels), so the owner label alone proves nothing."""
-    return labels.get(OWNER_LABEL) == "pgchaos" and bool(labels.get(RUN_LABEL))
-
-
-STATE_LABEL = "io.pgchaos.state-dir"  # the state folder of the run: `gc --all` removes live runs of its own only
-
-
-def ownership_labels(run_id: str, owner_pid: int, detached: bool, state_dir: str = "") -> dict[str, str]:
-    labels = {OWNER_LABEL: "pgchaos", RUN_LABEL: run_id, PID_LABEL: str(owner_pid),
-              DETACHED_LABEL: "true" if detached else "false"}
-    return {**labels, STATE_LABEL: state_dir} if state_dir else labels
-
-
-class ContainerVerbs:
-    """The verbs every engine runs on a service's current container (`container(service)`)."""
-
-    def container(self, service: str) -> Any:
-        raise NotImplementedError
-
-    def exec(self, service: str, cmd: list[str], user: str | None = None,
-             timeout: float = 60.0) -> tuple[int, str]:
-        """Run a command in a service's container; returns (exit code, output)."""
-        args = ["docker", "exec"] + (["-u", user] if user else []) + [self.container(service).id, *cmd]
-        try:
-            proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return 124, f"timed out after {timeout:.0f} s"
-        return proc.returncode, proc.stdout + proc.stderr
-
-    def logs(self, service: str, tail: int | None = None, since: int | None = None) -> str:
-        kwargs: dict[str, Any] = {"tail": tail if tail is not None else "all"}
-        if since is not None:
-            kwargs["since"] = since
-        return self.container(service).logs(**kwargs).decode(errors="replace")
-
-    def kill(self, service: str, signal: str = "SIGKILL") -> None:
-        self.container(service).kill(signal=signal)
-
-    def stop(self, service: str, timeout: int = 20) -> None:
-        self.container(service).stop(timeout=timeout)
-
-    def pause(self, service: str) -> None:
-        self.container(service).pause()
-
-    def unpause(self, service: str) -> None:
-        container = self.container(service)
-        container.reload()
-        if container.status == "paused":
-            container.unpause()
 
 
 class ComposeDeployment(ContainerVerbs):
     """A compose project: provisioned by pgchaos, or attached to."""
 
+    name: ClassVar[str] = "compose"
+    description: ClassVar[str] = "docker compose (the default)"
+    can_attach: ClassVar[bool] = True
+
     def __init__(self, project: str, workdir: Path, compose_files: list[str],
-                 env_files: list[Path] | None = None, provisioned: bool = True) -> None:
+                 env_files: list[Path] | None = None, provisioned: bool = True,
+                 progress: Callable[[str], None] = print) -> None:
         """`env_files` in order, a later file's variable winning (compose's `--env-file`
         given several times): the stack's own `.env` and env files, then pgchaos's."""
         self.project = project
+        self.progress = progress
         self.workdir = workdir
         self.compose_files = compose_files
         self.env_files = list(env_files or [])
@@ -141,6 +61,18 @@ class ComposeDeployment(ContainerVerbs):
         self._services: list[str] | None = None
         self.compose = DockerCompose(context=str(workdir), compose_file_name=list(compose_files),
                                      env_file=[str(f) for f in self.env_files] or None, wait=True)
+
+    @classmethod
+    def create(cls, ctx: EngineContext) -> ComposeDeployment:
+        """Provision: project `pgchaos-RUN`, the user's files plus our ownership override, the
+        stack's own env files under pgchaos's. Attach: the named project (or the one found)."""
+        user_env = ctx.manifest.user_env_files()
+        files = list(ctx.manifest.compose_files)
+        if ctx.provisioned:
+            return cls(f"pgchaos-{ctx.run_id}", ctx.manifest.dir, [*files, str(ctx.override_file)],
+                       env_files=[*user_env, ctx.env_file], progress=ctx.progress)
+        return cls(ctx.attach or "", ctx.manifest.dir, files, env_files=user_env, provisioned=False,
+                   progress=ctx.progress)
 
     @property
     def docker(self) -> docker.DockerClient:
@@ -206,6 +138,7 @@ class ComposeDeployment(ContainerVerbs):
         if not self.provisioned:
             self.require_running()
             return
+        self.progress(f"docker compose up ({self.project})")
         args = ["up", "--detach", "--wait", "--wait-timeout", str(int(timeout_s))]
         with tempfile.TemporaryFile("w+") as err:  # a file, not a pipe: nobody reads while it waits
             proc = subprocess.Popen([*self.command, *args], cwd=self.workdir, stdout=subprocess.DEVNULL,
@@ -245,6 +178,19 @@ class ComposeDeployment(ContainerVerbs):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=2.0)
         return None
+
+    def find(self, services: list[str], all_running: bool = True) -> None:
+        """Attach: the project that has every one of `services` (the one named, else the only
+        one on this engine); some may be down when `all_running` is False (a fault stopped them)."""
+        if not self.project:
+            found = attachable_projects(self.docker, services)
+            if len(found) != 1:
+                raise PgchaosError(
+                    f"--attach: {'no running compose project has' if not found else 'several projects have'} "
+                    f"the manifest's services ({', '.join(services)})"
+                    + (f": {', '.join(found)}; name one with --attach PROJECT" if found else ""))
+            self.project = found[0]
+        self.require_running(services, running=all_running)
 
     def require_running(self, services: list[str] | None = None, running: bool = True) -> None:
         """Every one of `services` has a container in the project (a running one unless
@@ -298,39 +244,36 @@ class ComposeDeployment(ContainerVerbs):
         return nets[0]
 
     # -- verbs (exec, logs, kill, stop: ContainerVerbs) ---------------------------------
-    def start(self, service: str) -> None:
+    def disconnect(self, service: str) -> None:
+        """Cut the service off the stack network (a partition); `reconnect` undoes it."""
+        self.network().disconnect(self.container(service), force=True)
+
+    def reconnect(self, service: str) -> None:
+        """The service back on the stack network under its name, unless it is on it."""
+        reconnect(self.network(), self.container(service), service)
+
+    def networks_of(self, service: str) -> tuple[str, list[str]]:
         container = self.container(service)
         container.reload()
-        if container.status == "paused":
-            container.unpause()
-        elif container.status != "running":
-            container.start()
+        return self.network().name, sorted((container.attrs.get("NetworkSettings") or {}).get("Networks") or {})
 
-    def disconnect(self, service: str) -> Callable[[], None]:
-        """Cut the service off the stack network; returns the reconnect."""
-        container = self.container(service)
-        network = self.network()
-        network.disconnect(container, force=True)
-
-        def reconnect() -> None:
-            network.reload()
-            if container.id not in {c.id for c in network.containers}:
-                network.connect(container, aliases=[service])
-
-        return reconnect
-
-    def reconnect_all(self) -> None:
-        """Every container of the project back on its network (heal-all)."""
-        try:
+    def heal_all(self, services: Sequence[str] | None = None) -> None:
+        """Every container of the project (or of `services`) running and on the stack network."""
+        network = None
+        with contextlib.suppress(PgchaosError):
             network = self.network()
-        except PgchaosError:
-            return
-        network.reload()
-        on = {c.id for c in network.containers}
         for service, container in self.containers().items():
-            if container.id not in on:
-                with contextlib.suppress(docker.errors.APIError):
-                    network.connect(container, aliases=[service])
+            if services is not None and service not in services:
+                continue
+            ensure_running(container)
+            if network is not None:
+                reconnect(network, container, service)
+
+    @classmethod
+    def collect(cls, everything: bool, progress: Callable[[str], None]) -> list[str]:
+        """Compose projects are collected by their labels in `harness.stack.gc` (every engine
+        leaves labelled containers, networks and volumes); nothing of compose's own."""
+        return []
 
     def endpoint(self, service: str, port: int) -> tuple[str, int]:
         """The 127.0.0.1 address where the service's container port is published."""
@@ -347,6 +290,13 @@ class ComposeDeployment(ContainerVerbs):
         raise PgchaosError(f"{service} does not publish {port}/tcp on 127.0.0.1"
                            + (f" (only on {published})" if published else "")
                            + f'; pgchaos reaches it there: add ports: ["127.0.0.1::{port}"] to {service}')
+
+    def start_services(self, services: list[str], profile: str | None = None) -> None:
+        """`docker compose [--profile P] up -d --no-deps SERVICES` on the running project."""
+        proc = self._compose(*(["--profile", profile] if profile else []), "up", "-d", "--no-deps", *services,
+                             timeout=180)
+        if proc.returncode != 0:
+            raise PgchaosError(f"docker compose up {' '.join(services)}: {proc.stderr.strip()[-400:]}")
 
     def run_tool(self, service: str, script: str, *args: str, timeout: float = 600.0) -> tuple[int, str]:
         """Run a script in a one-shot container of a tools-profile service."""
@@ -368,17 +318,3 @@ def attachable_projects(client: docker.DockerClient, services: list[str]) -> lis
         if c.status == "running":
             running.add(c.labels[PROJECT_LABEL])
     return sorted(p for p, have in seen.items() if set(services) <= have and p in running)
-
-
-def remove_project_resources(client: docker.DockerClient, project: str) -> None:
-    """Force-remove containers, networks and volumes of one project that carry our label."""
-    filters = {"label": [f"{PROJECT_LABEL}={project}", f"{OWNER_LABEL}=pgchaos", RUN_LABEL]}
-    for container in client.containers.list(all=True, filters=filters, ignore_removed=True):
-        with contextlib.suppress(docker.errors.APIError):  # gone, or already being removed
-            container.remove(force=True, v=True)
-    for network in client.networks.list(filters=filters):
-        with contextlib.suppress(docker.errors.APIError):
-            network.remove()
-    for volume in client.volumes.list(filters=filters):
-        with contextlib.suppress(docker.errors.APIError):
-            volume.remove(force=True)

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import docker.errors
 
+from harness.engines.swarm.deployment import SwarmDeployment
 from harness.errors import PgchaosError
 from harness.nemesis.faults import CATALOGUE, Effect, Fault, Seen
 
 if TYPE_CHECKING:
     from harness.nemesis.nemesis import Nemesis
-    from harness.stack.swarm import SwarmDeployment
 
 HEAL_TIMEOUT_S = 180.0
 REPLACING = "replacing"  # params key: the task ids an injection replaces, for its repair to wait on
@@ -34,8 +34,8 @@ REPLACING = "replacing"  # params key: the task ids an injection replaces, for i
 
 def swarm(nem: Nemesis, fault: str = "this fault") -> SwarmDeployment:
     dep = nem.stack.deployment
-    if getattr(dep, "engine", "compose") != "swarm":
-        raise PgchaosError(f"{fault} needs the swarm engine (--engine swarm); this stack runs on compose")
+    if not isinstance(dep, SwarmDeployment):
+        raise PgchaosError(f"{fault} needs the swarm engine (--engine swarm); this stack runs on {dep.name}")
     return dep
 
 

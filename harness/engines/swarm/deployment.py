@@ -30,16 +30,25 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import docker
 import docker.errors
 import requests
 
+from harness.engines.base import (
+    OWNER_LABEL,
+    RUN_LABEL,
+    ContainerVerbs,
+    EngineContext,
+    HealthCheck,
+    docker_client,
+    ensure_running,
+    owner_alive,
+)
 from harness.errors import PgchaosError
-from harness.stack.deployment import OWNER_LABEL, PID_LABEL, RUN_LABEL, ContainerVerbs, docker_client
 
 if TYPE_CHECKING:
     from harness.stack.manifest import Manifest
@@ -159,7 +168,10 @@ class OverlayNetwork:
 class SwarmDeployment(ContainerVerbs):
     """One Swarm stack (the guide's `postgres-mesh`) plus its 127.0.0.1 edge."""
 
-    engine = "swarm"
+    name: ClassVar[str] = "swarm"
+    description: ClassVar[str] = ("Docker Swarm: `docker stack deploy` of the stack file beside the manifest "
+                                  "(docker-stack.yml)")
+    can_attach: ClassVar[bool] = False
 
     def __init__(self, stack_name: str, workdir: Path, manifest: Manifest, ports: Ports,
                  env_file: Path | None = None, override_file: Path | None = None,
@@ -179,6 +191,27 @@ class SwarmDeployment(ContainerVerbs):
         self.stack_file = workdir / STACK_FILE
         self._docker: docker.DockerClient | None = None
         self._model: dict[str, Any] | None = None
+
+    @classmethod
+    def create(cls, ctx: EngineContext) -> SwarmDeployment:
+        """The stack `--stack-name` (else $PGCHAOS_SWARM_STACK, else postgres-mesh) from the stack
+        file beside the manifest, with the run's env and ownership override."""
+        name = ctx.stack_name or os.environ.get("PGCHAOS_SWARM_STACK") or DEFAULT_STACK
+        return cls(name, ctx.manifest.dir, ctx.manifest, ctx.ports, env_file=ctx.env_file,
+                   override_file=ctx.override_file, state_dir=ctx.state_dir, progress=ctx.progress)
+
+    @classmethod
+    def capabilities(cls, caps: dict[str, int]) -> dict[str, int]:
+        """No one-shot tools (`docker compose run`); Swarm's own operations ("swarm")."""
+        caps = {k: v for k, v in caps.items() if k != "tools"}
+        return {**caps, "swarm": 1}
+
+    @classmethod
+    def collect(cls, everything: bool, progress: Callable[[str], None]) -> list[str]:
+        return collect_swarm(everything, progress)
+
+    def find(self, services: list[str], all_running: bool = True) -> None:
+        raise PgchaosError("--attach works with --engine compose only; the swarm engine provisions its stack")
 
     @property
     def docker(self) -> docker.DockerClient:
@@ -510,12 +543,12 @@ class SwarmDeployment(ContainerVerbs):
         if self.wait_task_running(service, timeout_s=30.0) is None:
             self.force_update(service, detach=True)
 
-    def disconnect(self, service: str) -> Callable[[], None]:
+    def disconnect(self, service: str) -> None:
         raise PgchaosError("partition is not available on the swarm engine: a task cannot be taken off "
                            "its service's overlay network (use Toxiproxy links, task-kill or stop)")
 
-    def reconnect_all(self) -> None:
-        """The edge back on the overlay (and running); tasks are Swarm's to keep attached."""
+    def _edge_running(self) -> None:
+        """The edge running (tasks are Swarm's to keep on the overlay)."""
         with contextlib.suppress(PgchaosError, docker.errors.APIError):
             edge = self.edge()
             edge.reload()
@@ -526,10 +559,12 @@ class SwarmDeployment(ContainerVerbs):
         svc = (self.model().get("services") or {}).get(service.removeprefix(f"{self.project}_")) or {}
         return int((svc.get("deploy") or {}).get("replicas", 1))
 
-    def heal_all(self) -> None:
-        """The engine's part of heal-all: the edge running, every service scaled back to
-        the stack file's replicas (Swarm restarts killed tasks itself)."""
-        self.reconnect_all()
+    def heal_all(self, services: Sequence[str] | None = None) -> None:
+        """Heal-all: paused task containers unpaused, the edge running, every service scaled
+        back to the stack file's replicas (Swarm replaces killed tasks itself)."""
+        for container in self.containers().values():
+            ensure_running(container)
+        self._edge_running()
         for name, (_, desired) in self.replicas().items():
             want = self.desired_in_stack_file(name)
             if desired != want:
@@ -548,6 +583,21 @@ class SwarmDeployment(ContainerVerbs):
             if binding.get("HostIp") in ("127.0.0.1", ""):
                 return "127.0.0.1", int(binding["HostPort"])
         raise PgchaosError(f"the swarm edge does not publish {svc}:{port} on 127.0.0.1 (is it running?)")
+
+    def health_checks(self) -> list[HealthCheck]:
+        """The guide's `docker stack services postgres-mesh | grep -v "1/1\\|3/3\\|4/4"`:
+        every service of the stack at its desired replicas (and the edge running)."""
+        reps = self.replicas()
+        bad = {n: f"{r}/{d}" for n, (r, d) in sorted(reps.items()) if r != d}
+        missing = sorted(set(self.services()) - set(reps))
+        edge = "absent"
+        with contextlib.suppress(PgchaosError, docker.errors.APIError):
+            edge = self.edge().status
+        ok = not bad and not missing and edge == "running"
+        detail = (f"all {len(reps)} services of {self.project} at their desired replicas; edge running" if ok else
+                  f"not at desired replicas: {bad or 'none'}; missing: {missing or 'none'}; edge {edge}")
+        return [HealthCheck("swarm_replicas", ok, detail,
+                            {"replicas": {n: f"{r}/{d}" for n, (r, d) in sorted(reps.items())}, "edge": edge})]
 
     def run_tool(self, service: str, script: str, *args: str, timeout: float = 600.0) -> tuple[int, str]:
         raise PgchaosError("one-shot tools are not available on the swarm engine (use --engine compose)")
@@ -626,32 +676,6 @@ class SwarmDeployment(ContainerVerbs):
         if target != base:
             _run(["docker", "tag", base, target], what="docker tag")
         return target
-
-
-def steady_check(stack: Any) -> Any:
-    """The guide's `docker stack services postgres-mesh | grep -v "1/1\\|3/3\\|4/4"`:
-    every service of the stack at its desired replicas (and the edge running)."""
-    from harness.stack.steady_state import Check
-
-    dep: SwarmDeployment = stack.deployment
-    reps = dep.replicas()
-    bad = {n: f"{r}/{d}" for n, (r, d) in sorted(reps.items()) if r != d}
-    missing = sorted(set(dep.services()) - set(reps))
-    edge = "absent"
-    with contextlib.suppress(PgchaosError, docker.errors.APIError):
-        e = dep.edge()
-        edge = e.status
-    ok = not bad and not missing and edge == "running"
-    detail = (f"all {len(reps)} services of {dep.project} at their desired replicas; edge running" if ok else
-              f"not at desired replicas: {bad or 'none'}; missing: {missing or 'none'}; edge {edge}")
-    return Check("swarm_replicas", ok, detail,
-                 {"replicas": {n: f"{r}/{d}" for n, (r, d) in sorted(reps.items())}, "edge": edge})
-
-
-def owner_alive(labels: dict[str, str]) -> bool:
-    from harness.stack.gc import pid_alive
-
-    return labels.get("io.pgchaos.detached") == "true" or pid_alive(int(labels.get(PID_LABEL, "0") or 0))
 
 
 def remove_stack(stack_name: str, progress: Callable[[str], None] = print) -> None:
