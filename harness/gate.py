@@ -96,8 +96,7 @@ def collect(dirs: Iterable[Path]) -> dict[str, Samples]:
 
 
 def _rank(word: str) -> int:
-    order = ("pass", "marginal", "waived", "unjudged", "unknown", "fail", "error")
-    return order.index(word) if word in order else len(order)
+    return VERDICTS.index(word) if word in VERDICTS else len(VERDICTS)
 
 
 def compare(baseline: Mapping[str, Samples], candidate: Mapping[str, Samples],

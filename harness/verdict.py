@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 from harness.checkers import UNKNOWN, Checker, availability, check_safe, rpo, rto
 from harness.checkers.after_recovery import after_recovery
@@ -36,6 +36,57 @@ EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_MARGINAL, EXIT_UNJUDGED = 0, 1, 2, 3, 4
 DEFAULT_MARGIN: Final = 0.15
 KINDS: Final = ("write", "read")
 _SHOWN_KEYS: Final = 10
+
+
+class FindingDoc(TypedDict):
+    """One finding as written: a stable code, how it weighs, its text."""
+
+    code: str
+    severity: str
+    text: str
+
+
+class Verdict(TypedDict, total=False):
+    """The verdict document (`pgchaos check` output, each scenario's `verdict.json`): what
+    :func:`check_history` writes, plus what a scenario run adds. Keys are only ever added."""
+
+    # judged from the history (check_history)
+    valid: bool  # pass or marginal
+    verdict: str  # one of VERDICTS
+    rto_s: dict[str, float | None]  # write / read: the slowest fault's recovery
+    rpo: dict[str, Any]  # lost, lost_keys, window_s, unknown, unexpected, ...
+    faults: list[dict[str, Any]]  # per fault: name, target, at, rto_s per kind, ...
+    target: dict[str, Any] | None  # the target row judged against
+    waivers: list[dict[str, Any]]  # waivers applied, with what each covers
+    reasons: list[str]  # what weighs on the verdict, worst first
+    notes: list[str]
+    findings: list[FindingDoc]  # every reason and note with its code (readers decide from codes)
+    margins: list[dict[str, Any]]
+    margin: float
+    judged: dict[str, Any]
+    counts: dict[str, Any]
+    availability: dict[str, Any]
+    checkers: dict[str, dict[str, Any]]
+    scenario_checks: dict[str, dict[str, Any]]
+    atomicity: dict[str, Any] | None
+    fault_effect: dict[str, Any]
+    runbook_steps: list[dict[str, Any]] | None
+    recovery_phases: dict[str, Any] | None
+    detection: dict[str, Any] | None
+    ops: int
+    stable_s: float
+    gap_s: float | None
+    probe_period_s: float | None
+    history: str
+    # added by a scenario run (harness.scenario)
+    derived_bounds: list[dict[str, Any]]
+    scenario: str
+    wall_s: float
+    steady_state: dict[str, bool | None]
+    figures: dict[str, Any]
+    log_alerts: list[dict[str, Any]]
+    phases: dict[str, Any]
+    probe: dict[str, Any]
 
 
 def is_passing(verdict: str | None, *, marginal_fails: bool = False) -> bool:
@@ -80,7 +131,7 @@ class Finding:
     severity: str
     text: str
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> FindingDoc:
         return {"code": self.code, "severity": self.severity, "text": self.text}
 
 
@@ -417,7 +468,7 @@ def check_history(
     checks: Mapping[str, Checker] | None = None,
     recorded: Mapping[str, dict[str, Any]] | None = None,
     margin: float = DEFAULT_MARGIN,
-) -> dict[str, Any]:
+) -> Verdict:
     """Run every checker over ``ops`` (:func:`run_checks`) and judge them, against ``target`` when given.
 
     ``verdict`` (see :data:`VERDICTS`): "pass" only when a target judged the
@@ -474,7 +525,7 @@ def check_history(
         for name, res in results.items()
     }
     return {
-        "valid": verdict in ("pass", "marginal"),
+        "valid": verdict in ("pass", "marginal"),  # waived is passing, not valid
         "verdict": verdict,
         "rto_s": r_rto.get("rto_s", {k: None for k in KINDS}),
         "rpo": rpo_out,
@@ -515,7 +566,7 @@ def check_file(
     gap_s: float | None = None,
     backup_age_s: float | None = None,
     margin: float = DEFAULT_MARGIN,
-) -> dict[str, Any]:
+) -> Verdict:
     """Check the history at ``path``, judged against ``target_row`` of the targets table.
 
     Raises HistoryFormatError for a malformed history, TargetsError for a
@@ -534,13 +585,13 @@ def check_file(
     return result
 
 
-def exit_code(result: dict[str, Any], *, marginal_fails: bool = False) -> int:
+def exit_code(result: Verdict, *, marginal_fails: bool = False) -> int:
     """0 pass or waived; 3 marginal (1 with ``marginal_fails``); 4 unjudged; 1 fail,
     unknown or error (see :func:`exit_status`)."""
     return exit_status([result.get("verdict")], marginal_fails=marginal_fails)
 
 
-def force_verdict(result: dict[str, Any], severity: str, findings: Sequence[Finding]) -> dict[str, Any]:
+def force_verdict(result: Verdict, severity: str, findings: Sequence[Finding]) -> Verdict:
     """Put findings from outside the history (an error, the steady state, the log gate) in
     front of ``result``'s and set its verdict to ``severity`` ("fail" or "error")."""
     texts = [f.text for f in findings]

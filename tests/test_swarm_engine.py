@@ -158,3 +158,25 @@ def test_a_manifest_without_a_stack_file_is_one_line_and_creates_nothing(tmp_pat
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "docker-stack.yml" in proc.stderr, proc.stderr
     assert not list((tmp_path / "state").rglob("run.json"))
+
+
+def test_stack_deploy_gets_the_stacks_own_env_under_the_shell_and_pgchaos(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`docker stack deploy` reads no `.env`: the engine passes the stack's `.env` (as compose
+    would read it), the shell's variables over it, and pgchaos's own for the run over both."""
+    import shutil
+
+    from harness.stack.manifest import load_manifest
+
+    stack_dir = tmp_path / "stack"
+    shutil.copytree(COMPOSE_DIR, stack_dir, ignore=shutil.ignore_patterns("variants", "images"))
+    (stack_dir / ".env").write_text('POSTGRES_IMAGE="registry.example/pg:17"\nONLY_IN_DOTENV=1\n'
+                                    "SHELL_WINS=from-dotenv\nPGCHAOS_RUN_ID=from-dotenv\n")
+    run_env = tmp_path / "compose.env"
+    run_env.write_text("PGCHAOS_RUN_ID=the-run\n")
+    monkeypatch.setenv("SHELL_WINS", "from-shell")
+    manifest = load_manifest(stack_dir / "pgchaos.toml")
+    env = SwarmDeployment("postgres-mesh", stack_dir, manifest, Ports(), env_file=run_env,
+                          state_dir=tmp_path)._env()
+    assert env["POSTGRES_IMAGE"] == "registry.example/pg:17" and env["ONLY_IN_DOTENV"] == "1"
+    assert env["SHELL_WINS"] == "from-shell" and env["PGCHAOS_RUN_ID"] == "the-run"

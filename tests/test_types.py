@@ -1,5 +1,6 @@
-"""The core every verdict passes through (checkers, verdict, history, targets) type-checks
-strictly: mypy with the configuration in pyproject.toml."""
+"""The core every verdict passes through (checkers, verdict, history, targets) and the engine
+seam (harness.engines.base and its registry) type-check strictly: mypy with the configuration
+in pyproject.toml."""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ def fault_effect(ops: Sequence[Op], *, f: str = FAULT_EFFECT) -> dict[str, Any]:
             row.update(time=ok[0].time, after_s=ok[0].time - fault.time,
                        evidence=_evidence(ok[0]))
         else:
-            name = f"fault {fault.index} ({fault.f} on {fault.target or '?'})"
+            name = f"fault #{fault.index} ({fault.f} on {fault.target or '?'})"
             if failed:
                 row["evidence"] = _evidence(failed[-1])
                 reasons.append(f"{name}: no observation that it took effect; "

@@ -182,7 +182,8 @@ class ContainerVerbs:
         kwargs: dict[str, Any] = {"tail": tail if tail is not None else "all"}
         if since is not None:
             kwargs["since"] = since
-        return self.container(service).logs(**kwargs).decode(errors="replace")
+        raw: bytes = self.container(service).logs(**kwargs)
+        return raw.decode(errors="replace")
 
     def kill(self, service: str, signal: str = "SIGKILL") -> None:
         self.container(service).kill(signal=signal)

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import docker
 import docker.errors
 import requests
+from dotenv import dotenv_values
 
 from harness.engines.base import (
     OWNER_LABEL,
@@ -338,12 +339,16 @@ class SwarmDeployment(ContainerVerbs):
 
     # -- lifecycle ---------------------------------------------------------------------
     def _env(self) -> dict[str, str]:
-        env = {**os.environ, "PGCHAOS_COMPOSE_DIR": str(self.workdir.resolve())}
+        """The variables `docker stack deploy` substitutes (it reads no `.env` itself): the
+        stack's own `.env` and manifest env files as compose reads them, the shell's over
+        them (as compose), pgchaos's own for the run over both."""
+        env: dict[str, str] = {}
+        for path in self.manifest.user_env_files() if self.manifest is not None else []:
+            env.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+        env.update(os.environ)
+        env["PGCHAOS_COMPOSE_DIR"] = str(self.workdir.resolve())
         if self.env_file is not None and self.env_file.exists():
-            for line in self.env_file.read_text().splitlines():
-                key, sep, value = line.partition("=")
-                if sep:
-                    env[key] = value
+            env.update({k: v for k, v in dotenv_values(self.env_file).items() if v is not None})
         return env
 
     def _stack_services(self) -> list[Any]:
