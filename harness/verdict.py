@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Final, TypedDict
 
@@ -321,13 +322,65 @@ def _judge_rpo(
         )
 
 
-# Checkers every history gets, in this order; scenario checks come after them.
-BUILTIN_CHECKS: Final = ("rto", "rpo", "availability", "fault-effect", "after-recovery", "split-brain",
-                          "detection", "phases", "runbook-steps", "atomicity")
+@dataclass(frozen=True)
+class CheckContext:
+    """What a built-in checker may be given besides the ops: the run's options, the target
+    row, and the results of the checkers before it."""
+
+    ops: Sequence[Op]
+    stable_s: float
+    gap_s: float | None
+    target: Target | None
+    results: Mapping[str, dict[str, Any]]
+
+    @cached_property
+    def steps(self) -> list[tuple[float, float]]:
+        return [(w.begin, w.end) for w in step_windows(self.ops)]
+
+
+def _after_recovery(ops: Sequence[Op], *, rto_result: dict[str, Any],
+                    skip_windows: list[tuple[float, float]]) -> dict[str, Any]:
+    if "faults" not in rto_result:
+        return {"valid": UNKNOWN, "error": "no RTO result to start from"}
+    return after_recovery(ops, rto_result=rto_result, skip_windows=skip_windows)
+
+
+@dataclass(frozen=True)
+class BuiltinCheck:
+    """One checker of the pipeline: when it applies to a history, and what it is given."""
+
+    name: str
+    checker: Callable[..., dict[str, Any]]
+    applies: Callable[[CheckContext], bool] = lambda ctx: True
+    options: Callable[[CheckContext], dict[str, Any]] = lambda ctx: {}
+    worded: bool = True  # the verdict words its reasons itself; else judged as a check (_judge_check)
+
+
+# The pipeline every history goes through, in this order; scenario checks come after it.
+# Adding a built-in checker is one entry here (and, when `worded`, its wording below).
+PIPELINE: Final[tuple[BuiltinCheck, ...]] = (
+    BuiltinCheck("rto", rto, options=lambda c: {"stable_s": c.stable_s, "gap_s": c.gap_s}),
+    BuiltinCheck("rpo", rpo),
+    BuiltinCheck("availability", availability, options=lambda c: {"gap_s": c.gap_s}),
+    BuiltinCheck("fault-effect", fault_effect),
+    BuiltinCheck("runbook-steps", runbook_steps, applies=lambda c: bool(c.steps)),
+    BuiltinCheck("after-recovery", _after_recovery, worded=False,
+                 options=lambda c: {"rto_result": c.results["rto"], "skip_windows": c.steps}),
+    BuiltinCheck("split-brain", split_brain, worded=False,
+                 applies=lambda c: any(op.f == "writable" for op in c.ops)),
+    BuiltinCheck("detection", detection, worded=False,
+                 applies=lambda c: any(op.process == MONITOR and op.f == "watch" for op in c.ops)),
+    # explains and is never judged: its "unknown" (no samples) weighs nothing
+    BuiltinCheck("phases", phases, applies=lambda c: any(op.f in PHASE_FS for op in c.ops)),
+    BuiltinCheck("atomicity", atomicity, applies=lambda c: any(op.f in ATOMICITY_FS for op in c.ops),
+                 options=lambda c: {
+                     "prepared_bound_s": None if c.target is None else c.target.prepared_xacts_s,
+                     "snapshot_reads": c.target is not None and c.target.snapshot_reads,
+                     "loss_allowed": c.target is not None and c.target.rpo_s > 0}),
+)
+BUILTIN_CHECKS: Final = tuple(c.name for c in PIPELINE)
 # Results whose reasons the verdict words itself; any other check is judged by _judge_check.
-# "phases" explains and is never judged: its "unknown" (no samples) weighs nothing.
-_OWN_WORDING: Final = frozenset({"rto", "rpo", "availability", "fault-effect", "phases", "runbook-steps",
-                                 "atomicity"})
+_OWN_WORDING: Final = frozenset(c.name for c in PIPELINE if c.worded)
 
 
 def run_checks(
@@ -341,41 +394,21 @@ def run_checks(
 ) -> dict[str, dict[str, Any]]:
     """Every checker over ``ops``, each made safe (a crash is "unknown"): Jepsen's compose.
 
-    The built-in checkers (:data:`BUILTIN_CHECKS`; split-brain only when the
-    history has ``writable`` samples, detection only when alerts were watched, atomicity only when
-    it has transfers, paired inserts or prepared-transaction samples, judged with ``target``'s
-    ``prepared_xacts_s`` and ``snapshot_reads``), then ``checks`` (scenario checks
-    registered with ``ScenarioRun.add_check``; a name of a built-in replaces
-    it), then ``recorded``: results of scenario checks that cannot be re-run
-    from the history (closures of a finished run), applied as recorded and
-    marked ``"source": "recorded"``.
+    The built-in checkers (:data:`PIPELINE`, each where it applies: split-brain only
+    when the history has ``writable`` samples, detection only when alerts were
+    watched, atomicity only when it has transfers, paired inserts or
+    prepared-transaction samples, judged with ``target``'s ``prepared_xacts_s`` and
+    ``snapshot_reads``), then ``checks`` (scenario checks registered with
+    ``ScenarioRun.add_check``; a name of a built-in replaces it), then
+    ``recorded``: results of scenario checks that cannot be re-run from the history
+    (closures of a finished run), applied as recorded and marked ``"source": "recorded"``.
     """
+    results: dict[str, dict[str, Any]] = {}
     with gc_paused():
-        results: dict[str, dict[str, Any]] = {
-            "rto": check_safe(rto, ops, stable_s=stable_s, gap_s=gap_s),
-            "rpo": check_safe(rpo, ops),
-            "availability": check_safe(availability, ops, gap_s=gap_s),
-            "fault-effect": check_safe(fault_effect, ops),
-        }
-        steps = step_windows(ops)
-        if steps:
-            results["runbook-steps"] = check_safe(runbook_steps, ops)
-        if "faults" in results["rto"]:
-            results["after-recovery"] = check_safe(after_recovery, ops, rto_result=results["rto"],
-                                                   skip_windows=[(w.begin, w.end) for w in steps])
-        else:
-            results["after-recovery"] = {"valid": UNKNOWN, "error": "no RTO result to start from"}
-        if any(op.f == "writable" for op in ops):
-            results["split-brain"] = check_safe(split_brain, ops)
-        if any(op.process == MONITOR and op.f == "watch" for op in ops):
-            results["detection"] = check_safe(detection, ops)
-        if any(op.f in PHASE_FS for op in ops):
-            results["phases"] = check_safe(phases, ops)
-        if any(op.f in ATOMICITY_FS for op in ops):
-            results["atomicity"] = check_safe(
-                atomicity, ops, prepared_bound_s=None if target is None else target.prepared_xacts_s,
-                snapshot_reads=target is not None and target.snapshot_reads,
-                loss_allowed=target is not None and target.rpo_s > 0)
+        for check in PIPELINE:
+            ctx = CheckContext(ops, stable_s, gap_s, target, results)
+            if check.applies(ctx):
+                results[check.name] = check_safe(check.checker, ops, **check.options(ctx))
     for name, checker in (checks or {}).items():
         if name == "valid":
             raise ValueError("a check cannot be named 'valid'")

@@ -344,7 +344,7 @@ def test_a_fault_without_observation_is_unknown_never_pass() -> None:
     result = judge(run(outage_s=3.0, observed=False))
     assert (result["valid"], result["verdict"], exit_code(result)) == (False, "unknown", 1)
     (fault,) = result["faults"]
-    assert f"fault {fault['index']} (kill on pg1): no observation that it took effect" in result["reasons"]
+    assert f"fault #{fault['index']} (kill on pg1): no observation that it took effect" in result["reasons"]
     assert result["checkers"]["fault-effect"]["valid"] == "unknown"
     # the same history, observed, passes; a failing run stays a failure
     assert judge(run(outage_s=3.0))["verdict"] == "pass"
@@ -436,3 +436,26 @@ def test_a_fault_without_any_traffic_is_unjudged_even_with_a_target() -> None:
     result = judge(ops)
     assert result["verdict"] == "unjudged" and exit_code(result) == 4
     assert any("no write or read in the history" in r for r in result["reasons"])
+
+
+def test_a_built_in_checker_is_one_entry_of_the_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new built-in checker added as one PIPELINE entry runs where it applies, is given
+    its options and the results before it, and an invalid result fails the verdict naming it."""
+    from harness import verdict as verdict_module
+
+    seen: dict[str, Any] = {}
+
+    def too_slow(ops: Any, *, rto_write: float | None) -> dict[str, Any]:
+        seen["rto_write"] = rto_write
+        return {"valid": rto_write is not None and rto_write < 1.0, "reason": f"write RTO {rto_write} >= 1 s"}
+
+    extra = verdict_module.BuiltinCheck(
+        "one-second", too_slow, worded=False,
+        applies=lambda c: any(op.f == "kill" for op in c.ops),
+        options=lambda c: {"rto_write": c.results["rto"]["rto_s"]["write"]})
+    monkeypatch.setattr(verdict_module, "PIPELINE", (*verdict_module.PIPELINE, extra))
+    result = judge(run(outage_s=3.0))
+    assert seen["rto_write"] == pytest.approx(3.51)
+    assert result["verdict"] == "fail" and any("one-second" in r for r in result["reasons"]), result["reasons"]
+    assert result["checkers"]["one-second"]["valid"] is False
+    assert judge(_without_fault(), row=None)["checkers"].get("one-second") is None  # where it applies only
