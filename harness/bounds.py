@@ -111,6 +111,24 @@ def derive(kind: str, t: Timings) -> tuple[float, str] | None:
                    f"x (fall {t.fall} + rise {t.rise}) = {bound:g} s")
 
 
+PATRONI_LOOP_WAIT_DEFAULT: Final = 10.0  # Patroni's default loop_wait
+
+
+def router_follow_s(t: Timings) -> tuple[float, str]:
+    """How long the router may take to follow a leader that Patroni has settled on: the
+    old and new members' REST checks change within one Patroni ``loop_wait``, and HAProxy
+    marks them down and up within ``inter × (fall + rise)``. HAProxy's and Patroni's
+    defaults stand in for a timing that cannot be read, so the answer is never shorter
+    than the stack's own."""
+    inter = t.inter_s if t.inter_s is not None else HAPROXY_DEFAULTS["inter"]
+    fall = t.fall if t.fall is not None else int(HAPROXY_DEFAULTS["fall"])
+    rise = t.rise if t.rise is not None else int(HAPROXY_DEFAULTS["rise"])
+    loop_wait = t.loop_wait if t.loop_wait is not None else PATRONI_LOOP_WAIT_DEFAULT
+    follow = round(loop_wait + inter * (fall + rise), 3)
+    return follow, (f"Patroni loop_wait {loop_wait:g} s + HAProxy inter {inter:g} s x (fall {fall} + "
+                    f"rise {rise}) = {follow:g} s")
+
+
 def resolve(waivers: list[Waiver], timings: Timings | None,
             overrides: dict[str, tuple[float, str]] | None = None) -> list[Waiver]:
     """Waivers with their bound derived (or set by the manifest), each saying how.

@@ -81,3 +81,12 @@ def test_a_manifest_sets_a_bound_only_with_a_reason(tmp_path: Path) -> None:
             load_manifest(path)
     finally:
         path.unlink(missing_ok=True)
+
+
+def test_the_router_follow_time_is_derived_and_never_shorter_than_the_defaults() -> None:
+    from harness.bounds import Timings, router_follow_s
+
+    follow, how = router_follow_s(Timings(ttl=20, loop_wait=2, inter_s=1.0, fall=2, rise=1))
+    assert follow == 5.0 and "loop_wait 2 s" in how and "fall 2" in how
+    # unreadable timings: Patroni's loop_wait 10 s and HAProxy's inter 2s fall 3 rise 2
+    assert router_follow_s(Timings())[0] == 20.0

@@ -25,6 +25,7 @@ from harness.nemesis import Nemesis
 from harness.stack import Stack, StackSpec
 from harness.stack.gc import DETACHED_LABEL, PID_LABEL, collect, pid_alive
 from harness.stack.stack import OWNER_LABEL, PROJECT_LABEL, SERVICE_LABEL, docker_client
+from harness.stack.steady_state import steady_state
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("offset_env"), pytest.mark.own_stack]
 
@@ -249,8 +250,11 @@ def test_kill_9_then_gc_removes_the_dead_run_only(client: Any, others: dict[str,
 
 
 # -- containers that are not ours --------------------------------------------------------------
-def test_lookalike_containers_are_never_touched(client: Any,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lookalike_containers_are_never_touched(client: Any, monkeypatch: pytest.MonkeyPatch,
+                                                pgchaos_stack: Stack) -> None:
+    """...and a second stack beside the session's, on ports of its own, comes up and down
+    leaving nothing (no container, network, volume, mount, loop device or state folder),
+    the session's stack untouched."""
     # Same name and service label as one of ours, no ownership label.
     foreign = client.containers.run("debian:trixie-slim", ["sleep", "300"], name="coordinator-1",
                                     labels={SERVICE_LABEL: "coordinator-1"}, detach=True)
@@ -293,6 +297,8 @@ def test_lookalike_containers_are_never_touched(client: Any,
                     assert container.status == "running", gc.stdout
             finally:
                 impostor.remove(force=True)
+        assert leftovers(client, stack.project) == {}
+        assert steady_state(pgchaos_stack).healthy  # the session's stack was not touched
         report = collect()
         foreign.reload()
         assert foreign.status == "running", str(report)

@@ -1,8 +1,10 @@
 """A stack in another shape than the reference (tests/foreign: patroni1..3, three
 etcd members, HAProxy only, Patroni ttl 30, database `shop`), described by its
-own manifest: provisioned from its own compose file, and attached to while a
-plain `docker compose` runs it. Scenarios give verdicts with figures; those
-that need a pooler or Toxiproxy are skipped naming the capability."""
+own manifest: provisioned by pgchaos from its own compose file, then attached to
+while it runs (one bring-up serves both: the provisioned session keeps it with
+--keep-stack, the attach flow finds it by its compose project, and `pgchaos down`
+removes it at the end). Scenarios give verdicts with figures; those that need a
+pooler or Toxiproxy are skipped naming the capability."""
 
 from __future__ import annotations
 
@@ -11,29 +13,33 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from harness.engines.base import docker_client
-from harness.stack import images
-from harness.stack.spec import COMPOSE_DIR
 
 pytestmark = [pytest.mark.docker, pytest.mark.own_stack]  # its own stack, beside the session's
 
 FOREIGN = Path(__file__).parent / "foreign"
 MANIFEST = FOREIGN / "pgchaos.toml"
 REPO = Path(__file__).resolve().parents[1]
+# the provisioned stack's state folder, its own: the kept run is found (and removed) there
+STATE_DIR = Path("/var/lib/pgchaos-foreign")
+SCENARIOS = ["coordinator_hard_loss", "coordinator_graceful_stop", "switchover_and_failover", "dcs_member_loss",
+             "pool_exhaustion", "network_lag"]
 
 
-def run_scenarios(tmp_path: Path, names: list[str], *extra: str) -> tuple[subprocess.CompletedProcess[str],
-                                                                           dict[str, dict]]:
+def run_scenarios(tmp_path: Path, names: list[str], *extra: str, env: dict[str, str] | None = None
+                  ) -> tuple[subprocess.CompletedProcess[str], dict[str, dict]]:
     reports = tmp_path / "reports"
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
            *[f"scenarios/test_{n}.py" for n in names], "--manifest", str(MANIFEST),
            "--reports-dir", str(reports), "--load-users", "1",
            "--deselect", "scenarios/test_switchover_and_failover.py::test_patronictl_operation[failover]", *extra]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1200, env=env)
     verdicts = {p.parent.name: json.loads(p.read_text()) for p in reports.glob("*/*/verdict.json")}
     return proc, verdicts
 
@@ -64,10 +70,51 @@ def heal_by_cli(tmp_path: Path, project: str, env: dict[str, str]) -> None:
         time.sleep(3)
 
 
-def test_foreign_stack_provisioned_from_its_manifest(tmp_path: Path) -> None:
-    proc, verdicts = run_scenarios(tmp_path, ["coordinator_hard_loss", "coordinator_graceful_stop",
-                                              "switchover_and_failover", "dcs_member_loss",
-                                              "pool_exhaustion", "network_lag"])
+@dataclass
+class Provisioned:
+    proc: subprocess.CompletedProcess[str]
+    verdicts: dict[str, dict]
+    project: str  # the kept stack's compose project
+
+
+def _state_env() -> dict[str, str]:
+    return {**os.environ, "PGCHAOS_STATE_DIR": str(STATE_DIR)}
+
+
+def _kept_runs() -> list[str]:
+    runs = STATE_DIR / "runs"
+    return sorted(p.name for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
+
+
+def _down(run_id: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness.cli", "down", "--run-id", run_id], cwd=REPO,
+                          capture_output=True, text=True, env=_state_env(), timeout=300)
+
+
+@pytest.fixture(scope="module")
+def provisioned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provisioned]:
+    """pgchaos provisions the foreign stack from its manifest and runs the scenarios on it,
+    keeping it up (--keep-stack); the attach test then works on that same running stack.
+    Removed at the end with `pgchaos down`, whatever the tests said."""
+    for leftover in _kept_runs():  # a stack kept by a run that died before removing it (gc keeps kept ones)
+        _down(leftover)
+    assert not _kept_runs(), f"stacks left in {STATE_DIR}: {_kept_runs()}"
+    proc, verdicts = run_scenarios(tmp_path_factory.mktemp("provisioned"), SCENARIOS, "--keep-stack",
+                                   env=_state_env())
+    kept = _kept_runs()
+    try:
+        assert len(kept) == 1, f"one kept stack expected in {STATE_DIR}, found {kept}\n" + (
+            proc.stdout + proc.stderr)[-2000:]
+        yield Provisioned(proc, verdicts, f"pgchaos-{kept[0]}")
+    finally:
+        for run_id in kept:
+            removed = _down(run_id)
+            assert removed.returncode == 0, removed.stdout + removed.stderr
+        assert not _kept_runs(), f"pgchaos down left {_kept_runs()} in {STATE_DIR}"
+
+
+def test_foreign_stack_provisioned_from_its_manifest(provisioned: Provisioned) -> None:
+    proc, verdicts = provisioned.proc, provisioned.verdicts
     out = proc.stdout + proc.stderr
     print(out[-3000:])
     for name in ("test_pool_exhaustion", "test_network_lag"):
@@ -88,27 +135,26 @@ def test_foreign_stack_provisioned_from_its_manifest(tmp_path: Path) -> None:
     assert hard["verdict"] == "fail", hard["reasons"]
 
 
-def test_foreign_stack_attached_is_left_running_and_unharmed(tmp_path: Path) -> None:
-    tag = images.ensure_images(COMPOSE_DIR, lambda msg: None)
-    project = f"shop-attach-{os.getpid()}"
-    env = {**os.environ, "PGCHAOS_IMAGE_TAG": tag}
-    compose = ["docker", "compose", "-p", project, "-f", str(FOREIGN / "docker-compose.yml")]
-    subprocess.run([*compose, "up", "-d", "--wait"], env=env, check=True, capture_output=True, timeout=300)
-    try:
-        client = docker_client()
-        before = {c.name: c.id for c in client.containers.list(
-            filters={"label": f"com.docker.compose.project={project}"})}
-        proc, verdicts = run_scenarios(tmp_path, ["coordinator_graceful_stop"], f"--attach={project}")
-        print((proc.stdout + proc.stderr)[-2000:])
-        v = verdicts.get("test_coordinator_graceful_stop")
-        assert v is not None and v["verdict"] in ("pass", "marginal"), (v or {}).get("reasons")
-        heal_by_cli(tmp_path, project, env)
-        after = client.containers.list(filters={"label": f"com.docker.compose.project={project}"})
-        assert {c.name: c.id for c in after} == before  # the same containers, none removed or replaced
-        assert all(c.status == "running" for c in after)
-        assert not any(c.labels.get("io.pgchaos.run") for c in after)  # nothing relabelled as a run of ours
-        ps = subprocess.run([*compose, "ps", "--format", "json"], env=env, capture_output=True, text=True)
-        health = [json.loads(line).get("Health") for line in ps.stdout.splitlines() if line.strip()]
-        assert all(h in ("", "healthy") for h in health), health
-    finally:
-        subprocess.run([*compose, "down", "-v"], env=env, capture_output=True, timeout=180)
+def test_foreign_stack_attached_is_left_running_and_unharmed(provisioned: Provisioned, tmp_path: Path) -> None:
+    """The attach flow on the running stack (the one provisioned above, found by its compose
+    project): a scenario through --attach, a fault injected and healed by the CLI, and the
+    stack left as it was: the same containers, running and healthy, none relabelled."""
+    project = provisioned.project
+    env = dict(os.environ)
+    compose = ["docker", "compose", "-p", project]
+    client = docker_client()
+    before = {c.name: (c.id, c.labels.get("io.pgchaos.run")) for c in client.containers.list(
+        filters={"label": f"com.docker.compose.project={project}"})}
+    assert len(before) >= 7, before  # patroni1..3, etcd1..3, lb
+    proc, verdicts = run_scenarios(tmp_path, ["coordinator_graceful_stop"], f"--attach={project}")
+    print((proc.stdout + proc.stderr)[-2000:])
+    v = verdicts.get("test_coordinator_graceful_stop")
+    assert v is not None and v["verdict"] in ("pass", "marginal"), (v or {}).get("reasons")
+    heal_by_cli(tmp_path, project, env)
+    after = client.containers.list(filters={"label": f"com.docker.compose.project={project}"})
+    # the same containers, none removed or replaced, none relabelled as a run of the attached sessions
+    assert {c.name: (c.id, c.labels.get("io.pgchaos.run")) for c in after} == before
+    assert all(c.status == "running" for c in after)
+    ps = subprocess.run([*compose, "ps", "--format", "json"], env=env, capture_output=True, text=True)
+    health = [json.loads(line).get("Health") for line in ps.stdout.splitlines() if line.strip()]
+    assert health and all(h in ("", "healthy") for h in health), health

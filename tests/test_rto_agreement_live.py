@@ -8,12 +8,13 @@ writes at 50 Hz, every write bounded. Its write RTO, computed with the same
 definition (the RTO checker over its own ops, with the scenario's fault and
 heal), must be within 0.25 s of the harness's, plus the spread with which the
 pooler served the clients queued across the outage (measured in the same run,
-at most 1 s): the harness's RTO is that of its last client served. The stack is the test's own,
-on ports clear of the default stack and of the variants gate's offset stack.
+at most 1 s): the harness's RTO is that of its last client served. The stack is the session's
+(a reference stack like any other: no bring-up of its own); the writer's table is dropped at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -26,25 +27,12 @@ import pytest
 from harness.checkers import rto
 from harness.history import Op, read_history, write_history
 from harness.scenario import RunOptions, ScenarioRun, verdict_message
-from harness.stack import Stack, StackSpec
-from harness.stack import stack as stack_module
+from harness.stack import Stack
 from harness.stack.steady_state import check_leader
 from harness.stack.topology import discover
 
 pytestmark = pytest.mark.docker
 
-PORTS = {  # below the kernel's ephemeral range (32768-60999), clear of the other stacks' ports
-    "PGCHAOS_PGBOUNCER_PORT": "22432",
-    "PGCHAOS_HAPROXY_PRIMARY_PORT": "22000",
-    "PGCHAOS_HAPROXY_REPLICA_PORT": "22001",
-    "PGCHAOS_HAPROXY_STATS_PORT": "22404",
-    "PGCHAOS_HEALTH_PORT": "22008",
-    "PGCHAOS_TOXIPROXY_PORT": "22474",
-    "PGCHAOS_PROMETHEUS_PORT": "22090",
-    "PGCHAOS_ALERTMANAGER_PORT": "22093",
-    "PGCHAOS_ALERT_RECEIVER_PORT": "22095",
-}
-STATE_DIR = Path("/var/lib/pgchaos-rto-agreement")
 AGREEMENT_S = 0.25
 # clients queued in the pooler across the outage are served one server login after another;
 # a wider spread than this would mean the pooler (or the harness) holds clients back
@@ -52,14 +40,6 @@ QUEUE_SPREAD_MAX_S = 1.0
 PERIOD_S = 0.018  # 50 Hz and a little over: a slow write now and then costs a period
 TABLE = "public.rto_agreement_writes"
 EVIDENCE = Path(__file__).resolve().parents[1] / "reports" / "rto-agreement"
-
-
-@pytest.fixture
-def own_ports(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {**PORTS, "PGCHAOS_STATE_DIR": str(STATE_DIR)}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(stack_module, "STATE_ROOT", STATE_DIR)
-    yield
 
 
 class IndependentWriter:
@@ -230,47 +210,56 @@ def queued_spread(harness_ops: list[Op], independent_ops: list[Op], first_served
     return max(served) - min(served) if len(served) > 1 else 0.0
 
 
-@pytest.mark.usefixtures("own_ports")
-def test_harness_rto_agrees_with_an_independent_writer() -> None:
+@pytest.fixture
+def agreement_stack(pgchaos_stack: Stack) -> Iterator[Stack]:
+    """The session's stack; the independent writer's table is dropped afterwards."""
+    yield pgchaos_stack
+    with contextlib.suppress(psycopg.Error), \
+            psycopg.connect(pgchaos_stack.dsn(via="router", connect_timeout=3), autocommit=True) as conn:
+        conn.execute("SET statement_timeout = '10s'")
+        conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+
+
+def test_harness_rto_agrees_with_an_independent_writer(agreement_stack: Stack) -> None:
+    stack = agreement_stack
     # evidence kept under reports/ (git-ignored): each scenario's history and verdict, and
     # the independent writer's own history beside them (independent-writes.jsonl)
     options = RunOptions(reports_dir=EVIDENCE, load_users=1)
     pairs: dict[str, dict[str, Any]] = {}
-    with Stack(StackSpec()) as stack:
-        for name, inject in SCENARIOS.items():
-            with ScenarioRun(stack, f"rto-agreement-{name}", "coordinator-failure", options) as run:
-                writer = IndependentWriter(stack.dsn(connect_timeout=1), run.run_start).start()
-                try:
-                    run.sleep(1.5)
-                    fault = inject(run)
-                    run.wait_for_recovery()
-                    run.sleep(1.0)
-                    run.nemesis.heal(fault)
-                    run.sleep(0.5)
-                finally:
-                    writer.stop()
-            verdict = run.verdict
-            assert verdict is not None, name
-            fault_op, heal_op, index = _fault_and_heal(verdict["history"], name)
-            harness = next(f["rto_s"]["write"] for f in verdict["faults"] if f["index"] == index)
-            own = writer.ops(fault_op, heal_op)
-            write_history(run.dir / "independent-writes.jsonl", own)
-            independent = rto(own, fs=("write",))
-            recovered = [v for v in (harness, independent["rto_s"]["write"]) if v is not None]
-            spread = queued_spread(read_history(verdict["history"]), own,
-                                   fault_op.time + min(recovered)) if recovered else 0.0
-            pairs[name] = {"harness": harness, "independent": independent["rto_s"]["write"],
-                           "queued_spread_s": spread,
-                           "gap_s": (verdict["gap_s"] or {}).get("write"),
-                           "independent_gap_s": independent["gap_s"]["write"],
-                           "writes": len(writer.records), "rate_hz": writer.rate_hz(fault_op.time),
-                           "failed": sum(r[2] != "ok" for r in writer.records),
-                           "verdict": verdict_message(verdict)}
-            print(f"\n{name}: harness write RTO {harness} s, independent {pairs[name]['independent']} s "
-                  f"({pairs[name]['writes']} independent writes at {pairs[name]['rate_hz'][0]:.1f}/s before "
-                  f"the fault, median pace {pairs[name]['rate_hz'][1]:.1f}/s, {pairs[name]['failed']} not ok; "
-                  f"gap {pairs[name]['gap_s']} / {pairs[name]['independent_gap_s']} s; clients queued "
-                  f"across the outage served {spread:.3f} s apart)", flush=True)
+    for name, inject in SCENARIOS.items():
+        with ScenarioRun(stack, f"rto-agreement-{name}", "coordinator-failure", options) as run:
+            writer = IndependentWriter(stack.dsn(connect_timeout=1), run.run_start).start()
+            try:
+                run.sleep(1.5)
+                fault = inject(run)
+                run.wait_for_recovery()
+                run.sleep(1.0)
+                run.nemesis.heal(fault)
+                run.sleep(0.5)
+            finally:
+                writer.stop()
+        verdict = run.verdict
+        assert verdict is not None, name
+        fault_op, heal_op, index = _fault_and_heal(verdict["history"], name)
+        harness = next(f["rto_s"]["write"] for f in verdict["faults"] if f["index"] == index)
+        own = writer.ops(fault_op, heal_op)
+        write_history(run.dir / "independent-writes.jsonl", own)
+        independent = rto(own, fs=("write",))
+        recovered = [v for v in (harness, independent["rto_s"]["write"]) if v is not None]
+        spread = queued_spread(read_history(verdict["history"]), own,
+                               fault_op.time + min(recovered)) if recovered else 0.0
+        pairs[name] = {"harness": harness, "independent": independent["rto_s"]["write"],
+                       "queued_spread_s": spread,
+                       "gap_s": (verdict["gap_s"] or {}).get("write"),
+                       "independent_gap_s": independent["gap_s"]["write"],
+                       "writes": len(writer.records), "rate_hz": writer.rate_hz(fault_op.time),
+                       "failed": sum(r[2] != "ok" for r in writer.records),
+                       "verdict": verdict_message(verdict)}
+        print(f"\n{name}: harness write RTO {harness} s, independent {pairs[name]['independent']} s "
+              f"({pairs[name]['writes']} independent writes at {pairs[name]['rate_hz'][0]:.1f}/s before "
+              f"the fault, median pace {pairs[name]['rate_hz'][1]:.1f}/s, {pairs[name]['failed']} not ok; "
+              f"gap {pairs[name]['gap_s']} / {pairs[name]['independent_gap_s']} s; clients queued "
+              f"across the outage served {spread:.3f} s apart)", flush=True)
     for name, p in pairs.items():
         assert p["rate_hz"][1] >= 50, (name, p)  # its pace; the mean sags when the machine is busy
         assert p["harness"] is not None and p["independent"] is not None, (name, p)

@@ -1,5 +1,6 @@
 """The reference stack, live: steady state, the data path on 127.0.0.1,
-patronictl inside, the guide's schema, and a down that leaves nothing."""
+patronictl inside, the guide's schema. (A second stack beside the session's, up and down
+leaving nothing: tests/test_cleanup_safety.py::test_lookalike_containers_are_never_touched.)"""
 
 from __future__ import annotations
 
@@ -7,9 +8,7 @@ import psycopg
 import pytest
 import requests
 
-from harness.stack import Stack, StackSpec, discover, steady_state
-from harness.stack.spec import Ports
-from harness.stack.stack import OWNER_LABEL, docker_client
+from harness.stack import discover, steady_state
 
 pytestmark = pytest.mark.docker
 
@@ -92,24 +91,3 @@ def test_every_published_port_is_loopback_only(pgchaos_stack):
         for bindings in (container.attrs["NetworkSettings"]["Ports"] or {}).values():
             for binding in bindings or []:
                 assert binding["HostIp"] == "127.0.0.1", (service, binding)
-
-
-def test_a_second_stack_comes_up_and_down_leaving_nothing(pgchaos_stack):
-    """Its own ports, its own project; afterwards no container, network or mount of it."""
-    # +10000: clear of the session stack and of the offset stacks other tests run meanwhile (+20000)
-    spec = StackSpec(ports=Ports(**{k: v + 10000 for k, v in Ports().__dict__.items()}))
-    stack = Stack(spec, progress=lambda msg: None)
-    with stack:
-        assert steady_state(stack).healthy
-        mounts = [str(stack.data_mount(n)) for n in ("coordinator-1", "worker-1")]
-    client = docker_client()
-    label = f"com.docker.compose.project={stack.project}"
-    assert client.containers.list(all=True, filters={"label": label}) == []
-    assert client.networks.list(filters={"label": label}) == []
-    with open("/proc/mounts") as proc_mounts:
-        mounted = proc_mounts.read()
-    assert not any(m in mounted for m in mounts)
-    assert not stack.state_dir.exists()
-    # the session's stack was not touched
-    assert steady_state(pgchaos_stack).healthy
-    assert client.containers.list(filters={"label": f"{OWNER_LABEL}=pgchaos"})

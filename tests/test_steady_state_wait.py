@@ -101,3 +101,43 @@ def test_a_refusal_watch_names_only_a_refusal_that_keeps_coming() -> None:
     watch = RefusalWatch()
     said = [watch.see({line.format(s) for s in range(0, t + 1, 5)} | noise, now=float(t)) for t in range(0, 30, 5)]
     assert said[:4] == [None] * 4 and said[4] == line.format(20)
+
+
+def _routed(member: str | None, leader: str | None, read_only: bool = True) -> SteadyState:
+    if member is None:  # writes through the router reach the leader: healthy
+        return SteadyState([Check("router_write", True, "writes through :5000 reach the leader")], Topology())
+    detail = f"a write through :5000 reached a read-only member ({member})"
+    data = {"member": member, "read_only": read_only, "leader": leader}
+    return SteadyState([Check("router_write", False, detail, data)], Topology())
+
+
+def test_a_router_that_does_not_follow_the_leader_is_named_after_its_follow_time() -> None:
+    follow = (5.0, "loop_wait 2 s + inter 1 s x (fall 2 + rise 1) = 5 s")
+    watch = module.MisrouteWatch(lambda: follow)
+    stuck = _routed("coordinator-1", "coordinator-2")
+    said = [watch.see(stuck, now=float(t)) for t in range(0, 20)]
+    assert said[:15] == [None] * 15  # 3 follow times of 5 s: a router in the middle of a failover is waited for
+    assert said[15] is not None and "does not follow the leader" in said[15] and "coordinator-2" in said[15]
+    assert follow[1] in said[15]
+
+
+def test_a_router_that_follows_or_a_leader_that_moves_is_waited_for() -> None:
+    watch = module.MisrouteWatch(lambda: (5.0, "5 s"))
+    # the leader moves (a failover in progress), then the router follows: never named
+    seq = [_routed("c1", "c1")] * 3 + [_routed("c1", "c2")] * 8 + [_routed("c2", "c3")] * 8 + [_routed(None, None)]
+    assert all(watch.see(s, now=float(t)) is None for t, s in enumerate(seq))
+    # no single leader, or a refusal that is not about a read-only member: not this watch's business
+    watch = module.MisrouteWatch(lambda: (1.0, "1 s"))
+    assert all(watch.see(_routed("c1", None), now=float(t)) is None for t in range(30))
+    assert all(watch.see(_routed("c1", "c2", read_only=False), now=float(t)) is None for t in range(30))
+
+
+def test_wait_for_steady_state_ends_early_on_a_router_that_does_not_follow(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(module, "MISROUTE_MIN_S", 0.3)
+    monkeypatch.setattr(module, "_router_follow", lambda stack: (0.1, "0.1 s"))
+    monkeypatch.setattr(module, "steady_state", lambda stack: _routed("coordinator-1", "coordinator-2"))
+    started = time.monotonic()
+    state = wait_for_steady_state(object(), timeout=30, interval=0.05)  # type: ignore[arg-type]
+    assert not state.healthy and "does not follow the leader" in state.summary()
+    assert time.monotonic() - started < 5

@@ -1,42 +1,69 @@
-"""The gate on config changes, proven on live stacks: each variant under
-compose/variants/ is provisioned on its own stack (offset ports, separate
-state folder) and must turn the verdict red for the right reason, while the
-reference config stays green on the same fault schedule (on the session's stack:
-tests/test_reference_schedule.py)."""
+"""The gate on config changes, proven on live stacks: each shipped variant must turn
+the verdict red for the right reason.
+
+lag-alert-blind goes through the user's own flow (`pytest scenarios --pgchaos-variant`),
+provisioned on a stack of its own (offset ports, separate state folder).
+haproxy-follows-any-member changes only haproxy.cfg, which HAProxy reads when it starts:
+it is applied to the session's stack (the variant's file over the run's copy, which the
+container mounts, then HAProxy restarted) and the reference's put back afterwards. At
+its start HAProxy's stick table is empty, as on a stack provisioned with the variant.
+async-replication (Patroni's dynamic configuration only) is applied to the session's
+stack beside the reference run of the same fault schedule (tests/test_reference_schedule.py),
+small-pool likewise (tests/test_capacity_gate.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from offset_stack import OFFSET_ENV, STATE_DIR, offset_env  # noqa: E402,F401 - fixture
-from schedules import AFTER_FAILOVER_S, cut_replication_then_kill_leader
+from schedules import AFTER_FAILOVER_S
 
 from harness.history import read_history
 from harness.scenario import RunOptions, ScenarioRun, verdict_message
-from harness.stack import Stack, StackSpec
+from harness.stack import Stack
+from harness.stack.spec import COMPOSE_DIR
+from harness.stack.steady_state import wait_for_steady_state
 from harness.stack.topology import discover
 
-pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("offset_env"), pytest.mark.own_stack]
+pytestmark = [pytest.mark.docker]
+
+ROUTER_VARIANT = "haproxy-follows-any-member"
 
 
-def test_async_replication_loses_acknowledged_writes(tmp_path: Path) -> None:
-    with Stack(StackSpec(variant="async-replication")) as stack:
-        verdict = cut_replication_then_kill_leader(stack, "cut-then-kill-async-replication", tmp_path).verdict
-    message = verdict_message(verdict)
-    assert verdict["verdict"] == "fail", message
-    assert verdict["rpo"]["lost"] > 0, message
-    assert any("acknowledged write(s) lost" in r for r in verdict["reasons"]), message
-    # every lost write was acknowledged while the link was cut: the async window, nothing older
-    assert verdict["rpo"]["window_s"] == 0, message
+def restart_router(stack: Stack) -> None:
+    """HAProxy restarted (it reads haproxy.cfg at start), then the steady state back."""
+    stack.container(stack.manifest.router.service).restart(timeout=5)
+    state = wait_for_steady_state(stack, timeout=60)
+    assert state.healthy, f"after restarting the router: {state.summary()}"
 
 
-def test_router_that_does_not_follow_the_leader_fails_the_gate(tmp_path: Path) -> None:
-    variant = "haproxy-follows-any-member"
-    # writes keep reaching a read-only member: the steady state cannot return, no need to wait 3 min
-    settle = RunOptions(reports_dir=tmp_path / "reports", load_users=1, settle_timeout_s=30)
-    with Stack(StackSpec(variant=variant)) as stack, \
-            ScenarioRun(stack, f"kill-leader-{variant}", "coordinator-failure", settle) as run:
+@pytest.fixture
+def router_variant(pgchaos_stack: Stack) -> Iterator[Stack]:
+    """The session's stack with the variant's haproxy.cfg; the reference's put back after."""
+    run_copy = Path(pgchaos_stack.config_dir) / "haproxy.cfg"
+    reference = run_copy.read_text()
+    assert reference == (COMPOSE_DIR / "config" / "haproxy.cfg").read_text(), "not the reference's config"
+    variant_dir = COMPOSE_DIR / "variants" / ROUTER_VARIANT
+    assert sorted(p.name for p in variant_dir.iterdir()) == ["haproxy.cfg"], "provision it instead"
+    with run_copy.open("w") as f:  # in place: the container mounts this very file
+        f.write((variant_dir / "haproxy.cfg").read_text())
+    try:
+        restart_router(pgchaos_stack)
+        yield pgchaos_stack
+    finally:
+        with run_copy.open("w") as f:
+            f.write(reference)
+        restart_router(pgchaos_stack)
+
+
+def test_router_that_does_not_follow_the_leader_fails_the_gate(router_variant: Stack, tmp_path: Path) -> None:
+    stack, variant = router_variant, ROUTER_VARIANT
+    # writes keep reaching a read-only member: the steady state cannot return, and the wait for it
+    # ends by name (the stack's own time to follow a leader, 3 times over), not after its 3 min timeout
+    settle = RunOptions(reports_dir=tmp_path / "reports", load_users=1)
+    with ScenarioRun(stack, f"kill-leader-{variant}", "coordinator-failure", settle) as run:
         kill = run.nemesis.inject("kill", "primary")
         run.figures["new_leader"] = run.wait_for_new_leader(kill.target, timeout_s=60)
         run.sleep(AFTER_FAILOVER_S)
@@ -60,8 +87,11 @@ def test_router_that_does_not_follow_the_leader_fails_the_gate(tmp_path: Path) -
     errors = [op.error or "" for op in read_history(verdict["history"])
               if op.f == "write" and op.type == "fail" and op.time > healed_at]
     assert any("read-only transaction" in e for e in errors), errors[-5:]
+    assert any("the router does not follow the leader" in r for r in verdict["reasons"]), message
 
 
+@pytest.mark.own_stack
+@pytest.mark.usefixtures("offset_env")
 def test_lag_alert_set_too_high_fails_network_lag_on_detection(tmp_path: Path) -> None:
     """lag-alert-blind (the lag rules at 10 GB / 100 GB): the network-lag scenario —
     green on the reference stack in the same CI run — turns red because the

@@ -187,10 +187,10 @@ def check_router_write(stack: Stack, topo: Topology) -> Check:
     with psycopg.connect(stack.dsn(via="router", connect_timeout=3), autocommit=True) as conn:
         in_recovery, addr = conn.execute("SELECT pg_is_in_recovery(), host(inet_server_addr())").fetchone()
     member = member_at(stack, addr) or addr
-    if in_recovery:
-        return Check("router_write", False,
-                     f"a write through :{port} reached a read-only member ({member})", {"member": member})
     leader = topo.leader
+    if in_recovery:
+        return Check("router_write", False, f"a write through :{port} reached a read-only member ({member})",
+                     {"member": member, "read_only": True, "leader": leader})
     ok = leader is None or member in (leader, addr)  # an unmapped address: writable is what counts
     return Check("router_write", ok, f"writes through :{port} reach {member}"
                  + ("" if ok else f", not the leader {leader}"), {"member": member})
@@ -359,11 +359,74 @@ def _failing_details(state: SteadyState) -> set[str]:
     return {c.detail for c in state.failing()}
 
 
+MISROUTE_FOLLOWS = 3  # writes kept on a read-only member this many follow times: the router will not follow
+MISROUTE_MIN_S = 10.0
+
+
+def misrouted(state: SteadyState) -> tuple[str, str] | None:
+    """(member, leader) when a write through the router reached a read-only member while
+    Patroni names one leader, another member; None otherwise."""
+    check = next((c for c in state.checks if c.name == "router_write"), None)
+    if check is None or check.ok or not check.data.get("read_only"):
+        return None
+    member, leader = check.data.get("member"), check.data.get("leader")
+    if not leader or not member or member == leader:
+        return None
+    return str(member), str(leader)
+
+
+class MisrouteWatch:
+    """Names a router that does not follow the leader: writes through it keep reaching the
+    same read-only member while Patroni's leader stays the same other member, for
+    :data:`MISROUTE_FOLLOWS` times the time the stack itself takes to follow a leader
+    (``follow()``: Patroni's loop_wait + HAProxy's checks, :func:`harness.bounds.router_follow_s`).
+    A correct router follows within one such time; this one will not by itself."""
+
+    def __init__(self, follow: Callable[[], tuple[float, str]], follows: int = MISROUTE_FOLLOWS) -> None:
+        self.follow, self.follows = follow, follows
+        self.key: tuple[str, str] | None = None
+        self.since: float | None = None
+        self.hold: tuple[float, str] | None = None
+
+    def see(self, state: SteadyState, now: float | None = None) -> str | None:
+        """The reason to give up on (the router does not follow), or None to keep waiting."""
+        now = time.monotonic() if now is None else now
+        key = misrouted(state)
+        if key != self.key or key is None:
+            self.key, self.since = key, (now if key is not None else None)
+            return None
+        assert self.since is not None
+        if self.hold is None:
+            follow_s, how = self.follow()
+            self.hold = (max(MISROUTE_MIN_S, self.follows * follow_s), how)
+        held = now - self.since
+        if held < self.hold[0]:
+            return None
+        member, leader = key
+        return (f"the router does not follow the leader: writes through it reached the read-only member "
+                f"{member} for {held:.0f} s while Patroni's leader was {leader} (the stack follows a leader "
+                f"within {self.hold[1]}; waited {self.follows} times that, at least {MISROUTE_MIN_S:g} s)")
+
+
+def _router_follow(stack: Stack) -> tuple[float, str]:
+    from harness.bounds import Timings, read_timings, router_follow_s
+
+    try:
+        timings = read_timings(stack)
+    except Exception:  # unreadable: HAProxy's and Patroni's defaults, never shorter than the stack's
+        timings = Timings()
+    return router_follow_s(timings)
+
+
 def wait_for_steady_state(stack: Stack, timeout: float = 120.0, interval: float = 1.0) -> SteadyState:
-    """Poll until healthy or timeout; returns the last observation. A refusal by
-    configuration that keeps being logged for :data:`REFUSED_FOR_S` returns early."""
+    """Poll until healthy or timeout; returns the last observation. Returns early, the
+    reason in the failing check, on what does not mend by itself: a refusal by
+    configuration that keeps being logged for :data:`REFUSED_FOR_S`, or a router that
+    keeps sending writes to a read-only member past the stack's own time to follow
+    the leader (:class:`MisrouteWatch`)."""
     deadline = time.monotonic() + timeout
     watch = RefusalWatch(REFUSED_FOR_S)
+    misroute = MisrouteWatch(lambda: _router_follow(stack))
     while True:
         try:
             state = steady_state(stack)
@@ -375,4 +438,9 @@ def wait_for_steady_state(stack: Stack, timeout: float = 120.0, interval: float 
             raise PgchaosError("steady state could not be observed")
         if state is not None and watch.see(_failing_details(state)) is not None:
             return state  # refused by configuration, again and again: it will not come by itself
+        if state is not None and (reason := misroute.see(state)) is not None:
+            for check in state.checks:
+                if check.name == "router_write":
+                    check.detail += f" — {reason}"
+            return state
         time.sleep(interval)
