@@ -235,7 +235,7 @@ HELD_MIN_S: Final = 1.0  # a prepared transaction seen older than this is said t
 def _transfer_spans(ops: Sequence[Op]) -> list[tuple[float, float, str, dict[str, Any]]]:
     """Every completed transfer: (invoked, completed, outcome, value)."""
     invoked: dict[Any, float] = {}
-    spans = []
+    spans: list[tuple[float, float, str, dict[str, Any]]] = []
     for op in ops:
         if op.f != TRANSFER or not isinstance(op.value, dict):
             continue
@@ -279,7 +279,8 @@ def _held_shards(ops: Sequence[Op], samples: Sequence[Op], final: dict[str, Any]
         shards = sorted({int(m.group(1)) for r in h["relations"] if (m := _SHARD_SUFFIX.search(r))})
         start, end = h["prepared_at"], h["last_seen"]
         touching = [sp for sp in spans if sp[0] <= end and sp[1] >= start
-                    and ({account_shard.get(sp[3].get("from")), account_shard.get(sp[3].get("to"))} & set(shards))]
+                    and {account_shard.get(sp[3].get("from", -1)), account_shard.get(sp[3].get("to", -1))}
+                    & set(shards)]
         bad = [sp for sp in touching if sp[2] in ("fail", "info")]
         unavailable = round(max(sp[1] for sp in bad) - min(sp[0] for sp in bad), 3) if bad else 0.0
         entry = {"member": h["member"], "gid": h["gid"], "age_s": round(h["age_s"], 3),
