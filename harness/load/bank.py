@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.bank_entries (
     key bigint NOT NULL,
     amount bigint NOT NULL
 );
+ALTER TABLE {SCHEMA}.bank_entries REPLICA IDENTITY FULL;
 CREATE TABLE IF NOT EXISTS {SCHEMA}.bank_orders (
     id bigint PRIMARY KEY,
     amount bigint NOT NULL
@@ -63,7 +64,10 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.bank_order_lines (
     amount bigint NOT NULL
 );
 """
-# bank_entries has no key of its own: a transfer applied twice shows as repeated entries.
+# bank_entries has no key of its own: a transfer applied twice shows as repeated entries. Its
+# replica identity is the whole row, so Citus can still move its shards with logical replication
+# (citus_rebalance_start, citus_drain_node refuse a table without one, and the bank's tables stay
+# on a reused stack until it goes).
 _DISTRIBUTE = ("SELECT create_distributed_table('{table}', '{column}'{extra}) WHERE NOT EXISTS "
                "(SELECT 1 FROM pg_dist_partition WHERE logicalrelid = '{table}'::regclass)")
 # Citus: entries colocated with their account (same shard as the balance they explain);
