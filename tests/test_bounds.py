@@ -81,3 +81,15 @@ def test_a_manifest_sets_a_bound_only_with_a_reason(tmp_path: Path) -> None:
             load_manifest(path)
     finally:
         path.unlink(missing_ok=True)
+
+
+def test_haproxy_timings_are_read_beside_the_manifest_when_no_config_folder_has_them(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from harness.bounds import read_timings
+
+    demo = load_manifest(Path(__file__).parent / "foreign_citus" / "pgchaos.toml")  # haproxy.cfg beside it
+    stack = SimpleNamespace(manifest=demo, config_dir=tmp_path,
+                            patroni_url=lambda member: "http://127.0.0.1:9")  # no Patroni answers
+    t = read_timings(stack)  # type: ignore[arg-type]
+    assert (t.inter_s, t.fall, t.rise) == (1.0, 2, 1) and t.ttl is None
