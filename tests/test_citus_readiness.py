@@ -85,3 +85,37 @@ def test_the_harness_never_pins_sslmode_in_its_connection_strings() -> None:
                             published_port=lambda service, port: 15000)
     dsn = Stack.dsn(stack, via="router")  # type: ignore[arg-type]
     assert "sslmode" not in dsn and "port=15000" in dsn and "dbname=citus" in dsn
+
+
+def test_citus_metadata_reads_survive_a_missed_connect_but_not_three(monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    from harness.stack import citus
+
+    calls: list[int] = []
+
+    class Conn:
+        def __enter__(self) -> Conn:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def execute(self, sql: str, params: Any = None) -> Any:
+            return SimpleNamespace(fetchall=lambda: [("toxiproxy", 15211)])
+
+    def connect(dsn: str, autocommit: bool = False) -> Conn:
+        calls.append(1)
+        if len(calls) < fails_before:
+            raise psycopg.errors.ConnectionTimeout("connection timeout expired")
+        return Conn()
+
+    monkeypatch.setattr(citus.psycopg, "connect", connect)
+    monkeypatch.setattr(citus.time, "sleep", lambda s: None)
+    fails_before = 3  # two missed connects, then an answer
+    assert citus.active_workers("dsn") == ["toxiproxy:15211"] and len(calls) == 3
+    calls.clear()
+    fails_before = 99
+    with pytest.raises(psycopg.errors.ConnectionTimeout):
+        citus.active_workers("dsn")
+    assert len(calls) == citus.CONNECT_ATTEMPTS
