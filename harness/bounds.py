@@ -89,9 +89,12 @@ def read_timings(stack: Stack) -> Timings:
         if patroni:
             break
     checks = None
-    cfg = Path(stack.config_dir) / "haproxy.cfg"
-    with contextlib.suppress(OSError):
-        checks = haproxy_checks(cfg.read_text())
+    # the run's copy of the config folder, else the stack's own file beside its manifest
+    for cfg in (Path(stack.config_dir) / "haproxy.cfg", stack.manifest.dir / "haproxy.cfg"):
+        with contextlib.suppress(OSError):
+            checks = haproxy_checks(cfg.read_text())
+        if checks:
+            break
     inter, fall, rise = checks if checks else (None, None, None)
     num = lambda k: float(patroni[k]) if isinstance(patroni.get(k), int | float) else None  # noqa: E731
     return Timings(num("ttl"), num("loop_wait"), num("retry_timeout"), inter, fall, rise)

@@ -35,6 +35,16 @@ WORKING = "working procedure"
 OBSERVED = "observed"
 
 
+def distributed_tables(dsn: str) -> tuple[str, ...]:
+    """The distributed (hash) tables of the formation, one per co-location group first."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute("SELECT table_name::text FROM citus_tables WHERE citus_table_type = 'distributed' "
+                            "ORDER BY colocation_id, table_name::text").fetchall()
+    return tuple(r[0] for r in rows)
+
+
 def wait_for(what: str, predicate: Callable[[], Any], timeout_s: float,
              interval_s: float = 1.0) -> tuple[bool, Any]:
     """Poll (bounded) until predicate() is truthy; (held, last value). `what` names it for readers."""
@@ -400,9 +410,16 @@ class WorkerReplacement:
                       (new_host, int(new_port)))
         return self._since(mark)
 
+    def tables(self) -> tuple[str, ...]:
+        """The tables the guide's per-table rebalance runs over: the guide's own where the stack
+        has them (capability guide-schema), else every distributed table Citus lists."""
+        if self.run.stack.capabilities().get("guide-schema"):
+            return GUIDE_TABLES
+        return distributed_tables(self.dsn)
+
     def rebalance(self) -> str:
         mark = len(self.book.steps)
-        for table in GUIDE_TABLES:
+        for table in self.tables():
             self.book.sql(f"4. rebalance_table_shards('{table}')", "SELECT rebalance_table_shards(%s)", (table,))
         self.run.figures["placements_after_guide_steps"] = citus.placements_per_group(self.dsn)
         return self._since(mark) + f"\nplacements per group: {self.run.figures['placements_after_guide_steps']}"

@@ -20,12 +20,11 @@ pytestmark = [
     pytest.mark.scenario,
     pytest.mark.docker,
     pytest.mark.citus,
-    pytest.mark.requires("citus", "worker-groups>=2", "guide-schema"),
+    pytest.mark.requires("citus", "worker-groups>=2"),
     pytest.mark.target("worker-failure"),
     pytest.mark.alerts("PatroniMemberDown", "PatroniLeaderMissing"),  # no group leader until the failover
 ]
 
-LOST, KEPT = 1, 2  # Citus group ids (manifest groups worker-1, worker-2)
 GRACE_S = 1.0  # connections already open when the primary died fail within this
 
 
@@ -40,26 +39,28 @@ def streaming(run, group: str) -> int:
 
 def test_citus_worker_failover(scenario_run):
     with scenario_run() as run:
+        lost_group, kept_group = run.stack.manifest.worker_groups[:2]  # the manifest's first two worker groups
+        LOST, KEPT, name = lost_group.citus_group, kept_group.citus_group, lost_group.name  # noqa: N806
         dsn = run.stack.dsn(via="router")
         before = citus.metadata(dsn)
         primaries_before = citus.primaries(dsn)
         with GroupWriters(run, [LOST, KEPT]):
             run.sleep(3)
-            fault = run.nemesis.inject("kill", "primary@worker-1")
-            run.wait_until(f"a worker-1 leader other than {fault.target}",
-                           lambda: group_leader(run, "worker-1") not in (None, fault.target), timeout_s=90)
-            new_primary = group_leader(run, "worker-1")
+            fault = run.nemesis.inject("kill", f"primary@{name}")
+            run.wait_until(f"a {name} leader other than {fault.target}",
+                           lambda: group_leader(run, name) not in (None, fault.target), timeout_s=90)
+            new_primary = group_leader(run, name)
             moved, primaries = wait_for(
                 "pg_dist_node follows the failover",
                 lambda: (p := citus.primaries(dsn)).get(LOST) != primaries_before.get(LOST) and p,
                 timeout_s=90, interval_s=0.5)
-            run.phase("observed", what="pg_dist_node primary of group 1 changed", held=moved)
+            run.phase("observed", what=f"pg_dist_node primary of group {LOST} changed", held=moved)
             run.wait_for_recovery(timeout_s=120)
             run.sleep(3)
             after = citus.metadata(dsn)
             run.nemesis.heal(fault)  # the dead member comes back as the group's standby
-            run.wait_until("the old primary streaming again in worker-1",
-                           lambda: streaming(run, "worker-1") == 1, timeout_s=120)
+            run.wait_until(f"the old primary streaming again in {name}",
+                           lambda: streaming(run, name) == len(lost_group.members) - 1, timeout_s=120)
             run.sleep(2)
         run.figures["killed"] = fault.target
         run.figures["new_primary"] = new_primary
@@ -75,7 +76,7 @@ def test_citus_worker_failover(scenario_run):
             kept, lost = groups[KEPT], groups[LOST]
             bad = []
             if not moved:
-                bad.append("pg_dist_node did not follow the failover of worker group 1")
+                bad.append(f"pg_dist_node did not follow the failover of worker group {LOST}")
             if not run.figures["placements_unchanged"]:
                 bad.append("pg_dist_placement changed across the failover")
             if kept["writes_in_window"]["fail"] + kept["writes_in_window"]["info"]:

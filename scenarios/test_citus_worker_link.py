@@ -24,7 +24,7 @@ pytestmark = [
     pytest.mark.scenario,
     pytest.mark.docker,
     pytest.mark.citus,
-    pytest.mark.requires("citus", "worker-links>=1", "worker-groups>=2", "guide-schema"),
+    pytest.mark.requires("citus", "worker-links>=1", "worker-groups>=2"),
     pytest.mark.target("citus-worker-link"),
 ]
 

@@ -35,7 +35,7 @@ pytestmark = [
     pytest.mark.scenario,
     pytest.mark.docker,
     pytest.mark.citus,
-    pytest.mark.requires("citus", "worker-groups>=2", "spare-groups", "guide-schema", "toxiproxy"),
+    pytest.mark.requires("citus", "worker-groups>=2", "spare-groups", "toxiproxy"),
     pytest.mark.target("worker-failure"),
 ]
 

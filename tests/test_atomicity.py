@@ -319,3 +319,27 @@ def test_recovery_of_transfers_is_measured_like_writes_and_never_judged() -> Non
     (fault, by_kind), = result["atomicity"]["rto_s"].items()
     assert by_kind["transfer"] == pytest.approx(5.55, abs=0.01)  # first ok of the stable stretch after 10 s
     assert f"committing again transfer 5.550 s after fault #{fault}" in codes(result)["atomicity"][0]
+
+
+def test_a_prepared_transactions_locks_show_as_unavailability_of_its_shards() -> None:
+    holding = [{"gid": "citus_0_9_9_1", "database": "db", "age_s": 3.0, "relations": ["bank_accounts_102010"]}]
+    on_replica = [{"gid": "citus_0_9_9_2", "database": "db", "age_s": 50.0, "relations": ["bank_accounts_102008"]}]
+    ops = History().build(CLEAN_T, CLEAN_P, prepared=[(4.0, "worker-1a", True, holding),
+                                                       (4.1, "worker-1b", False, on_replica)])
+    ops[-1].value["shards"] = {"bank_accounts": {"1": [102008, 2], "2": [102009, 2], "3": [102010, 1],
+                                                 "4": [102011, 1]}}
+    result = check_history(ops, ROW)
+    assert result["verdict"] == "pass", result["reasons"]  # young: a note, not an orphan
+    (held,) = result["atomicity"]["prepared"]["held"]
+    # account 3's shard, held 1.0-4.0 s: transfers 102 and 107 (ok), 103 (info) and 105 (fail) touch it
+    assert (held["member"], held["gid"], held["shards"]) == ("worker-1a", "citus_0_9_9_1", [102010])
+    assert (held["transfers_touching"], held["transfers_failed"]) == (4, 2)
+    assert held["unavailable_s"] == pytest.approx(1.01, abs=0.001)
+    assert "bank_accounts_102010 for 3.0 s" in codes(result)["prepared-locks"][0]
+
+
+def test_prepared_transactions_holding_no_table_or_briefly_are_not_said_to_hold_shards() -> None:
+    brief = [{"gid": "g-brief", "database": "db", "age_s": 0.3, "relations": ["bank_accounts_102010"]}]
+    bare = [{"gid": "g-bare", "database": "db", "age_s": 9.0}]  # an older sample without relations
+    result = judge(prepared=[(4.0, "worker-1a", True, brief), (5.0, "worker-2a", True, bare)])
+    assert result["atomicity"]["prepared"]["held"] == [] and "prepared-locks" not in codes(result)

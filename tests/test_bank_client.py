@@ -118,3 +118,12 @@ def test_a_paired_insert_writes_the_order_and_its_line_in_one_transaction(tmp_pa
         assert client.transaction("paired-insert", {"key": 9, "amount": 3}, _paired_body(9, 3)) == "ok"
     assert fake.sent[2:4] == ["INSERT INTO pgchaos.bank_orders", "INSERT INTO pgchaos.bank_order_lines"]
     assert fake.sent.index("<sync>") < fake.sent.index("COMMIT")
+
+
+def test_the_bank_alters_its_tables_in_statements_of_their_own() -> None:
+    """Citus propagates an ALTER TABLE to the shards only when it is alone in its query string."""
+    from harness.load.bank import CITUS_DDL, DDL, REPLICA_IDENTITY
+
+    assert "ALTER TABLE" not in DDL.upper() and "ALTER TABLE" not in CITUS_DDL.upper()
+    assert REPLICA_IDENTITY.startswith("ALTER TABLE") and ";" not in REPLICA_IDENTITY
+    assert "REPLICA IDENTITY FULL" in REPLICA_IDENTITY and "bank_entries" in REPLICA_IDENTITY

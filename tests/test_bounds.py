@@ -90,3 +90,15 @@ def test_the_router_follow_time_is_derived_and_never_shorter_than_the_defaults()
     assert follow == 5.0 and "loop_wait 2 s" in how and "fall 2" in how
     # unreadable timings: Patroni's loop_wait 10 s and HAProxy's inter 2s fall 3 rise 2
     assert router_follow_s(Timings())[0] == 20.0
+
+
+def test_haproxy_timings_are_read_beside_the_manifest_when_no_config_folder_has_them(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from harness.bounds import read_timings
+
+    demo = load_manifest(Path(__file__).parent / "foreign_citus" / "pgchaos.toml")  # haproxy.cfg beside it
+    stack = SimpleNamespace(manifest=demo, config_dir=tmp_path,
+                            patroni_url=lambda member: "http://127.0.0.1:9")  # no Patroni answers
+    t = read_timings(stack)  # type: ignore[arg-type]
+    assert (t.inter_s, t.fall, t.rise) == (1.0, 2, 1) and t.ttl is None

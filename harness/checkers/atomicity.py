@@ -26,6 +26,7 @@ Findings are ``{"code", "severity", "text"}`` (``harness.verdict.Finding``).
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any, Final
@@ -227,6 +228,74 @@ def _prepared(ops: Sequence[Op], bound_s: float | None, out: _Findings) -> dict[
     return res
 
 
+_SHARD_SUFFIX = re.compile(r"_(\d+)$")
+HELD_MIN_S: Final = 1.0  # a prepared transaction seen older than this is said to have held its shards
+
+
+def _transfer_spans(ops: Sequence[Op]) -> list[tuple[float, float, str, dict[str, Any]]]:
+    """Every completed transfer: (invoked, completed, outcome, value)."""
+    invoked: dict[Any, float] = {}
+    spans: list[tuple[float, float, str, dict[str, Any]]] = []
+    for op in ops:
+        if op.f != TRANSFER or not isinstance(op.value, dict):
+            continue
+        if op.type == "invoke":
+            invoked[op.process] = op.time
+        elif op.process in invoked:
+            spans.append((invoked.pop(op.process), op.time, op.type, op.value))
+    return spans
+
+
+def _held_shards(ops: Sequence[Op], samples: Sequence[Op], final: dict[str, Any] | None,
+                 out: _Findings) -> list[dict[str, Any]]:
+    """What a prepared transaction's locks did to the load: per transaction seen on a primary
+    older than HELD_MIN_S, the shards it held (its locked relations) from its PREPARE to the
+    last sample showing it, and the transfers touching an account on those shards in that
+    window — how many failed or stayed unknown, and for how long the shards were unavailable
+    to them (first such transfer's invocation to the last one's completion). Noted, never judged
+    (the row's prepared_xacts_s judges the age)."""
+    held: dict[tuple[str, str], dict[str, Any]] = {}
+    for op in samples:
+        if not op.value.get("primary"):
+            continue
+        for x in op.value.get("xacts") or []:
+            rels = [r for r in x.get("relations") or [] if isinstance(r, str)]
+            if not rels:
+                continue
+            k = (op.value.get("member", "?"), x.get("gid", "?"))
+            h = held.setdefault(k, {"member": k[0], "gid": k[1], "prepared_at": op.time - x.get("age_s", 0.0),
+                                    "last_seen": op.time, "age_s": 0.0, "relations": set()})
+            h["prepared_at"] = min(h["prepared_at"], op.time - x.get("age_s", 0.0))
+            h["last_seen"] = max(h["last_seen"], op.time)
+            h["age_s"] = max(h["age_s"], x.get("age_s", 0.0))
+            h["relations"].update(rels)
+    account_shard = {int(k): v[0] for k, v in ((final or {}).get("shards") or {}).get("bank_accounts", {}).items()
+                     if isinstance(v, list) and v}
+    spans = _transfer_spans(ops)
+    res = []
+    for h in sorted(held.values(), key=lambda h: -h["age_s"]):
+        if h["age_s"] < HELD_MIN_S:
+            continue
+        shards = sorted({int(m.group(1)) for r in h["relations"] if (m := _SHARD_SUFFIX.search(r))})
+        start, end = h["prepared_at"], h["last_seen"]
+        touching = [sp for sp in spans if sp[0] <= end and sp[1] >= start
+                    and {account_shard.get(sp[3].get("from", -1)), account_shard.get(sp[3].get("to", -1))}
+                    & set(shards)]
+        bad = [sp for sp in touching if sp[2] in ("fail", "info")]
+        unavailable = round(max(sp[1] for sp in bad) - min(sp[0] for sp in bad), 3) if bad else 0.0
+        entry = {"member": h["member"], "gid": h["gid"], "age_s": round(h["age_s"], 3),
+                 "from_s": round(start, 3), "to_s": round(end, 3), "relations": sorted(h["relations"]),
+                 "shards": shards, "transfers_touching": len(touching), "transfers_failed": len(bad),
+                 "unavailable_s": unavailable}
+        res.append(entry)
+        out.add("note", "prepared-locks",
+                f"prepared {h['gid']} on {h['member']} held {', '.join(sorted(h['relations'])) or 'no table'} "
+                f"for {h['age_s']:.1f} s ({start:.1f}-{end:.1f} s): {len(bad)} of {len(touching)} transfers "
+                f"touching those shards failed or stayed unknown"
+                + (f", unavailable for {unavailable:.1f} s" if bad else ""))
+    return res
+
+
 def atomicity(ops: Sequence[Op], *, prepared_bound_s: float | None = None, snapshot_reads: bool = False,
               loss_allowed: bool = False) -> dict[str, Any]:
     """Judge the bank, paired-insert and prepared-transaction evidence of ``ops`` (module doc).
@@ -261,6 +330,9 @@ def atomicity(ops: Sequence[Op], *, prepared_bound_s: float | None = None, snaps
                         for f in recovery.get("faults", [])}
     res["read_skew"] = _read_skew(ops, invariant, snapshot_reads, out)
     res["prepared"] = _prepared(ops, prepared_bound_s, out)
+    samples = [op for op in ops if op.f == PREPARED_XACTS and op.process == OBSERVER and op.type == "ok"
+               and isinstance(op.value, dict)]
+    res["prepared"]["held"] = _held_shards(ops, samples, final_op.value if final_op else None, out)
     severities = {f["severity"] for f in out}
     valid: bool | str = False if "fail" in severities else (UNKNOWN if "unknown" in severities else True)
     reason = "; ".join(f["text"] for f in out if f["severity"] in ("fail", "unknown"))

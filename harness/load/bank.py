@@ -63,7 +63,13 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.bank_order_lines (
     amount bigint NOT NULL
 );
 """
-# bank_entries has no key of its own: a transfer applied twice shows as repeated entries.
+# bank_entries has no key of its own: a transfer applied twice shows as repeated entries. Its
+# replica identity is the whole row, so Citus can still move its shards with logical replication
+# (citus_rebalance_start, citus_drain_node refuse a table without one, and the bank's tables stay
+# on a reused stack until it goes). A statement of its own: Citus propagates an ALTER TABLE to the
+# shards only when it is alone in its query string ("cannot insert multiple commands into a
+# prepared statement" otherwise).
+REPLICA_IDENTITY: Final = f"ALTER TABLE {SCHEMA}.bank_entries REPLICA IDENTITY FULL"
 _DISTRIBUTE = ("SELECT create_distributed_table('{table}', '{column}'{extra}) WHERE NOT EXISTS "
                "(SELECT 1 FROM pg_dist_partition WHERE logicalrelid = '{table}'::regclass)")
 # Citus: entries colocated with their account (same shard as the balance they explain);
@@ -188,6 +194,7 @@ class BankLoad:
                 with psycopg.connect(self.dsn("router"), autocommit=True) as conn:
                     conn.execute("SET statement_timeout = 30000")
                     conn.execute(DDL)
+                    conn.execute(REPLICA_IDENTITY)
                     if self.citus:
                         conn.execute(CITUS_DDL)
                     self.accounts = self._choose_accounts()

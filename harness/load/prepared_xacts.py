@@ -2,7 +2,8 @@
 asked directly on its published port, after each heal and once at the end.
 
 Each sample is one observer op (``f`` ``prepared-xacts``, ``node`` = the member):
-``ok`` with ``{"member", "primary", "xacts": [{"gid", "database", "age_s"}]}``,
+``ok`` with ``{"member", "primary", "xacts": [{"gid", "database", "age_s", "relations"}]}``
+(``relations``: the tables it holds locks on — on Citus the shards it touched),
 or ``fail`` when the member does not answer. After a heal the watch samples
 every ``period_s`` until no primary holds a transaction prepared before the
 heal (among those that answer), or until ``max_wait_s``; ``checkers.atomicity``
@@ -25,8 +26,14 @@ from harness.load.client import describe
 if TYPE_CHECKING:
     from harness.stack.stack import Stack
 
-SAMPLE_SQL: Final = ("SELECT gid, database::text, extract(epoch FROM now() - prepared)::float8 "
-                     "FROM pg_prepared_xacts ORDER BY prepared")
+# Per prepared transaction: the relations it holds locks on (on Citus, the shards it touched;
+# a prepared transaction's locks show with virtualtransaction '-1/<xid>' and no pid).
+SAMPLE_SQL: Final = (
+    "SELECT p.gid, p.database::text, extract(epoch FROM now() - p.prepared)::float8, "
+    "coalesce((SELECT array_agg(DISTINCT c.relname::text ORDER BY c.relname::text) FROM pg_locks l "
+    "JOIN pg_class c ON c.oid = l.relation WHERE l.locktype = 'relation' AND l.pid IS NULL "
+    "AND l.virtualtransaction = '-1/' || p.transaction::text AND c.relkind IN ('r', 'p')), '{}') "
+    "FROM pg_prepared_xacts p ORDER BY p.prepared")
 
 
 class PreparedXactsWatch:
@@ -54,7 +61,8 @@ class PreparedXactsWatch:
             self.history.append(OBSERVER, "fail", PREPARED_XACTS, {"member": member}, node=member,
                                 error=describe(exc))
             return None
-        xacts = [{"gid": g, "database": d, "age_s": round(float(a), 3)} for g, d, a in rows]
+        xacts = [{"gid": g, "database": d, "age_s": round(float(a), 3), "relations": list(rels or [])}
+                 for g, d, a, rels in rows]
         value = {"member": member, "primary": primary, "xacts": xacts}
         self.history.append(OBSERVER, "ok", PREPARED_XACTS, value, node=member)
         for x in xacts:

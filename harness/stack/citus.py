@@ -6,6 +6,7 @@ connection string (the router's, so they follow the coordinator leader)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import psycopg
@@ -25,9 +26,21 @@ KEYS_IN_GROUP_SQL = (
     "get_shard_id_for_distribution_column(%(table)s::regclass, k) LIMIT 1) = %(group)s LIMIT %(count)s")
 
 
+CONNECT_ATTEMPTS = 3  # a busy coordinator may miss one connect timeout; a query error is not retried
+
+
 def _rows(dsn: str, sql: str, params: Any = None) -> list[tuple]:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        return [tuple(r) for r in conn.execute(sql, params).fetchall()]
+    for attempt in range(CONNECT_ATTEMPTS):
+        try:
+            conn = psycopg.connect(dsn, autocommit=True)
+        except psycopg.OperationalError:
+            if attempt == CONNECT_ATTEMPTS - 1:
+                raise
+            time.sleep(1.0)
+            continue
+        with conn:
+            return [tuple(r) for r in conn.execute(sql, params).fetchall()]
+    raise AssertionError("unreachable")
 
 
 def nodes(dsn: str) -> list[dict[str, Any]]:

@@ -410,8 +410,12 @@ def load_manifest(path: str | Path) -> Manifest:
     if len({g.name for g in [*groups, *spares]}) != len(groups) + len(spares):
         raise top.fail("groups", "group names must be unique")
     citus_ids = [g.citus_group for g in [*groups, *spares] if g.citus_group is not None]
-    if spares and len(set(citus_ids)) != len(citus_ids):
-        raise top.fail("groups", "a spare group's citus_group must differ from every other group's")
+    if len(set(citus_ids)) != len(citus_ids):
+        twice = sorted({c for c in citus_ids if citus_ids.count(c) > 1})
+        if any(g.citus_group in twice for g in spares):
+            raise top.fail("groups", "a spare group's citus_group must differ from every other group's")
+        raise top.fail("groups", f"citus_group {twice[0]} is given to two groups; each Citus group "
+                                 "(0 = coordinator, 1… = workers) is one Patroni group")
 
     r = top.sub("router", {"service", "primary_port", "replica_port", "stats_port", "health_port"},
                 required=True)

@@ -304,7 +304,9 @@ class Stack:
         if self.manifest.images in ("reference", "citus"):
             self.image_tag = images.ensure_images(spec_module.COMPOSE_DIR, self.progress)
         if self.manifest.images == "citus":
-            self.citus_image = images.ensure_citus_image(self.manifest.dir, self.image_tag, self.progress)
+            own = self.manifest.dir / "image" / "Dockerfile"  # a stack's own recipe, else pgchaos's
+            recipe_dir = self.manifest.dir if own.is_file() else spec_module.COMPOSE_DIR / "citus"
+            self.citus_image = images.ensure_citus_image(recipe_dir, self.image_tag, self.progress)
         self._write_env()
         self.deployment.write_owner_override(
             self.override_file, ownership_labels(self.run_id, os.getpid(), self.detached, str(state_root())))
@@ -388,11 +390,15 @@ class Stack:
         """The load's own schema, and the guide's sample rows on a stack that has the guide's tables."""
         from harness.load.schema import create_load_schema
 
+        citus = bool(self.capabilities().get("citus"))
         if self.manifest.schema_sql:
             self.run_schema_sql(self.manifest.dir / self.manifest.schema_sql)
+        elif citus:  # our tables are spread over the worker groups Citus knows: all of them
+            self.wait_for_citus_workers()
         setup = self.manifest.load_setup_sql
         self._settling(lambda: create_load_schema(self.dsn(via="router"),
-                                                  self.manifest.dir / setup if setup else None))
+                                                  self.manifest.dir / setup if setup else None,
+                                                  citus=citus))
         if "guide-schema" in self.capabilities():
             self._settling(self.seed)
 
@@ -423,14 +429,9 @@ class Stack:
         while time.monotonic() < deadline:
             try:
                 with psycopg.connect(self.dsn(via="router", connect_timeout=3), autocommit=True) as conn:
-                    if self.manifest.capabilities().get("citus"):
-                        groups = conn.execute("SELECT count(DISTINCT groupid) FROM pg_dist_node "
-                                              "WHERE noderole = 'primary' AND isactive AND groupid > 0"
-                                              ).fetchone()[0]
-                        if groups < len(self.manifest.worker_groups):
-                            last = f"{groups}/{len(self.manifest.worker_groups)} worker groups in pg_dist_node"
-                            time.sleep(1.0)
-                            continue
+                    if self.manifest.capabilities().get("citus") and (last := self._workers_missing(conn)):
+                        time.sleep(1.0)
+                        continue
                     with conn.transaction():
                         conn.execute(path.read_text())
                 return
@@ -438,6 +439,30 @@ class Stack:
                 last = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 time.sleep(1.0)
         raise PgchaosError(f"{path.name} could not be applied in {timeout_s:.0f} s: {last}")
+
+    def _workers_missing(self, conn: Any) -> str:
+        """'' when every worker group of the formation has an active primary in pg_dist_node."""
+        groups = conn.execute("SELECT count(DISTINCT groupid) FROM pg_dist_node "
+                              "WHERE noderole = 'primary' AND isactive AND groupid > 0").fetchone()[0]
+        want = len(self.manifest.worker_groups)
+        return "" if groups >= want else f"{groups}/{want} worker groups in pg_dist_node"
+
+    def wait_for_citus_workers(self, timeout_s: float = 120.0) -> None:
+        """Until Patroni has registered every worker group's primary (the load's tables are
+        distributed over the groups Citus knows when they are created)."""
+        import psycopg
+
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                with psycopg.connect(self.dsn(via="router", connect_timeout=3), autocommit=True) as conn:
+                    if not (last := self._workers_missing(conn)):
+                        return
+            except psycopg.Error as exc:
+                last = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            time.sleep(1.0)
+        raise PgchaosError(f"the Citus worker groups were not all registered in {timeout_s:.0f} s: {last}")
 
     def drop_load_schema(self) -> None:
         from harness.load.schema import drop_load_schema

@@ -133,9 +133,42 @@ def check_replicas(stack: Stack, topo: Topology, group_name: str) -> Check:
     if not ok:
         absent = [m for m in group.members if m not in leaders and m not in streaming]
         whys = [f"{m} not streaming — {why}" for m in absent if (why := last_error(stack, m))]
+        cloning = [m.name for m in replicas if m.state == CREATING_REPLICA]
+        if cloning and len(leaders) == 1 and (why := basebackup_why(basebackups(stack, leaders[0]))):
+            whys.append(f"{', '.join(cloning)} {CREATING_REPLICA} — {why}")
         if whys:
             detail += "; " + "; ".join(whys)
     return Check(f"replicas_streaming{_suffix(stack, group_name)}", ok, detail, {"streaming": streaming})
+
+
+CREATING_REPLICA = "creating replica"  # Patroni's state while a member clones its data (pg_basebackup)
+WAITING_FOR_CHECKPOINT = "pg_basebackup waiting for checkpoint"
+BASEBACKUP_SQL = ("SELECT p.phase, extract(epoch FROM now() - a.backend_start)::float8 "
+                  "FROM pg_stat_progress_basebackup p JOIN pg_stat_activity a USING (pid)")
+
+
+def basebackups(stack: Stack, leader: str) -> list[tuple[str, float]]:
+    """The base backups the leader is serving (pg_stat_progress_basebackup): phase, age in s."""
+    import psycopg
+
+    try:
+        with psycopg.connect(stack.dsn(leader, connect_timeout=2), autocommit=True) as conn:
+            return [(str(r[0]), float(r[1] or 0.0)) for r in conn.execute(BASEBACKUP_SQL).fetchall()]
+    except (psycopg.Error, PgchaosError):
+        return []
+
+
+def basebackup_why(rows: list[tuple[str, float]]) -> str | None:
+    """Why a replica is still being created, from the leader's base backups: a named reason
+    when pg_basebackup waits for the leader's checkpoint (a spread checkpoint can take up to
+    checkpoint_timeout; Patroni's `postgresql.basebackup: [checkpoint: fast]` asks for a fast one)."""
+    waiting = [age for phase, age in rows if phase.startswith("waiting for checkpoint")]
+    if waiting:
+        return (f"{WAITING_FOR_CHECKPOINT} on the leader for {max(waiting):.0f} s (a spread checkpoint; "
+                "set Patroni's postgresql.basebackup `checkpoint: fast` or wait for checkpoint_timeout)")
+    if rows:
+        return "pg_basebackup in progress on the leader: " + ", ".join(f"{p} for {a:.0f} s" for p, a in rows)
+    return None
 
 
 SYNC_ROLES = ("sync_standby", "quorum_standby")
@@ -185,15 +218,36 @@ def check_router_write(stack: Stack, topo: Topology) -> Check:
 
     port = stack.manifest.router.primary_port
     with psycopg.connect(stack.dsn(via="router", connect_timeout=3), autocommit=True) as conn:
-        in_recovery, addr = conn.execute("SELECT pg_is_in_recovery(), host(inet_server_addr())").fetchone()
+        in_recovery, addr, tls, server_ssl = conn.execute(
+            "SELECT pg_is_in_recovery(), host(inet_server_addr()), "
+            "(SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl), "
+            "current_setting('ssl')").fetchone()
     member = member_at(stack, addr) or addr
+    ssl = ssl_used(tls, server_ssl)
     leader = topo.leader
     if in_recovery:
         return Check("router_write", False, f"a write through :{port} reached a read-only member ({member})",
-                     {"member": member, "read_only": True, "leader": leader})
+                     {"member": member, "read_only": True, "leader": leader, "ssl": ssl})
     ok = leader is None or member in (leader, addr)  # an unmapped address: writable is what counts
-    return Check("router_write", ok, f"writes through :{port} reach {member}"
-                 + ("" if ok else f", not the leader {leader}"), {"member": member})
+    return Check("router_write", ok, f"writes through :{port} reach {member} ({ssl})"
+                 + ("" if ok else f", not the leader {leader}"), {"member": member, "ssl": ssl})
+
+
+SSL_VARIABLES = ("PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY", "PGSSLCRL")
+
+
+def ssl_used(tls_version: str | None, server_ssl: str | None) -> str:
+    """How the harness's connections went, in words: libpq's own choice (sslmode prefer
+    unless PGSSLMODE says otherwise, certificates from the PGSSL* variables), so the harness
+    connects whatever the server's SSL setting; this says which it used."""
+    import os
+
+    given = [v for v in SSL_VARIABLES if os.environ.get(v)]
+    mode = os.environ.get("PGSSLMODE") or "prefer"
+    how = f"sslmode {mode}" + (f", {', '.join(given)} set" if given else "")
+    if tls_version:
+        return f"over SSL ({tls_version}; {how})"
+    return f"without SSL (server ssl={server_ssl or 'unknown'}; {how})"
 
 
 def member_at(stack: Stack, address: str | None) -> str | None:
