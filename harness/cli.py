@@ -535,9 +535,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--run-id", default=None, help="which stack of `pgchaos up` (default: yours, "
                            "started from this folder)")
         if name in ("up", "run", "certify"):
-            p.add_argument("--engine", default="compose", choices=("compose", "swarm"),
-                           help="deployment engine: compose (default) or swarm (docker stack deploy of "
-                                "docker-stack.yml beside the manifest, stack postgres-mesh)")
+            p.add_argument("--engine", default="compose", choices=("compose", "swarm", "swarm-nodes"),
+                           help="deployment engine: compose (default), swarm (docker stack deploy of "
+                                "docker-stack.yml beside the manifest, stack postgres-mesh) or swarm-nodes "
+                                "(the same on a swarm of several Docker-in-Docker hosts)")
         if name in ("run", "certify"):
             p.add_argument("--profile", default=None, choices=PROFILES,
                            help="stack profile the session provisions (default local; citus: add "

@@ -46,8 +46,9 @@ OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
         dest="pgchaos_profile", default="local", metavar="NAME",
         help="stack profile to provision (local, citus)")),
     ("--pgchaos-engine", "--engine", dict(
-        dest="pgchaos_engine", default="compose", choices=("compose", "swarm"),
-        help="deployment engine: compose (default) or swarm (docker stack deploy of docker-stack.yml)")),
+        dest="pgchaos_engine", default="compose", choices=("compose", "swarm", "swarm-nodes"),
+        help="deployment engine: compose (default), swarm (docker stack deploy of docker-stack.yml) or "
+             "swarm-nodes (the same on a swarm of several Docker-in-Docker hosts)")),
     ("--pgchaos-variant", "--stack-variant", dict(
         dest="pgchaos_variant", default=None, metavar="NAME",
         help="config variant under compose/variants/ (CI gating of config changes)")),

@@ -20,6 +20,7 @@ PROFILES = {
 ENGINES = {
     "compose": "docker compose (the default)",
     "swarm": "Docker Swarm: `docker stack deploy` of the stack file beside the manifest (docker-stack.yml)",
+    "swarm-nodes": "the swarm engine on several hosts (Docker-in-Docker nodes here, PGCHAOS_SWARM_NODES)",
 }
 
 
@@ -97,7 +98,7 @@ class StackSpec:
             raise PgchaosError(f"unknown profile {self.profile!r}; valid: {', '.join(PROFILES)}")
         if self.engine not in ENGINES:
             raise PgchaosError(f"unknown engine {self.engine!r}; valid: {', '.join(ENGINES)}")
-        if self.engine == "swarm" and self.attach is not None:
+        if self.engine.startswith("swarm") and self.attach is not None:
             raise PgchaosError("--attach works with --engine compose only; the swarm engine provisions its stack")
         manifest = self.manifest
         if self.variant is not None:

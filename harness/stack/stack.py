@@ -139,9 +139,11 @@ def mode_capabilities(manifest: Manifest, attached: bool, engine: str = "compose
     if attached:
         caps.pop("loop-volumes", None)
         caps.pop("tools", None)
-    if engine == "swarm":
+    if engine.startswith("swarm"):
         caps.pop("tools", None)
         caps["swarm"] = 1
+    if engine == "swarm-nodes":  # several hosts: node faults
+        caps["swarm-nodes"] = 1
     return caps
 
 
@@ -168,7 +170,15 @@ class Stack:
             self.project = f"pgchaos-{self.run_id}"
             files = [*self.manifest.compose_files, str(self.override_file)]
         self.deployment: Any
-        if self.spec.engine == "swarm":
+        if self.spec.engine == "swarm-nodes":  # a swarm of several hosts (harness/engines/swarm_nodes)
+            from harness.engines.swarm_nodes.deployment import SwarmNodesDeployment
+            from harness.stack.swarm import DEFAULT_STACK
+
+            self.project = self.spec.stack_name or os.environ.get("PGCHAOS_SWARM_STACK") or DEFAULT_STACK
+            self.deployment = SwarmNodesDeployment(
+                self.project, self.manifest.dir, self.manifest, self.spec.ports, env_file=self.env_file,
+                override_file=self.override_file, state_dir=self.state_dir, progress=progress)
+        elif self.spec.engine == "swarm":
             from harness.stack.swarm import DEFAULT_STACK, SwarmDeployment
 
             self.project = self.spec.stack_name or os.environ.get("PGCHAOS_SWARM_STACK") or DEFAULT_STACK
@@ -336,7 +346,7 @@ class Stack:
             self.progress(f"creating {len(self.loop_members)} loop-mounted data volumes")
         for node in self.loop_members:
             volumes.create(self.data_image(node), self.data_mount(node), self.manifest.volume_size_mb)
-        if self.spec.engine != "swarm":  # the swarm engine says `docker stack deploy` itself
+        if not self.spec.engine.startswith("swarm"):  # the swarm engines say `docker stack deploy` themselves
             self.progress(f"docker compose up ({self.project})")
         try:
             self.deployment.up(timeout_s=self.up_timeout_s)
@@ -604,7 +614,7 @@ class Stack:
         spec = StackSpec(profile=meta["profile"], compose_dir=Path(meta["compose_dir"]),
                          manifest_path=manifest, variant=meta["variant"], ports=ports,
                          engine=meta.get("engine", "compose"),
-                         stack_name=meta["project"] if meta.get("engine") == "swarm" else None)
+                         stack_name=meta["project"] if str(meta.get("engine")).startswith("swarm") else None)
         stack = cls(spec, run_id=meta["run_id"], detached=meta["detached"], progress=progress)
         stack.image_tag = meta["image_tag"]
         return stack

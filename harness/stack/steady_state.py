@@ -324,6 +324,7 @@ def steady_state(stack: Stack) -> SteadyState:
         from harness.stack.swarm import steady_check
 
         checks.append(_guard("swarm_replicas", lambda: steady_check(stack)))
+    checks += getattr(stack.deployment, "extra_checks", lambda _stack: [])(stack)  # e.g. placement
     for group in manifest.patroni_groups:
         checks.append(check_leader(topo, group.name, _suffix(stack, group.name)))
         checks.append(_guard(f"replicas_streaming{_suffix(stack, group.name)}",

@@ -1,0 +1,1 @@
+"""Deployment engines beyond compose."""
