@@ -10,6 +10,8 @@ for hierarchy in /sys/fs/cgroup/*; do
   [ -d "$hierarchy" ] && mount -o remount,bind,rw "$hierarchy" 2>/dev/null || true
 done
 mkdir -p /run/pgchaos-node
-rm -f /run/pgchaos-node/docker.sock /var/run/docker.pid
+# a node that was killed or stopped starts again with its runtime state gone (pid
+# files name processes that no longer exist, or others now)
+rm -rf /run/pgchaos-node/docker.sock /run/docker.pid /run/docker /run/containerd
 exec dockerd --host=unix:///run/pgchaos-node/docker.sock --host=unix:///var/run/docker.sock \
   --storage-driver=overlay2 --log-level=warn ${PGCHAOS_NODE_DOCKERD_ARGS:-}
