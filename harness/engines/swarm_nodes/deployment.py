@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import docker
 import docker.errors
 
-from harness.engines.swarm_nodes.nodes import Node, NodeSet, node_count
+from harness.engines.swarm_nodes.nodes import SLOT_LABEL, Node, NodeSet, node_count
 from harness.engines.swarm_nodes.placement import deploy_placement, placement_check
 from harness.errors import PgchaosError
 from harness.stack.deployment import OWNER_LABEL, RUN_LABEL
@@ -108,11 +108,24 @@ class SwarmNodesDeployment(SwarmDeployment):
             doc["services"][name]["deploy"].update(extra)
         path.write_text(json.dumps(doc, indent=2))
 
-    def image_refs(self, tag: str) -> list[str]:
-        """The stack file's images (its `${PGCHAOS_IMAGE_TAG…}` as `tag`) and the edge's."""
-        refs = {re.sub(r"\$\{PGCHAOS_IMAGE_TAG[^}]*\}", tag, str(svc.get("image", "")))
-                for svc in (self.model().get("services") or {}).values()}
-        return sorted(r for r in refs | {f"pgchaos/haproxy:{tag}"} if r and "$" not in r)
+    def image_refs(self, tag: str) -> dict[int, list[str]]:
+        """Slot -> the images its node may run: the images of the services placed on it
+        (pinned there, or free to run anywhere) and the edge's; the stack file's
+        `${PGCHAOS_IMAGE_TAG…}` read as `tag`."""
+        services = self.model().get("services") or {}
+        placement = deploy_placement(self.manifest, sorted(services),
+                                     {s: self.desired_in_stack_file(s) for s in services}, self.nodes.count)
+        out: dict[int, set[str]] = {n.slot: {f"pgchaos/haproxy:{tag}"} for n in self.nodes.nodes}
+        for name, svc in services.items():
+            ref = re.sub(r"\$\{PGCHAOS_IMAGE_TAG[^}]*\}", tag, str(svc.get("image", "")))
+            if not ref or "$" in ref:
+                continue
+            pinned = [c for c in placement.get(name, {}).get("placement", {}).get("constraints", [])
+                      if c.startswith(f"node.labels.{SLOT_LABEL}==")]
+            for slot in out:
+                if not pinned or pinned[0].endswith(f"=={slot}"):
+                    out[slot].add(ref)
+        return {slot: sorted(refs) for slot, refs in out.items()}
 
     # -- lifecycle -----------------------------------------------------------------------------
     def up(self, timeout_s: float = 180.0) -> None:
@@ -126,7 +139,8 @@ class SwarmNodesDeployment(SwarmDeployment):
         self.nodes.up(labels)
         tag = self._env().get("PGCHAOS_IMAGE_TAG", "latest")
         refs = self.image_refs(tag)
-        self.progress(f"docker save | docker load into {self.nodes.count} nodes: {', '.join(refs)}")
+        said = "; ".join(f"node{slot}: {', '.join(r.split(':')[0] for r in rs)}" for slot, rs in refs.items())
+        self.progress(f"docker save | docker load into the nodes: {said}")
         self.nodes.load_images(refs)
         self.timings.update(self.nodes.timings)
         super().up(timeout_s)

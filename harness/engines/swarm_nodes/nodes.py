@@ -226,34 +226,46 @@ class NodeSet:
             time.sleep(0.3)
         raise PgchaosError(f"the engine of swarm node {node.name} does not answer after {timeout_s:.0f} s")
 
-    def load_images(self, refs: list[str]) -> float:
-        """`docker save REFS | docker load` into every node at once (one save, fanned out);
-        the seconds it took."""
+    def load_images(self, refs: dict[int, list[str]]) -> float:
+        """`docker save | docker load` of each node's images (`refs`: slot -> image refs),
+        one save per distinct set fanned out to its nodes, all sets at once; the seconds
+        it took."""
         t0 = time.monotonic()
-        save = subprocess.Popen(["docker", "save", *refs], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        sets: dict[tuple[str, ...], list[Node]] = {}
+        for node in self.nodes:
+            sets.setdefault(tuple(sorted(refs.get(node.slot, []))), []).append(node)
+        failed: list[str] = []
+        threads = [threading.Thread(target=self._save_load, args=(list(images), nodes, failed), daemon=True)
+                   for images, nodes in sets.items() if images]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=900)
+        if failed or any(t.is_alive() for t in threads):
+            raise PgchaosError(f"loading images into the swarm nodes failed: {'; '.join(failed) or 'timed out'}")
+        self.timings["image_load_s"] = round(time.monotonic() - t0, 1)
+        return self.timings["image_load_s"]
+
+    @staticmethod
+    def _save_load(images: list[str], nodes: list[Node], failed: list[str]) -> None:
+        """One `docker save` streamed into `docker load` on each of `nodes`."""
+        save = subprocess.Popen(["docker", "save", *images], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         loads = [subprocess.Popen(["docker", "load", "-q"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, env={**os.environ, "DOCKER_HOST": n.endpoint})
-                 for n in self.nodes]
-        failed: list[str] = []
-
-        def pump() -> None:
-            assert save.stdout is not None
-            try:
-                while chunk := save.stdout.read(1 << 20):
-                    for load in loads:
-                        load.stdin.write(chunk)  # type: ignore[union-attr]
-            except BrokenPipeError:
-                failed.append("a node's docker load stopped reading")
-            finally:
+                 for n in nodes]
+        assert save.stdout is not None
+        try:
+            while chunk := save.stdout.read(1 << 20):
                 for load in loads:
-                    with contextlib.suppress(BrokenPipeError):
-                        load.stdin.close()  # type: ignore[union-attr]
-
-        pumping = threading.Thread(target=pump, daemon=True)
-        pumping.start()
-        pumping.join(timeout=600)
+                    load.stdin.write(chunk)  # type: ignore[union-attr]
+        except BrokenPipeError:
+            failed.append("a node's docker load stopped reading")
+        finally:
+            for load in loads:
+                with contextlib.suppress(BrokenPipeError):
+                    load.stdin.close()  # type: ignore[union-attr]
         waits = [(save, "docker save"),
-                 *((ld, f"docker load ({n.name})") for ld, n in zip(loads, self.nodes, strict=True))]
+                 *((ld, f"docker load ({n.name})") for ld, n in zip(loads, nodes, strict=True))]
         for proc, what in waits:
             try:
                 rc = proc.wait(timeout=300)
@@ -262,10 +274,6 @@ class NodeSet:
                 rc = -9
             if rc != 0:
                 failed.append(f"{what}: exit {rc} {(proc.stderr.read() if proc.stderr else b'').decode()[-200:]}")
-        if failed:
-            raise PgchaosError(f"loading images into the swarm nodes failed: {'; '.join(failed)}")
-        self.timings["image_load_s"] = round(time.monotonic() - t0, 1)
-        return self.timings["image_load_s"]
 
     def down(self, run: str | None = None) -> None:
         """Remove the nodes, their volumes and their network (ours only; of `run` when given)."""
