@@ -276,7 +276,9 @@ class NodeSet:
                 failed.append(f"{what}: exit {rc} {(proc.stderr.read() if proc.stderr else b'').decode()[-200:]}")
 
     def down(self, run: str | None = None) -> None:
-        """Remove the nodes, their volumes and their network (ours only; of `run` when given)."""
+        """Remove the nodes, their volumes and their network (ours only; of `run` when given).
+        A node's volume holds its whole image store: the volumes go at once, each with
+        the CLI's own bound (an API call's 30 s is too short on a busy disk)."""
         filters = {"label": [f"{PROJECT_LABEL}={self.project}", f"{OWNER_LABEL}=pgchaos", NODE_LABEL]
                    + ([f"{RUN_LABEL}={run}"] if run else [])}
         for container in self.host.containers.list(all=True, filters=filters, ignore_removed=True):
@@ -284,10 +286,16 @@ class NodeSet:
                 container.remove(force=True, v=True)
         vol_filters = {"label": [f"{PROJECT_LABEL}={self.project}", f"{OWNER_LABEL}=pgchaos"]
                        + ([f"{RUN_LABEL}={run}"] if run else [])}
-        for volume in self.host.volumes.list(filters=vol_filters):
-            if volume.name in {self.volume_name(n) for n in self.nodes}:
-                with contextlib.suppress(docker.errors.APIError):
-                    volume.remove(force=True)
+        names = {self.volume_name(n) for n in self.nodes}
+        ours = [v.name for v in self.host.volumes.list(filters=vol_filters) if v.name in names]
+        removals = [subprocess.Popen(["docker", "volume", "rm", "-f", name], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL) for name in ours]
+        for proc in removals:
+            try:
+                proc.wait(timeout=600)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                self.progress("a swarm node's volume is still being removed; pgchaos gc removes what is left")
         for network in self.host.networks.list(names=[self.network_name]):
             if (network.attrs.get("Labels") or {}).get(OWNER_LABEL) == "pgchaos":
                 with contextlib.suppress(docker.errors.APIError):
