@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import docker
 import docker.errors
+import requests
 from testcontainers.compose import DockerCompose
 
 from harness.errors import PgchaosError
@@ -380,5 +381,6 @@ def remove_project_resources(client: docker.DockerClient, project: str) -> None:
         with contextlib.suppress(docker.errors.APIError):
             network.remove()
     for volume in client.volumes.list(filters=filters):
-        with contextlib.suppress(docker.errors.APIError):
+        # a large volume (a swarm node's image store) may outlast the API timeout; the engine finishes it
+        with contextlib.suppress(docker.errors.APIError, requests.RequestException):
             volume.remove(force=True)
