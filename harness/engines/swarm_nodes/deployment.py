@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
+import requests
 
 from harness.engines.swarm_nodes.nodes import SLOT_LABEL, Node, NodeSet, node_count
 from harness.engines.swarm_nodes.placement import deploy_placement, placement_check
@@ -249,13 +250,13 @@ class SwarmNodesDeployment(SwarmDeployment):
         """Swarm node ID -> hostname (= the node container's name)."""
         try:
             return {n.id: n.attrs["Description"]["Hostname"] for n in self.docker.nodes.list()}
-        except (docker.errors.APIError, PgchaosError):
+        except (docker.errors.APIError, requests.RequestException, PgchaosError):  # a swarm re-electing
             return {}
 
     def node_states(self) -> dict[str, dict[str, str]]:
         """Hostname -> {"state": ready|down|…, "availability": active|drain|pause, "reachability"}."""
         out: dict[str, dict[str, str]] = {}
-        with contextlib.suppress(docker.errors.APIError, PgchaosError):
+        with contextlib.suppress(docker.errors.APIError, requests.RequestException, PgchaosError):
             for n in self.docker.nodes.list():
                 a = n.attrs
                 out[a["Description"]["Hostname"]] = {
