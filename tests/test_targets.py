@@ -29,6 +29,7 @@ PGCHAOS = {
     "backup-monitoring": (1, 0),  # the backup alert scenario (ours)
     "distributed-transactions": (10, 0),  # transfers and paired inserts under faults (ours)
     "worker-distributed-transactions": (300, 0),
+    "node-failure": (10, 0),  # a host of a multi-node swarm (ours)
 }
 
 
@@ -56,12 +57,13 @@ def test_pgchaos_rows() -> None:
 
 def test_shipped_waiver() -> None:
     targets = load_targets()
-    w, swarm = targets.waivers  # docker kill on compose; a killed task on swarm
+    w, swarm, host = targets.waivers  # docker kill on compose; a killed task on swarm; a crashed host
     assert (w.row, w.faults, w.metric, w.bound) == ("coordinator-failure", ("kill",), "rto_s", 25)
     assert "ttl" in w.reason and "25 s" in w.reason
     assert (swarm.row, swarm.faults, swarm.metric, swarm.bound) == ("coordinator-failure", ("task-kill",),
                                                                      "rto_s", 25)
-    assert targets.waivers_for("coordinator-failure") == [w, swarm]
+    assert (host.row, host.faults, host.bound) == ("coordinator-failure", ("node-crash",), 25)
+    assert targets.waivers_for("coordinator-failure") == [w, swarm, host]
     assert targets.waivers_for("worker-failure") == []
     # the waiver does not change the target
     assert targets.row("coordinator-failure").rto_s == 10

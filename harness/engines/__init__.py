@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 ENGINES: Final[dict[str, str]] = {  # name -> its package (which exports ENGINE)
     "compose": "harness.engines.compose",
     "swarm": "harness.engines.swarm",
+    "swarm-nodes": "harness.engines.swarm_nodes",
 }
 DEFAULT_ENGINE: Final = "compose"
 

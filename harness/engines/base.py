@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import docker
 import docker.errors
+import requests
 
 from harness.errors import PgchaosError
 
@@ -273,5 +274,6 @@ def remove_project_resources(client: docker.DockerClient, project: str) -> None:
         with contextlib.suppress(docker.errors.APIError):
             network.remove()
     for volume in client.volumes.list(filters=filters):
-        with contextlib.suppress(docker.errors.APIError):
+        # a large volume (a swarm node's image store) may outlast the API timeout; the engine finishes it
+        with contextlib.suppress(docker.errors.APIError, requests.RequestException):
             volume.remove(force=True)

@@ -338,14 +338,20 @@ class SwarmDeployment(ContainerVerbs):
         _run([*cmd, f"pgchaos/haproxy:{image_tag}"], what="docker run (swarm edge)")
 
     # -- lifecycle ---------------------------------------------------------------------
+    def cli_env(self) -> dict[str, str]:
+        """The environment of every `docker` command this deployment runs (an engine
+        reached elsewhere, e.g. a swarm manager's, sets DOCKER_HOST here)."""
+        return dict(os.environ)
+
     def _env(self) -> dict[str, str]:
         """The variables `docker stack deploy` substitutes (it reads no `.env` itself): the
         stack's own `.env` and manifest env files as compose reads them, the shell's over
-        them (as compose), pgchaos's own for the run over both."""
+        them (as compose, with the engine's DOCKER_HOST: `cli_env`), pgchaos's own for the
+        run over both."""
         env: dict[str, str] = {}
         for path in self.manifest.user_env_files() if self.manifest is not None else []:
             env.update({k: v for k, v in dotenv_values(path).items() if v is not None})
-        env.update(os.environ)
+        env.update(self.cli_env())
         env["PGCHAOS_COMPOSE_DIR"] = str(self.workdir.resolve())
         if self.env_file is not None and self.env_file.exists():
             env.update({k: v for k, v in dotenv_values(self.env_file).items() if v is not None})
@@ -428,7 +434,8 @@ class SwarmDeployment(ContainerVerbs):
                           f"({', '.join(foreign[:3])}{' …' if len(foreign) > 3 else ''})")
             return
         if services:
-            _run(["docker", "stack", "rm", self.project], timeout=120, what="docker stack rm", check=False)
+            _run(["docker", "stack", "rm", self.project], timeout=120, what="docker stack rm", check=False,
+                 env=self.cli_env())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:  # a busy engine may time out an API call: retry until the deadline
@@ -654,20 +661,21 @@ class SwarmDeployment(ContainerVerbs):
         """`docker service update --force SERVICE` (detached: returns at once)."""
         self.service_spec(service)
         _run(["docker", "service", "update", "--force", *(["--detach"] if detach else ["--quiet"]),
-              self.swarm_service(service)], timeout=timeout, what=f"docker service update --force {service}")
+              self.swarm_service(service)], timeout=timeout, what=f"docker service update --force {service}",
+             env=self.cli_env())
 
     def update_image(self, service: str, image: str, detach: bool = True, timeout: float = 300.0) -> None:
         """`docker service update --image IMAGE SERVICE` (a rolling update)."""
         self.service_spec(service)
         _run(["docker", "service", "update", "--no-resolve-image", "--image", image,
               *(["--detach"] if detach else ["--quiet"]), self.swarm_service(service)],
-             timeout=timeout, what=f"docker service update --image {service}")
+             timeout=timeout, what=f"docker service update --image {service}", env=self.cli_env())
 
     def scale(self, service: str, replicas: int, timeout: float = 120.0) -> None:
         """`docker service scale SERVICE=N` (detached)."""
         self.service_spec(service)
         _run(["docker", "service", "scale", "--detach", f"{self.swarm_service(service)}={int(replicas)}"],
-             timeout=timeout, what=f"docker service scale {service}")
+             timeout=timeout, what=f"docker service scale {service}", env=self.cli_env())
 
     def image_of(self, service: str) -> str:
         image = self.service_spec(service)["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
@@ -679,7 +687,7 @@ class SwarmDeployment(ContainerVerbs):
         base = image.removesuffix(ROLLED_SUFFIX)
         target = base + ROLLED_SUFFIX if not image.endswith(ROLLED_SUFFIX) else base
         if target != base:
-            _run(["docker", "tag", base, target], what="docker tag")
+            _run(["docker", "tag", base, target], what="docker tag", env=self.cli_env())
         return target
 
 

@@ -1,0 +1,63 @@
+"""Steps shared by the host-failure scenarios (`--engine swarm-nodes`).
+
+On the multi-node test bed the single-instance parts (etcd, HAProxy,
+Toxiproxy, monitoring) run on the first node (placement's infra slot), so
+losing that node is a DCS and router outage, not a host failure of the
+coordinator group. A scenario that crashes "the node holding the coordinator
+leader" therefore first moves the leader off that node with a planned
+switchover, before its run (and its history) begins."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from harness.engines.swarm_nodes.placement import INFRA_SLOT
+from harness.errors import PgchaosError
+from harness.scenario import ScenarioRun
+from harness.stack.topology import discover
+
+
+def leader_off_infra_node(stack: Any, timeout_s: float = 90.0) -> dict[str, Any]:
+    """Switch the coordinator leader over to a member on another node when it runs on
+    the infra node; what was done (for the figures)."""
+    dep = stack.deployment
+    group = stack.manifest.coordinator
+    leader = discover(stack).leader
+    if leader is None:
+        raise PgchaosError("no coordinator leader to place")
+    node = dep.node_of(leader)
+    if node.slot != INFRA_SLOT:
+        return {"switchover_first": False, "leader": leader, "node": node.name}
+    runner = next(m for m in group.members if m != leader)
+    rc, out = stack.exec(runner, ["patronictl", "-c", group.patroni_config, "switchover", "--leader", leader,
+                                  "--force"], user="postgres", timeout=60)
+    if rc != 0 or "Successfully" not in out:
+        raise PgchaosError(f"switchover off the infra node failed: {' '.join(out.strip().splitlines()[-2:])}")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        now = discover(stack).leader
+        if now not in (None, leader):
+            return {"switchover_first": True, "leader": now, "node": dep.node_of(now).name, "was": leader}
+        time.sleep(1.0)
+    raise PgchaosError(f"no new coordinator leader within {timeout_s:.0f} s of the switchover")
+
+
+def replica_off_infra_node(stack: Any) -> str:
+    """A coordinator replica whose node is not the infra node."""
+    dep = stack.deployment
+    topo = discover(stack)
+    for member in topo.replicas:
+        if dep.node_of(member.name).slot != INFRA_SLOT:
+            return member.name
+    raise PgchaosError("no coordinator replica runs outside the infra node")
+
+
+def record_node_figures(run: ScenarioRun, fault: Any) -> None:
+    """Swarm's own detection (the fault's look: node marked down, or drained) as a figure and a
+    phase on the run's timeline."""
+    effect = run.nemesis.observed(fault) or {}
+    run.figures["node"] = fault.params.get("node")
+    run.figures["swarm_detect_s"] = effect.get("after_s") if effect.get("seen") else None
+    if effect.get("seen"):
+        run.phase("swarm-detected", at=fault.time + float(effect["after_s"]), node=fault.params.get("node"))

@@ -1,0 +1,31 @@
+"""Several hosts: the node holding the coordinator leader crashes (`docker kill` of
+the whole host, every task on it gone at once). Patroni promotes a member on
+another host once the leader key expires; the lost member's task stays pending
+(pinned to its host with its data) until the node rejoins. Swarm's own
+detection (node marked down) is reported as a phase. Target row
+coordinator-failure (10 s / RPO 0); like any hard loss of the leader it is
+bounded by Patroni's ttl, so the hard-kill waiver applies (≤ 25 s)."""
+
+import pytest
+from conftest import assert_verdict
+from node_steps import leader_off_infra_node, record_node_figures
+
+pytestmark = [
+    pytest.mark.scenario,
+    pytest.mark.docker,
+    pytest.mark.requires("swarm-nodes", "coordinator-members>=3"),
+    pytest.mark.target("coordinator-failure"),
+]
+
+
+def test_node_crash_leader(scenario_run, pgchaos_stack):
+    placed = leader_off_infra_node(pgchaos_stack)
+    with scenario_run() as run:
+        run.figures.update(placed)
+        fault = run.nemesis.inject("node-crash", "primary")
+        new_leader = run.wait_for_new_leader(fault.target, timeout_s=90)
+        run.figures["old_leader"], run.figures["new_leader"] = fault.target, new_leader
+        run.wait_for_recovery()
+        record_node_figures(run, fault)
+        run.nemesis.heal(fault)  # the node rejoins; the member's task runs again there
+    assert_verdict(run.verdict)

@@ -1,0 +1,28 @@
+"""Several hosts: the node holding a coordinator replica crashes. The leader keeps
+its key; when the lost replica was the synchronous standby, commits wait until
+the leader's walsender gives up on it (wal_sender_timeout) and Patroni names
+another sync standby. Row node-failure (the guide's P1 "single node failure")."""
+
+import pytest
+from conftest import assert_verdict
+from node_steps import record_node_figures, replica_off_infra_node
+
+pytestmark = [
+    pytest.mark.scenario,
+    pytest.mark.docker,
+    pytest.mark.requires("swarm-nodes", "coordinator-members>=3"),
+    pytest.mark.target("node-failure"),
+]
+
+
+def test_node_crash_replica(scenario_run, pgchaos_stack):
+    with scenario_run() as run:
+        replica = replica_off_infra_node(run.stack)
+        leader = run.leader()
+        fault = run.nemesis.inject("node-crash", replica)
+        run.wait_for_recovery()
+        record_node_figures(run, fault)
+        run.figures["replica"], run.figures["leader_kept"] = replica, run.leader() == leader
+        run.nemesis.heal(fault)
+    assert run.figures["leader_kept"], f"the leader changed: {leader} -> {run.leader()}"
+    assert_verdict(run.verdict)
