@@ -40,17 +40,18 @@ def test_resolve_derives_overrides_or_falls_back_visibly() -> None:
     assert all(w.derive == "hard-kill" for w in waivers)
     slow = resolve(waivers, replace(REFERENCE, inter_s=3.0, fall=3, rise=2))
     # 37 s derived, but a derived bound never loosens the table's 25 s: slower checks stay failing
-    assert [w.bound for w in slow] == [25.0, 25.0] and "inter 3 s" in (slow[0].derivation or "")
+    n = len(waivers)  # docker kill, a Swarm task kill, a host crash: every one derived alike
+    assert n >= 2 and [w.bound for w in slow] == [25.0] * n and "inter 3 s" in (slow[0].derivation or "")
     assert "= 37 s" in (slow[0].derivation or "") and "capped at 25 s" in (slow[0].derivation or "")
     fast = resolve(waivers, replace(REFERENCE, ttl=15))
-    assert [w.bound for w in fast] == [20.0, 20.0]  # a faster configuration tightens it
+    assert [w.bound for w in fast] == [20.0] * n  # a faster configuration tightens it
     manual = resolve(waivers, REFERENCE, {"hard-kill": (30.0, "our ttl is 25")})
     assert manual[0].bound == 30.0 and manual[0].derivation == "set by the manifest: 30 s (our ttl is 25)"
     unknown = resolve(waivers, None)
     assert unknown[0].bound == 25.0 and "could not be read" in (unknown[0].derivation or "")
     recorded = derived_bounds(slow)
     again = apply_recorded(waivers, recorded)
-    assert [w.bound for w in again] == [25.0, 25.0] and again[0].derivation == slow[0].derivation
+    assert [w.bound for w in again] == [25.0] * n and again[0].derivation == slow[0].derivation
 
 
 def test_the_verdict_prints_the_derivation(tmp_path: Path) -> None:
