@@ -5,7 +5,10 @@ two-phase commit) and paired inserts (an order and its line, two shards)
 run through the pooler (the router on a stack without
 one) beside the load while (1) worker group 1's primary is
 killed, (2) the coordinator <-> worker-1 link is cut for 10 s (Toxiproxy:
-connections refused, open ones closed, so commits are cut mid-way). No
+connections refused, open ones closed, so commits are cut mid-way), (3) the
+coordinator leader itself, the two-phase commit's coordinator, is killed:
+what it prepared on the workers must be finished by the new leader's recovery
+(pg_dist_transaction is replicated with the coordinator). No
 acknowledged transaction may be lost or half-applied, and no prepared
 transaction may stay on a worker primary past the row's bound (Citus's
 maintenance daemon recovers them from pg_dist_transaction every
@@ -90,4 +93,22 @@ def test_citus_transfers_link_cut(scenario_run):
         run.wait_until("transfers committing again", lambda: bank.stable_for(2.0), timeout_s=90,
                        interval_s=0.25)
         run.figures["link"], run.figures["bank"] = fault.target, bank.figures()
+    assert_verdict(run.verdict)
+
+
+@pytest.mark.target("distributed-transactions")
+@pytest.mark.requires("coordinator-members>=2")
+def test_citus_transfers_coordinator_kill(scenario_run):
+    with scenario_run() as run:
+        bank = start_bank(run)
+        coordinator = run.stack.manifest.coordinator
+        fault = run.nemesis.inject("kill", "primary")
+        new_leader = run.wait_for_new_leader(fault.target, timeout_s=90)
+        run.wait_for_recovery(timeout_s=120)
+        run.wait_until("transfers committing again", lambda: bank.stable_for(2.0), timeout_s=120,
+                       interval_s=0.25)
+        run.nemesis.heal(fault)  # the old leader rejoins as a standby
+        run.wait_until(f"{fault.target} streaming again",
+                       lambda: streaming(run, coordinator.name) == len(coordinator.members) - 1, timeout_s=120)
+        run.figures.update(killed=fault.target, new_leader=new_leader, bank=bank.figures())
     assert_verdict(run.verdict)

@@ -57,13 +57,16 @@ def test_pgchaos_rows() -> None:
 
 def test_shipped_waiver() -> None:
     targets = load_targets()
-    w, swarm, host = targets.waivers  # docker kill on compose; a killed task on swarm; a crashed host
+    # docker kill on compose; a killed task on swarm; a crashed host; the 2PC coordinator killed
+    w, swarm, host, two_pc = targets.waivers
     assert (w.row, w.faults, w.metric, w.bound) == ("coordinator-failure", ("kill",), "rto_s", 25)
     assert "ttl" in w.reason and "25 s" in w.reason
     assert (swarm.row, swarm.faults, swarm.metric, swarm.bound) == ("coordinator-failure", ("task-kill",),
                                                                      "rto_s", 25)
     assert (host.row, host.faults, host.bound) == ("coordinator-failure", ("node-crash",), 25)
     assert targets.waivers_for("coordinator-failure") == [w, swarm, host]
+    assert (two_pc.row, two_pc.faults, two_pc.bound) == ("distributed-transactions", ("kill",), 25)
+    assert "never waived" in two_pc.reason
     assert targets.waivers_for("worker-failure") == []
     # the waiver does not change the target
     assert targets.row("coordinator-failure").rto_s == 10
