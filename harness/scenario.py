@@ -27,7 +27,13 @@ from harness.load.locust_runner import LocustLoad, user_classes_for
 from harness.load.phase_recorder import PhaseRecorder
 from harness.load.probe import Probe
 from harness.nemesis import Nemesis
-from harness.stack.steady_state import SteadyState, wait_for_steady_state
+from harness.stack.steady_state import (
+    MisrouteWatch,
+    SteadyState,
+    router_follow,
+    router_observation,
+    wait_for_steady_state,
+)
 from harness.stack.topology import discover
 from harness.targets import load_targets
 from harness.verdict import DEFAULT_MARGIN, Finding, check_history, force_verdict, is_passing
@@ -41,6 +47,8 @@ W = TypeVar("W", bound="Workload")
 # traffic kept running at least this long after the last fault or heal, so that a recovery
 # is confirmed by a stable stretch (checkers.rto's stable window is 1 s)
 TAIL_S = 2.0
+ROUTER_LOOK_S = 2.0  # while waiting for recovery: how often to look where the router sends writes
+NOT_RECOVERING = "writes and reads will not recover"  # a recovery wait stopped for a named reason
 # scrape (2 s) + rule evaluation (2 s) + notification: how long after a heal its pages can arrive
 ALERT_PIPELINE_S = 8.0
 # Log lines that fail a run whatever the figures (Patroni's own log gate).
@@ -101,6 +109,11 @@ class Workload(Protocol):
 
 class ScenarioError(PgchaosError):
     """The scenario could not be run as written (not a verdict)."""
+
+
+class StopWaiting(ScenarioError):
+    """A wait that cannot end by itself, for a named reason (e.g. a router that does not
+    follow the leader): the scenario stops at once instead of at its timeout."""
 
 
 class SteadyStateError(ScenarioError):
@@ -167,19 +180,43 @@ class ScenarioRun:
         start = time.monotonic()
         deadline = start + self.options.scaled(timeout_s)
         while time.monotonic() < deadline:
-            with contextlib.suppress(Exception):
+            try:
                 if predicate():
                     took = time.monotonic() - start
                     self.phase("observed", what=what, after_s=round(took, 3))
                     return took
+            except StopWaiting:
+                raise
+            except Exception:  # noqa: BLE001,S110 - a look that failed is a look that saw nothing yet
+                pass
             time.sleep(interval_s)
         raise ScenarioError(f"{what}: not observed within {self.options.scaled(timeout_s):.0f} s")
 
     def wait_for_recovery(self, timeout_s: float = 90.0, stable_s: float = 3.0) -> float:
-        """Wait until the probe's writes and reads have succeeded for `stable_s` without a failure."""
-        assert self.probe is not None
-        return self.wait_until(f"writes and reads succeeding for {stable_s:.0f} s",
-                               lambda: self.probe.stable_for(stable_s), timeout_s, interval_s=0.25)
+        """Wait until the probe's writes and reads have succeeded for `stable_s` without a failure.
+        Stops at once (StopWaiting, with the reason) when the router keeps sending writes to a
+        read-only member past the stack's own time to follow a leader: that does not mend."""
+        probe = self.probe
+        assert probe is not None
+        watch = MisrouteWatch(lambda: router_follow(self.stack))
+        looked = [0.0]
+
+        def recovered() -> bool:
+            if probe.stable_for(stable_s):
+                return True
+            now = time.monotonic()
+            if now - looked[0] >= ROUTER_LOOK_S:
+                looked[0] = now
+                reason = None
+                with contextlib.suppress(Exception):  # a look that failed says nothing
+                    reason = watch.see(router_observation(self.stack), now)
+                if reason is not None:
+                    self.phase("stop-waiting", reason=reason)
+                    raise StopWaiting(f"{NOT_RECOVERING}: {reason}")
+            return False
+
+        return self.wait_until(f"writes and reads succeeding for {stable_s:.0f} s", recovered, timeout_s,
+                               interval_s=0.25)
 
     def add_workload(self, workload: W) -> W:
         """Start ``workload`` beside the load; the run stops it with the load and calls its
@@ -349,7 +386,9 @@ class ScenarioRun:
         if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
             self._interrupted()  # no waiting and no verdict: the person wants out
             return
-        if exc is not None and isinstance(exc, Exception):
+        if isinstance(exc, StopWaiting):  # the stack's failure, named: a verdict, not an error
+            self.extra_reasons.append(str(exc))
+        elif exc is not None and isinstance(exc, Exception):
             self.error = f"{type(exc).__name__}: {exc}"
         try:
             self._finish(failed=exc_type is not None)
@@ -536,6 +575,8 @@ def _run_code(reason: str) -> str:
     """The finding code of a reason the run adds from outside the history."""
     if reason.startswith("load:"):
         return "load-not-running"
+    if reason.startswith(NOT_RECOVERING):
+        return "not-recovering"
     return "alerting" if reason.startswith("alerting") else "steady-state"
 
 

@@ -135,9 +135,47 @@ def test_a_router_that_follows_or_a_leader_that_moves_is_waited_for() -> None:
 def test_wait_for_steady_state_ends_early_on_a_router_that_does_not_follow(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(module, "MISROUTE_MIN_S", 0.3)
-    monkeypatch.setattr(module, "_router_follow", lambda stack: (0.1, "0.1 s"))
+    monkeypatch.setattr(module, "router_follow", lambda stack: (0.1, "0.1 s"))
     monkeypatch.setattr(module, "steady_state", lambda stack: _routed("coordinator-1", "coordinator-2"))
     started = time.monotonic()
     state = wait_for_steady_state(object(), timeout=30, interval=0.05)  # type: ignore[arg-type]
     assert not state.healthy and "does not follow the leader" in state.summary()
     assert time.monotonic() - started < 5
+
+
+def _waiting_run(monkeypatch: pytest.MonkeyPatch, stable: Callable[[float], bool], routed: SteadyState) -> object:
+    """A ScenarioRun's recovery wait, alone: a probe, the router's observation, the phases."""
+    from types import SimpleNamespace
+
+    from harness import scenario
+
+    monkeypatch.setattr(module, "MISROUTE_MIN_S", 0.3)
+    monkeypatch.setattr(scenario, "ROUTER_LOOK_S", 0.05)
+    monkeypatch.setattr(scenario, "router_follow", lambda stack: (0.1, "0.1 s"))
+    monkeypatch.setattr(scenario, "router_observation", lambda stack: routed)
+    run = scenario.ScenarioRun.__new__(scenario.ScenarioRun)
+    run.probe = SimpleNamespace(stable_for=stable)  # type: ignore[assignment]
+    run.stack = object()  # type: ignore[assignment]
+    run.options = SimpleNamespace(scaled=lambda s: s)  # type: ignore[assignment]
+    run.phases_seen = []  # type: ignore[attr-defined]
+    run.phase = lambda name, **kw: run.phases_seen.append((name, kw))  # type: ignore[attr-defined,method-assign]
+    return run
+
+
+def test_a_recovery_wait_stops_at_once_on_a_router_that_does_not_follow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scenario's own wait for recovery names the stuck router and stops (StopWaiting,
+    a verdict reason of the stack's, code not-recovering), instead of waiting out its timeout."""
+    from harness import scenario
+
+    run = _waiting_run(monkeypatch, lambda s: False, _routed("coordinator-1", "coordinator-2"))
+    started = time.monotonic()
+    with pytest.raises(scenario.StopWaiting, match="will not recover: the router does not follow the leader"):
+        run.wait_for_recovery(timeout_s=60)  # type: ignore[attr-defined]
+    assert time.monotonic() - started < 5
+    assert [name for name, _ in run.phases_seen] == ["stop-waiting"]  # type: ignore[attr-defined]
+    assert scenario._run_code(f"{scenario.NOT_RECOVERING}: x") == "not-recovering"
+
+
+def test_a_recovery_wait_ends_normally_when_the_probe_is_stable(monkeypatch: pytest.MonkeyPatch) -> None:
+    run = _waiting_run(monkeypatch, lambda s: True, _routed("coordinator-1", "coordinator-2"))
+    assert run.wait_for_recovery(timeout_s=5) < 1.0  # type: ignore[attr-defined]

@@ -40,7 +40,7 @@ TIMELINE: Final = "timeline.rebuilt.png"
 # Built-in checks that run on every history: never taken from a recorded verdict.
 ALWAYS_RUN: Final = tuple(c for c in BUILTIN_CHECKS if c != "split-brain")
 # Findings ScenarioRun adds from outside the history; they force "fail" ("error" for an error).
-RUN_CODES: Final = ("steady-state", "log-gate", "alerting", "error")
+RUN_CODES: Final = ("steady-state", "log-gate", "alerting", "load-not-running", "not-recovering", "error")
 # The same, for verdicts written before findings carried codes: by the reason's prefix.
 RUN_REASONS: Final = ("steady state", "log gate")
 

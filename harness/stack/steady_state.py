@@ -462,7 +462,8 @@ class MisrouteWatch:
                 f"within {self.hold[1]}; waited {self.follows} times that, at least {MISROUTE_MIN_S:g} s)")
 
 
-def _router_follow(stack: Stack) -> tuple[float, str]:
+def router_follow(stack: Stack) -> tuple[float, str]:
+    """The time the stack itself takes to follow a new leader, and how it was derived."""
     from harness.bounds import Timings, read_timings, router_follow_s
 
     try:
@@ -470,6 +471,14 @@ def _router_follow(stack: Stack) -> tuple[float, str]:
     except Exception:  # unreadable: HAProxy's and Patroni's defaults, never shorter than the stack's
         timings = Timings()
     return router_follow_s(timings)
+
+
+def router_observation(stack: Stack) -> SteadyState:
+    """Only the router's part of the steady state (where a write through it lands, and
+    Patroni's leader): what :class:`MisrouteWatch` needs, cheap enough to look at while a
+    scenario waits for recovery."""
+    topo = discover(stack)
+    return SteadyState([_guard("router_write", lambda: check_router_write(stack, topo))], topo)
 
 
 def wait_for_steady_state(stack: Stack, timeout: float = 120.0, interval: float = 1.0) -> SteadyState:
@@ -480,7 +489,7 @@ def wait_for_steady_state(stack: Stack, timeout: float = 120.0, interval: float 
     the leader (:class:`MisrouteWatch`)."""
     deadline = time.monotonic() + timeout
     watch = RefusalWatch(REFUSED_FOR_S)
-    misroute = MisrouteWatch(lambda: _router_follow(stack))
+    misroute = MisrouteWatch(lambda: router_follow(stack))
     while True:
         try:
             state = steady_state(stack)
