@@ -32,7 +32,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from harness.stack import Stack
     from harness.stack.gc import collect
-    from harness.stack.stack import own_runs
+    from harness.stack.runs import own_runs
 
     spec = _spec(args, variant=args.variant)
     spec.validate()
@@ -97,7 +97,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _print_all_runs(as_json: bool) -> int:
     """Every stack of `pgchaos up` in this state folder, whoever started it (no health check)."""
-    from harness.stack.stack import describe_run, run_metas
+    from harness.stack.runs import describe_run, run_metas
 
     found = run_metas()
     if as_json:

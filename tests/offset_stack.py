@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.stack import stack as stack_module
+from harness.stack import runs as runs_module
 from harness.stack.spec import shifted_ports
 
 OFFSET_PORTS = shifted_ports(20000)  # 26432, 25000, ...: the defaults + 20000
@@ -21,5 +21,5 @@ def offset_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Offset ports and state folder, set before any Ports/StackSpec is built."""
     for name, value in OFFSET_ENV.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(stack_module, "STATE_ROOT", STATE_DIR)
+    monkeypatch.setattr(runs_module, "STATE_ROOT", STATE_DIR)
     yield

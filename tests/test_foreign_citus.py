@@ -82,8 +82,8 @@ def test_each_citus_scenario_runs_or_names_what_the_demo_lacks() -> None:
             verdicts[test] = unmet(reqs, caps)
     runs = sorted(t for t, missing in verdicts.items() if not missing)
     # the harness's own tables carry these: nothing of the guide, no pooler, no link needed
-    assert runs == ["test_citus_coordinator_failover", "test_citus_transfers_worker_failover",
-                    "test_citus_worker_failover"]
+    assert runs == ["test_citus_coordinator_failover", "test_citus_transfers_coordinator_kill",
+                    "test_citus_transfers_worker_failover", "test_citus_worker_failover"]
     assert verdicts["test_citus_worker_link"] == ["worker-links>=1"]
     assert verdicts["test_citus_transfers_link_cut"] == ["worker-links>=1"]
     assert verdicts["test_citus_scale_out"] == ["spare-groups", "toxiproxy"]

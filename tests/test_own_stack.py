@@ -21,7 +21,8 @@ from harness import cli, gameday
 from harness.engines.compose import ComposeDeployment, attachable_projects
 from harness.errors import PgchaosError
 from harness.nemesis.targets import MEMBER_ROLES, PART_ROLES
-from harness.stack import stack as stack_module
+from harness.stack import provision
+from harness.stack import runs as runs_module
 from harness.stack.manifest import load_manifest
 from harness.stack.spec import COMPOSE_DIR, StackSpec
 from harness.stack.stack import Stack
@@ -33,7 +34,7 @@ SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 @pytest.fixture
 def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "state"
-    monkeypatch.setattr(stack_module, "STATE_ROOT", root)
+    monkeypatch.setattr(runs_module, "STATE_ROOT", root)
     return root
 
 
@@ -49,7 +50,7 @@ def test_provision_reads_the_stacks_env_under_pgchaos_variables(tmp_path: Path, 
     assert "registry.invalid" in (FOREIGN / "docker-compose.yml").read_text()
     stack = Stack(StackSpec(manifest_path=FOREIGN / "pgchaos.toml"))
     stack.image_tag = "tag-of-pgchaos"
-    stack._write_state()
+    provision.write_state(stack)
     try:
         assert _images(stack)["patroni1"] == "pgchaos/postgres:tag-of-pgchaos"
         files = stack.deployment.command
@@ -63,7 +64,7 @@ def test_provision_reads_the_stacks_env_under_pgchaos_variables(tmp_path: Path, 
     toml = (copy / "pgchaos.toml").read_text().replace('images = "reference"', 'env_file = "extra.env"')
     (copy / "pgchaos.toml").write_text(toml)
     stack = Stack(StackSpec(manifest_path=copy / "pgchaos.toml"))
-    stack._write_state()
+    provision.write_state(stack)
     assert _images(stack)["patroni1"] == "from-env-file/postgres:latest"  # named file after .env; tag pgchaos's
     attached = Stack(StackSpec(manifest_path=copy / "pgchaos.toml", attach="p"))
     assert _images(attached)["patroni1"] == "from-env-file/postgres:from-user"  # attach: only the user's
@@ -202,7 +203,7 @@ def test_the_current_stack_is_the_callers_own(state: Path, tmp_path: Path,
     _run(state, "20250101-000001-bbbb", owner_uid=os.getuid() + 1, owner_cwd=str(tmp_path))  # another user's
     _run(state, "20250101-000002-cccc", owner_uid=os.getuid(), owner_cwd="/elsewhere")  # another folder's
     _run(state, "20250101-000003-dddd")  # written before owners were recorded: nobody's in particular
-    assert stack_module.own_runs() == ["20250101-000000-aaaa"]
+    assert runs_module.own_runs() == ["20250101-000000-aaaa"]
     assert Stack.attach(progress=lambda m: None).run_id == "20250101-000000-aaaa"  # not the newest of anyone
     assert Stack.attach("20250101-000002-cccc", progress=lambda m: None).run_id == "20250101-000002-cccc"
     shutil.rmtree(state / "runs" / "20250101-000000-aaaa")
@@ -249,13 +250,13 @@ def test_port_hint_names_variables_only_where_the_compose_file_reads_them(state:
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(PgchaosError) as foreign:
-            stack_module.check_ports_free([("lb", "127.0.0.1", port)], port_variables=False)
+            provision.check_ports_free([("lb", "127.0.0.1", port)], port_variables=False)
         with pytest.raises(PgchaosError) as reference:
-            stack_module.check_ports_free([("lb", "127.0.0.1", port)], port_variables=True)
+            provision.check_ports_free([("lb", "127.0.0.1", port)], port_variables=True)
     assert "PGCHAOS_" not in str(foreign.value) and "127.0.0.1::CONTAINER" in str(foreign.value)
     assert "PGCHAOS_<NAME>_PORT" in str(reference.value)
-    assert not Stack(StackSpec(manifest_path=FOREIGN / "pgchaos.toml")).reads_port_variables()
-    assert Stack(StackSpec()).reads_port_variables()
+    assert not provision.reads_port_variables(StackSpec(manifest_path=FOREIGN / "pgchaos.toml").manifest)
+    assert provision.reads_port_variables(StackSpec().manifest)
 
 
 def test_an_unpublished_port_says_how_to_publish_it(monkeypatch: pytest.MonkeyPatch) -> None:

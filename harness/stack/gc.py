@@ -30,7 +30,7 @@ from harness.engines.base import (
     remove_project_resources,
 )
 from harness.stack import volumes
-from harness.stack.stack import runs_dir, state_root
+from harness.stack.runs import runs_dir, state_root
 
 __all__ = ["GcReport", "collect", "leaked_mounts", "liveness", "pid_alive"]
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shutil
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,103 +31,25 @@ from harness.engines.base import (
     Deployment,
     EngineContext,
     docker_client,
-    ownership_labels,
     remove_project_resources,
 )
 from harness.errors import PgchaosError
-from harness.stack import images, volumes
-from harness.stack import spec as spec_module
+from harness.stack import data, provision, volumes
 from harness.stack.manifest import Manifest, check_against_services, unmet
+from harness.stack.runs import (
+    attached_state_dir,
+    is_callers,
+    new_run_id,
+    own_runs,
+    run_metas,
+    runs_dir,
+)
 from harness.stack.spec import Ports, StackSpec
 
 __all__ = ["OWNER_LABEL", "PROJECT_LABEL", "RUN_LABEL", "SERVICE_LABEL", "Stack", "docker_client",
-           "remove_project_resources", "runs_dir"]
-
-STATE_ROOT = Path(os.environ.get("PGCHAOS_STATE_DIR", "/var/lib/pgchaos"))
+           "own_runs", "remove_project_resources", "runs_dir"]
 
 Progress = Callable[[str], None]
-
-
-def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
-
-
-def state_root() -> Path:
-    """The state folder ($PGCHAOS_STATE_DIR, default /var/lib/pgchaos)."""
-    return STATE_ROOT
-
-
-def runs_dir() -> Path:
-    return STATE_ROOT / "runs"
-
-
-def caller() -> dict[str, Any]:
-    """Who starts a stack: the user and the folder `pgchaos up` ran in. "The current
-    stack" of a command without --run-id is the caller's own, never someone else's."""
-    try:
-        cwd = str(Path.cwd())
-    except OSError:  # the folder was removed under us
-        cwd = ""
-    return {"owner_uid": os.getuid(), "owner_cwd": cwd}
-
-
-def is_callers(meta: dict[str, Any]) -> bool:
-    me = caller()
-    return meta.get("owner_uid") == me["owner_uid"] and meta.get("owner_cwd") == me["owner_cwd"]
-
-
-def run_metas() -> list[tuple[Path, dict[str, Any] | None]]:
-    """Every run.json of the state folder, oldest first, with its content (None: unreadable)."""
-    out: list[tuple[Path, dict[str, Any] | None]] = []
-    for path in sorted(runs_dir().glob("*/run.json")) if runs_dir().exists() else []:
-        try:
-            meta = json.loads(path.read_text())
-            out.append((path, meta if isinstance(meta, dict) else None))
-        except (OSError, ValueError):
-            out.append((path, None))
-    return out
-
-
-def own_runs() -> list[str]:
-    """Run ids of the caller's stacks (same user, same folder), oldest first."""
-    return [path.parent.name for path, meta in run_metas() if meta is not None and is_callers(meta)]
-
-
-def describe_run(meta: dict[str, Any] | None, run_id: str) -> str:
-    """One line about a run for machine-wide listings: id, project, owner, folder, manifest."""
-    if meta is None:
-        return f"{run_id}: unreadable run.json (remove it with `pgchaos gc`)"
-    uid = meta.get("owner_uid")
-    owner = "?" if uid is None else ("you" if uid == os.getuid() else f"uid {uid}")
-    return (f"{run_id}: project {meta.get('project', '?')}, started by {owner} in "
-            f"{meta.get('owner_cwd') or '?'}, manifest {meta.get('manifest') or '?'}")
-
-
-def attached_state_dir(project: str) -> Path:
-    """Where the game-day faults injected into an attached project are remembered."""
-    return STATE_ROOT / "attached" / project
-
-
-def check_ports_free(published: list[tuple[str, str, int]], port_variables: bool = False) -> None:
-    """Every fixed host port of the compose model is free and on 127.0.0.1. With
-    `port_variables` (the reference stack's compose files read PGCHAOS_<NAME>_PORT),
-    the hint names them; a user's compose file reads its own variables, if any."""
-    for service, host_ip, port in published:
-        if host_ip != "127.0.0.1":
-            raise PgchaosError(
-                f"{service} publishes a port on {host_ip or 'every interface'}: pgchaos provisions only "
-                "stacks whose ports are published on 127.0.0.1 (write \"127.0.0.1:HOST:CONTAINER\")")
-        if port == 0:
-            continue
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                how = ("set the PGCHAOS_<NAME>_PORT variable the compose file reads" if port_variables else
-                       "publish another port in the compose file (or \"127.0.0.1::CONTAINER\": any free port)")
-                raise PgchaosError(f"port 127.0.0.1:{port} is taken (needed for {service}); free it, or {how}") \
-                    from None
 
 
 def mode_capabilities(manifest: Manifest, attached: bool, engine: str = engines.DEFAULT_ENGINE) -> dict[str, int]:
@@ -276,49 +196,11 @@ class Stack:
                 raise PgchaosError(failures[0])
 
     def preflight(self) -> None:
-        """What can be checked before any engine work: the run's state folder, every
-        manifest service in the compose files, host ports free and on 127.0.0.1."""
-        if self.manifest.images == "citus":
-            images.citus_source()  # one line saying what to provide when there is no Citus package or image
-        self._write_state()
-        try:
-            check_against_services(self.manifest, self.deployment.services(every_profile=True))
-            check_ports_free(self.deployment.published_ports(), port_variables=self.reads_port_variables())
-        finally:
-            shutil.rmtree(self.state_dir, ignore_errors=True)
-            for empty in (runs_dir(), STATE_ROOT):  # leave no trace of a check
-                with contextlib.suppress(OSError):
-                    empty.rmdir()
-
-    def reads_port_variables(self) -> bool:
-        """The compose files take host ports from PGCHAOS_<NAME>_PORT (the reference stack's do)."""
-        import re
-
-        return any(re.search(r"PGCHAOS_[A-Z_]+_PORT", (self.manifest.dir / f).read_text(errors="replace"))
-                   for f in self.manifest.compose_files)
+        """What can be checked before any engine work (bad input: one line, nothing created)."""
+        provision.preflight(self)
 
     def _provision(self) -> None:
-        self.preflight()
-        self._write_state()
-        self.docker  # noqa: B018 - fails early with one line when no engine answers
-        if self.manifest.images in ("reference", "citus"):
-            self.image_tag = images.ensure_images(spec_module.COMPOSE_DIR, self.progress)
-        if self.manifest.images == "citus":
-            own = self.manifest.dir / "image" / "Dockerfile"  # a stack's own recipe, else pgchaos's
-            recipe_dir = self.manifest.dir if own.is_file() else spec_module.COMPOSE_DIR / "citus"
-            self.citus_image = images.ensure_citus_image(recipe_dir, self.image_tag, self.progress)
-        self._write_env()
-        self.deployment.write_owner_override(
-            self.override_file, ownership_labels(self.run_id, os.getpid(), self.detached, str(state_root())))
-        self._write_meta()
-        if self.loop_members:
-            self.progress(f"creating {len(self.loop_members)} loop-mounted data volumes")
-        for node in self.loop_members:
-            volumes.create(self.data_image(node), self.data_mount(node), self.manifest.volume_size_mb)
-        try:
-            self.deployment.up(timeout_s=self.up_timeout_s)
-        except PgchaosError as exc:
-            raise PgchaosError(f"{exc}; {self.why_unhealthy()}") from None
+        provision.provision(self)
 
     def why_unhealthy(self) -> str:
         """The daily health check's failing checks, with the log lines that say why."""
@@ -345,139 +227,13 @@ class Stack:
             volumes.unmount(mount)
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
-    def _write_state(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        if self.config_dir.exists():
-            shutil.rmtree(self.config_dir)
-        if self.manifest.config_dir is not None:
-            shutil.copytree(self.manifest.dir / self.manifest.config_dir, self.config_dir)
-        else:
-            self.config_dir.mkdir()
-        if self.spec.variant_dir is not None:
-            shutil.copytree(self.spec.variant_dir, self.config_dir, dirs_exist_ok=True)
-        self.backups_dir.mkdir(exist_ok=True)
-        self.override_file.write_text("{}\n")  # the ownership labels come once the model is known
-        self._write_env()
-
-    def _write_env(self) -> None:
-        env = {
-            "COMPOSE_PROJECT_NAME": self.project,
-            "PGCHAOS_RUN_ID": self.run_id,
-            "PGCHAOS_OWNER_PID": str(os.getpid()),
-            "PGCHAOS_DETACHED": "true" if self.detached else "false",
-            "PGCHAOS_IMAGE_TAG": self.image_tag,
-            **({"PGCHAOS_CITUS_IMAGE": self.citus_image} if self.citus_image else {}),
-            "PGCHAOS_DATA": str(self.state_dir / "data"),
-            "PGCHAOS_CONFIG": str(self.config_dir),
-            "PGCHAOS_BACKUPS": str(self.backups_dir),
-            **self.spec.ports.as_env(),
-        }
-        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-
-    def _write_meta(self) -> None:
-        meta = {
-            "run_id": self.run_id, "project": self.project, "owner_pid": os.getpid(),
-            "detached": self.detached, "profile": self.spec.profile, "variant": self.spec.variant,
-            "manifest": str(self.manifest.path), "compose_dir": str(self.manifest.dir),
-            "compose_files": list(self.manifest.compose_files),
-            "ports": self.spec.ports.__dict__, "image_tag": self.image_tag,
-            "engine": self.spec.engine, **caller(),
-        }
-        (self.state_dir / "run.json").write_text(json.dumps(meta, indent=2))
-
     # -- data ---------------------------------------------------------------
     def prepare(self) -> None:
-        """The load's own schema, and the guide's sample rows on a stack that has the guide's tables."""
-        from harness.load.schema import create_load_schema
-
-        citus = bool(self.capabilities().get("citus"))
-        if self.manifest.schema_sql:
-            self.run_schema_sql(self.manifest.dir / self.manifest.schema_sql)
-        elif citus:  # our tables are spread over the worker groups Citus knows: all of them
-            self.wait_for_citus_workers()
-        setup = self.manifest.load_setup_sql
-        self._settling(lambda: create_load_schema(self.dsn(via="router"),
-                                                  self.manifest.dir / setup if setup else None,
-                                                  citus=citus))
-        if "guide-schema" in self.capabilities():
-            self._settling(self.seed)
-
-    def _settling(self, step: Callable[[], None], timeout_s: float = 60.0) -> None:
-        """Run an idempotent set-up step, again while connections still break or land on a
-        read-only member (a router or pooler task that has just come up may drop its first
-        server connections, or hold one to a member that is no longer the leader)."""
-        import psycopg
-
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                step()
-                return
-            except (psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction) as exc:
-                if time.monotonic() > deadline:
-                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                    raise PgchaosError(f"stack set-up failed for {timeout_s:.0f} s: {first}") from exc
-                time.sleep(1.0)
-
-    def run_schema_sql(self, path: Path, timeout_s: float = 120.0) -> None:
-        """The stack's own schema (idempotent), retried while the formation settles
-        (Citus: until Patroni has registered every worker group's primary)."""
-        import psycopg
-
-        deadline = time.monotonic() + timeout_s
-        last = ""
-        while time.monotonic() < deadline:
-            try:
-                with psycopg.connect(self.dsn(via="router", connect_timeout=3), autocommit=True) as conn:
-                    if self.manifest.capabilities().get("citus") and (last := self._workers_missing(conn)):
-                        time.sleep(1.0)
-                        continue
-                    with conn.transaction():
-                        conn.execute(path.read_text())
-                return
-            except psycopg.Error as exc:
-                last = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                time.sleep(1.0)
-        raise PgchaosError(f"{path.name} could not be applied in {timeout_s:.0f} s: {last}")
-
-    def _workers_missing(self, conn: Any) -> str:
-        """'' when every worker group of the formation has an active primary in pg_dist_node."""
-        groups = conn.execute("SELECT count(DISTINCT groupid) FROM pg_dist_node "
-                              "WHERE noderole = 'primary' AND isactive AND groupid > 0").fetchone()[0]
-        want = len(self.manifest.worker_groups)
-        return "" if groups >= want else f"{groups}/{want} worker groups in pg_dist_node"
-
-    def wait_for_citus_workers(self, timeout_s: float = 120.0) -> None:
-        """Until Patroni has registered every worker group's primary (the load's tables are
-        distributed over the groups Citus knows when they are created)."""
-        import psycopg
-
-        deadline = time.monotonic() + timeout_s
-        last = ""
-        while time.monotonic() < deadline:
-            try:
-                with psycopg.connect(self.dsn(via="router", connect_timeout=3), autocommit=True) as conn:
-                    if not (last := self._workers_missing(conn)):
-                        return
-            except psycopg.Error as exc:
-                last = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            time.sleep(1.0)
-        raise PgchaosError(f"the Citus worker groups were not all registered in {timeout_s:.0f} s: {last}")
+        """The load's own schema, and the guide's sample rows where the stack has the guide's tables."""
+        data.prepare(self)
 
     def drop_load_schema(self) -> None:
-        from harness.load.schema import drop_load_schema
-
-        drop_load_schema(self.dsn(via="router"))
-
-    def seed(self) -> None:
-        """Load the guide's sample rows once (its DR checks count them)."""
-        import psycopg
-
-        sql = (self.manifest.dir / "sql" / "seed.sql").read_text()
-        with psycopg.connect(self.dsn(), autocommit=True) as conn:
-            if conn.execute("SELECT count(*) FROM users").fetchone()[0] == 0:
-                with conn.transaction():
-                    conn.execute(sql)
+        data.drop_load_schema(self)
 
     # -- discovery -------------------------------------------------------------
     def containers(self, all_: bool = True) -> dict[str, Any]:
