@@ -281,11 +281,15 @@ def test_lookalike_containers_are_never_touched(client: Any, monkeypatch: pytest
                         OWNER_LABEL: "someone-else"})
             try:
                 assert nemesis.owned("coordinator-2").id != impostor.id
-                # Even if a lookup ever handed it over, the nemesis refuses it.
+                # Even if the engine's lookup ever handed it over, the engine refuses it
+                # (every verb a fault uses goes through the engine's owned container).
+                real = stack.deployment.containers
                 with monkeypatch.context() as patch:
-                    patch.setattr(stack, "container", lambda service: impostor)
+                    patch.setattr(stack.deployment, "containers", lambda: {**real(), "coordinator-2": impostor})
                     with pytest.raises(PgchaosError, match="refusing to touch"):
                         nemesis.inject("kill", "coordinator-2")
+                    with pytest.raises(PgchaosError, match="refusing to touch"):
+                        stack.deployment.stop("coordinator-2")
                 impostor.reload()
                 assert impostor.status == "running"
 
