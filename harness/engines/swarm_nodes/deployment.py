@@ -34,9 +34,8 @@ import docker
 import docker.errors
 import requests
 
-from harness.engines.base import OWNER_LABEL, RUN_LABEL, EngineContext, HealthCheck
+from harness.engines.base import OWNER_LABEL, RUN_LABEL, HealthCheck
 from harness.engines.swarm.deployment import (
-    DEFAULT_STACK,
     EDGE_LABEL,
     ENGINE_LABEL,
     NAMESPACE_LABEL,
@@ -77,12 +76,6 @@ class SwarmNodesDeployment(SwarmDeployment):
         self.avoid: set[str] = set()  # nodes a fault cut off: not asked to manage
         self._where: dict[str, str] = {}  # container id -> endpoint of its node
         self.timings: dict[str, float] = {}
-
-    @classmethod
-    def create(cls, ctx: EngineContext) -> SwarmNodesDeployment:
-        name = ctx.stack_name or os.environ.get("PGCHAOS_SWARM_STACK") or DEFAULT_STACK
-        return cls(name, ctx.manifest.dir, ctx.manifest, ctx.ports, env_file=ctx.env_file,
-                   override_file=ctx.override_file, state_dir=ctx.state_dir, progress=ctx.progress)
 
     @classmethod
     def capabilities(cls, caps: dict[str, int]) -> dict[str, int]:
