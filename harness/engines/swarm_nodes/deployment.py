@@ -82,6 +82,13 @@ class SwarmNodesDeployment(SwarmDeployment):
         """The swarm engine's, plus host faults ("swarm-nodes")."""
         return {**super().capabilities(caps), "swarm-nodes": 1}
 
+    @classmethod
+    def collect(cls, everything: bool, progress: Callable[[str], None]) -> list[str]:
+        """Nothing of its own: the nodes, their volumes and the outer edge carry the run's
+        project label, so `pgchaos gc`'s label sweep removes a dead run's; stacks on the
+        host's own swarm are the swarm engine's to collect."""
+        return []
+
     # -- the manager's engine ----------------------------------------------------------------
     def manager(self) -> Node:
         """The first node whose engine answers and that no fault cut off (the last good one first)."""
