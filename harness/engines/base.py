@@ -58,9 +58,10 @@ class EngineContext:
         return self.attach is None
 
 
-@dataclass(frozen=True)
+@dataclass
 class HealthCheck:
-    """One check of the engine's own (the steady state shows it beside the guide's)."""
+    """One check of a stack's health: the steady state's own (the operations guide's daily
+    health check, `harness.stack.steady_state.Check`) and an engine's (`health_checks`)."""
 
     name: str
     ok: bool
@@ -97,6 +98,7 @@ class Deployment(Protocol):
     def containers(self) -> dict[str, Any]: ...
     def container(self, service: str) -> Any: ...
     def owns(self, container: Any) -> bool: ...
+    def refuse_unless_owned(self, container: Any) -> Any: ...
     def endpoint(self, service: str, port: int) -> tuple[str, int]: ...
     def health_checks(self) -> list[HealthCheck]: ...
     # verbs
@@ -166,8 +168,19 @@ def ownership_labels(run_id: str, owner_pid: int, detached: bool, state_dir: str
 class ContainerVerbs:
     """The verbs every engine runs on a service's current container (`container(service)`)."""
 
+    project: str
+
     def container(self, service: str) -> Any:
         raise NotImplementedError
+
+    def owns(self, container: Any) -> bool:
+        raise NotImplementedError
+
+    def refuse_unless_owned(self, container: Any) -> Any:
+        """The container, or one clear error when it is not this stack's (never touched)."""
+        if not self.owns(container):
+            raise PgchaosError(f"refusing to touch {container.name}: not part of {self.project}")
+        return container
 
     def exec(self, service: str, cmd: list[str], user: str | None = None,
              timeout: float = 60.0) -> tuple[int, str]:

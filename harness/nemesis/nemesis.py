@@ -84,10 +84,7 @@ class Nemesis:
 
     def owned(self, service: str) -> Any:
         """The service's container, refusing anything outside this stack (ours, or the attached project)."""
-        container = self.stack.container(service)
-        if not self.stack.deployment.owns(container):
-            raise PgchaosError(f"refusing to touch {container.name}: not part of {self.stack.project}")
-        return container
+        return self.deployment.refuse_unless_owned(self.stack.container(service))
 
     def resolve_node(self, role: str) -> str:
         return resolve_node(self.stack, role)

@@ -8,11 +8,12 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import requests
 
+from harness.engines.base import HealthCheck as Check  # one check type: the guide's and an engine's
 from harness.errors import PgchaosError
 from harness.stack.refusals import REFUSED_FOR_S, RefusalWatch
 from harness.stack.topology import Topology, discover
@@ -25,14 +26,6 @@ LAG_ACTION_BYTES = 100 * 1024 * 1024  # the guide's "if lag > 100MB" action thre
 DISK_FULL_PCT = 90.0
 SLOW_QUERY_S = 1.0
 IDLE_IN_TX_S = 600.0
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,7 +59,7 @@ def _guard(name: str, fn: Callable[[], Check]) -> Check:
 def _engine_checks(stack: Stack) -> list[Check]:
     """The engine's own health checks, as checks of the steady state."""
     try:
-        return [Check(c.name, c.ok, c.detail, dict(c.data)) for c in stack.deployment.health_checks()]
+        return stack.deployment.health_checks()
     except Exception as exc:  # noqa: BLE001 - a check that cannot run is a failing check
         return [Check(f"{stack.deployment.name}_engine", False,
                       f"could not run: {type(exc).__name__}: {str(exc).strip()[:200]}")]

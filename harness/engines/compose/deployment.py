@@ -226,10 +226,7 @@ class ComposeDeployment(ContainerVerbs):
         found = self.containers()
         if service not in found:
             raise PgchaosError(f"no service {service!r} in {self.project}; have: {', '.join(sorted(found))}")
-        container = found[service]
-        if not self.owns(container):
-            raise PgchaosError(f"refusing to touch {container.name}: not part of {self.project}")
-        return container
+        return self.refuse_unless_owned(found[service])
 
     def owns(self, container: Any) -> bool:
         labels = container.labels

@@ -511,10 +511,7 @@ class SwarmDeployment(ContainerVerbs):
                 raise PgchaosError(f"no service {service!r} in swarm stack {self.project}; have: "
                                    f"{', '.join(self.services())}")
             raise PgchaosError(f"{self.swarm_service(svc)}: no running task right now")
-        container = found[svc]
-        if not self.owns(container):
-            raise PgchaosError(f"refusing to touch {container.name}: not part of {self.project}")
-        return container
+        return self.refuse_unless_owned(found[svc])
 
     def owns(self, container: Any) -> bool:
         labels = container.labels
