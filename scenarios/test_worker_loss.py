@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from conftest import assert_verdict
 
+from harness.citus_runbooks import Runbook
 from harness.history import Op
 from harness.load.client import PROCESS_SPAN, Client
 
@@ -27,6 +28,7 @@ pytestmark = [
 LOST, KEPT = "worker-1", "worker-2"
 SHARD_WRITERS = {LOST: 51, KEPT: 52}  # process ids
 HOLD_S = 10.0
+DETECT_S = 60.0  # the detection checker's default time-to-detect target
 GRACE_S = 2.5  # fdw connections to the dead worker fail within connect_timeout (2 s)
 
 
@@ -41,15 +43,18 @@ def keys_on(dsn: str, worker: str, first: int, count: int) -> list[int]:
     return [k for (k,) in rows]
 
 
-def shard_writer(run, worker: str, stop: threading.Event) -> None:
-    """Writes this worker's keys every 0.1 s until stopped (bounded by its key list)."""
+def shard_writer(run, worker: str, stop: threading.Event, last_ok: dict[str, float]) -> None:
+    """Writes this worker's keys every 0.1 s until stopped (bounded by its key list); the
+    invocation time of its latest acknowledged write in ``last_ok[worker]``."""
     process = SHARD_WRITERS[worker]
     client = Client(run.stack.dsn(), run.history, process)
     try:
         for key in keys_on(run.stack.dsn(), worker, run.key_base + process * PROCESS_SPAN, 2000):
             if stop.wait(0.1):
                 break
-            client.write(key, "events")
+            invoked = run.now()
+            if client.write(key, "events") == "ok":
+                last_ok[worker] = invoked
     finally:
         client.close()
 
@@ -75,7 +80,8 @@ def per_shard(ops: list[Op], start: float, end: float) -> dict:
 def test_worker_loss(scenario_run):
     with scenario_run() as run:
         stop = threading.Event()
-        writers = [threading.Thread(target=shard_writer, args=(run, w, stop), daemon=True)
+        last_ok: dict[str, float] = {}
+        writers = [threading.Thread(target=shard_writer, args=(run, w, stop, last_ok), daemon=True)
                    for w in SHARD_WRITERS]
         for t in writers:
             t.start()
@@ -83,11 +89,19 @@ def test_worker_loss(scenario_run):
             run.sleep(2)
             fault = run.nemesis.inject("kill", run.stack.manifest.group(LOST).members[0])
             run.sleep(HOLD_S)
-            run.nemesis.heal(fault)  # the runbook's "add replacement worker": the same node back
-            healed_at = run.now()
-            run.wait_until(f"{LOST} accepting connections again",
-                           lambda: psycopg.connect(run.stack.dsn(LOST, connect_timeout=1)).close() is None,
-                           timeout_s=120)
+            # the worker stays down until someone is paged (bounded by the time-to-detect target)
+            run.wait_for_alert("WorkerUnreachable", since=fault.time, timeout_s=DETECT_S - HOLD_S)
+            # the runbook's manual intervention, "add replacement worker" (the same node back), as a
+            # step that ends when the coordinator writes on its shards again: writes there that
+            # fail while the worker starts and the coordinator reconnects are that step's
+            with Runbook(run).step(f"add replacement worker: {LOST} started again, its shards written"):
+                run.nemesis.heal(fault)
+                healed_at = run.now()
+                run.wait_until(f"{LOST} accepting connections again",
+                               lambda: psycopg.connect(run.stack.dsn(LOST, connect_timeout=1)).close() is None,
+                               timeout_s=120)
+                run.wait_until(f"a write on {LOST}'s shards acknowledged through the coordinator",
+                               lambda: last_ok.get(LOST, -1.0) > healed_at, timeout_s=120)
             run.wait_for_recovery()
             run.sleep(2)
         finally:

@@ -32,11 +32,37 @@ pytestmark = [pytest.mark.docker]
 ROUTER_VARIANT = "haproxy-follows-any-member"
 
 
+def primary_backend(stack: Stack) -> dict[str, str]:
+    """HAProxy's own view of its primary backend: server -> status (its stats page)."""
+    import requests
+
+    url = f"http://{stack.endpoint(stack.manifest.router.service, 8404)}/stats;csv"
+    rows = [line.split(",") for line in requests.get(url, timeout=2).text.splitlines()]
+    return {r[1]: r[17] for r in rows if len(r) > 17 and r[0] == "primary" and r[1] not in ("FRONTEND", "BACKEND")}
+
+
 def restart_router(stack: Stack) -> None:
-    """HAProxy restarted (it reads haproxy.cfg at start), then the steady state back."""
+    """HAProxy restarted (it reads haproxy.cfg at start); no client connects until its checks
+    have settled (only Patroni's leader up in the primary backend: at its start HAProxy holds
+    every server up until its checks fail, and with the variant a first connection in that
+    second would stick to a replica for good); then the steady state back."""
+    import time
+
+    import requests
+
     stack.container(stack.manifest.router.service).restart(timeout=5)
+    leader, servers, deadline = discover(stack).leader, {}, time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            servers = primary_backend(stack)
+        except requests.RequestException:
+            servers = {}
+        if leader and [name for name, status in servers.items() if status.startswith("UP")] == [leader]:
+            break
+        time.sleep(0.2)
+    assert servers.get(leader) == "UP", f"HAProxy's checks did not settle on the leader {leader}: {servers}"
     state = wait_for_steady_state(stack, timeout=60)
-    assert state.healthy, f"after restarting the router: {state.summary()}"
+    assert state.healthy, f"after restarting the router: {state.summary()}; HAProxy: {primary_backend(stack)}"
 
 
 @pytest.fixture
