@@ -57,10 +57,12 @@ def restart_router(stack: Stack) -> None:
             servers = primary_backend(stack)
         except requests.RequestException:
             servers = {}
-        if leader and [name for name, status in servers.items() if status.startswith("UP")] == [leader]:
+        up = [name for name, status in servers.items() if status.startswith("UP")]  # "UP 1/2": up still
+        if leader and up == [leader]:
             break
         time.sleep(0.2)
-    assert servers.get(leader) == "UP", f"HAProxy's checks did not settle on the leader {leader}: {servers}"
+    else:
+        raise AssertionError(f"HAProxy's checks did not settle on the leader {leader} in 30 s: {servers}")
     state = wait_for_steady_state(stack, timeout=60)
     assert state.healthy, f"after restarting the router: {state.summary()}; HAProxy: {primary_backend(stack)}"
 
