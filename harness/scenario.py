@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -263,7 +264,7 @@ class ScenarioRun:
         self.nemesis.heal_all()
         self.before = wait_for_steady_state(self.stack, timeout=self.options.scaled(120))
         self._write_json("steady-state-before.json", self.before.as_dict())
-        (self.dir / "patronictl-before.txt").write_text(self.stack.patronictl_list())
+        before_list = self._record_patronictl("patronictl-before.txt")
         if not self.before.healthy:
             self._abort()
             raise SteadyStateError(f"steady state does not hold before the scenario: {self.before.summary()}")
@@ -284,6 +285,7 @@ class ScenarioRun:
                                      user_classes=user_classes_for(self.stack.capabilities()),
                                      workers=self.options.load_workers).start()
         time.sleep(2.0)  # a baseline of successful ops before any fault
+        before_list.join(timeout=self.options.scaled(20))  # the picture before is taken before any fault
         if self.locust is not None and not self.locust.wait_running(self.options.scaled(30)):
             self.extra_reasons.append("load: the locust users recorded nothing within "
                                       f"{self.options.scaled(30):.0f} s of their start (see locust*.log)")
@@ -473,7 +475,7 @@ class ScenarioRun:
             if not self.after.healthy:
                 self.extra_reasons.append(
                     f"steady state did not return after heal-all: {self.after.summary()}")
-        (self.dir / "patronictl-after.txt").write_text(self.stack.patronictl_list())
+        after_list = self._record_patronictl("patronictl-after.txt")  # beside the alerts' settling
         resolve = max([120.0] + ([self.expected_alerts.resolve_s] if self.expected_alerts else []))
         self._stop_alerts(settle_s=self.options.scaled(resolve))
         self.phase("final-read")
@@ -485,6 +487,7 @@ class ScenarioRun:
                 w.final_read()
             except Exception as exc:  # the checker then says it cannot judge
                 self.phase("workload-final-read-failed", workload=type(w).__name__, error=str(exc)[:200])
+        after_list.join(timeout=self.options.scaled(20))
         self.phase("verdict")
         self.history.close()
         self._judge()
@@ -545,6 +548,20 @@ class ScenarioRun:
             render_timeline(self.dir / "history.jsonl", result, self.dir / "timeline.png", ops=ops)
 
     # -- evidence ----------------------------------------------------------------
+    def _record_patronictl(self, name: str) -> threading.Thread:
+        """`patronictl list` into ``name`` in the run's folder, on a thread of its own (a
+        `docker exec` the run need not wait for); the caller joins it."""
+        def write() -> None:
+            try:
+                text = self.stack.patronictl_list()
+            except Exception as exc:  # evidence for a person: its absence is said, never raised
+                text = f"patronictl list failed: {type(exc).__name__}: {exc}"
+            (self.dir / name).write_text(text)
+
+        thread = threading.Thread(target=write, name=f"pgchaos-{name}", daemon=True)
+        thread.start()
+        return thread
+
     def _write_json(self, name: str, doc: Any) -> None:
         (self.dir / name).write_text(json.dumps(doc, indent=2, default=str))
 

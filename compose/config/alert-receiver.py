@@ -4,6 +4,8 @@ stamped with the time it arrived, and serves them on GET /notifications?after=N.
 Standard library only; bounded memory (the last 10000 alerts)."""
 
 import json
+import signal
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -63,4 +65,6 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, {"next": dropped + len(received), "items": items})
 
 
+# PID 1 of its container: without a handler SIGTERM is ignored and every stop waits the grace period
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 ThreadingHTTPServer(("0.0.0.0", 9095), Handler).serve_forever()

@@ -474,7 +474,7 @@ def router_observation(stack: Stack) -> SteadyState:
     return SteadyState([_guard("router_write", lambda: check_router_write(stack, topo))], topo)
 
 
-def wait_for_steady_state(stack: Stack, timeout: float = 120.0, interval: float = 1.0) -> SteadyState:
+def wait_for_steady_state(stack: Stack, timeout: float = 120.0, interval: float = 0.5) -> SteadyState:
     """Poll until healthy or timeout; returns the last observation. Returns early, the
     reason in the failing check, on what does not mend by itself: a refusal by
     configuration that keeps being logged for :data:`REFUSED_FOR_S`, or a router that

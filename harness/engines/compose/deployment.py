@@ -211,21 +211,29 @@ class ComposeDeployment(ContainerVerbs):
         remove_project_resources(self.docker, self.project)
 
     # -- containers --------------------------------------------------------------------
-    def _filters(self) -> dict[str, list[str]]:
+    def _filters(self, service: str | None = None) -> dict[str, list[str]]:
         labels = [f"{PROJECT_LABEL}={self.project}"]
         if self.provisioned:
             labels += [f"{OWNER_LABEL}=pgchaos", RUN_LABEL]
+        if service is not None:
+            labels.append(f"{SERVICE_LABEL}={service}")
         return {"label": labels}
 
     def containers(self) -> dict[str, Any]:
         """Service name -> container, for this project only."""
-        found = self.docker.containers.list(all=True, filters=self._filters(), ignore_removed=True)
+        return self._listed()
+
+    def _listed(self, service: str | None = None) -> dict[str, Any]:
+        """Service name -> container of the project (only `service`'s when named: docker-py
+        inspects every container it lists, so a lookup of one lists one)."""
+        found = self.docker.containers.list(all=True, filters=self._filters(service), ignore_removed=True)
         return {c.labels.get(SERVICE_LABEL, c.name): c for c in found}
 
     def container(self, service: str) -> Any:
-        found = self.containers()
+        found = self._listed(service)
         if service not in found:
-            raise PgchaosError(f"no service {service!r} in {self.project}; have: {', '.join(sorted(found))}")
+            have = self.containers()
+            raise PgchaosError(f"no service {service!r} in {self.project}; have: {', '.join(sorted(have))}")
         return self.refuse_unless_owned(found[service])
 
     def owns(self, container: Any) -> bool:
@@ -274,8 +282,7 @@ class ComposeDeployment(ContainerVerbs):
 
     def endpoint(self, service: str, port: int) -> tuple[str, int]:
         """The 127.0.0.1 address where the service's container port is published."""
-        container = self.container(service)
-        container.reload()
+        container = self.container(service)  # listed just now: inspected, no reload needed
         bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{port}/tcp") or []
         for binding in bindings:
             if binding.get("HostIp") in LOOPBACK:
