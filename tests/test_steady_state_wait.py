@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from harness.stack.steady_state import Check, SteadyState, wait_for_steady_state
-from harness.stack.topology import Topology
+from harness.stack.topology import Member, Topology
 
 module = importlib.import_module("harness.stack.steady_state")  # the package exports a function of that name
 REFUSAL = "coordinator-2 not streaming — {n} FATAL: pg_hba.conf rejects replication connection"
@@ -130,6 +130,41 @@ def test_a_router_that_follows_or_a_leader_that_moves_is_waited_for() -> None:
     watch = module.MisrouteWatch(lambda: (1.0, "1 s"))
     assert all(watch.see(_routed("c1", None), now=float(t)) is None for t in range(30))
     assert all(watch.see(_routed("c1", "c2", read_only=False), now=float(t)) is None for t in range(30))
+
+
+def test_a_router_that_delivers_writes_to_no_member_while_the_leader_answers_is_named() -> None:
+    """A router stuck on a member that is down (the variant's stick table after a graceful
+    stop): writes reach no member while Patroni's leader answers, itself, as the primary."""
+    def undelivered(leader: str | None) -> SteadyState:
+        data = {"undeliverable": True, "leader": leader} if leader else {}
+        return SteadyState([Check("router_write", False, "could not run: OperationalError", data)], Topology())
+
+    watch = module.MisrouteWatch(lambda: (5.0, "5 s"))
+    said = [watch.see(undelivered("coordinator-3"), now=float(t)) for t in range(0, 17)]
+    assert said[:15] == [None] * 15
+    assert said[15] is not None and "reached no member" in said[15] and "coordinator-3" in said[15]
+    # no leader answering as the primary (a hard kill before Patroni's ttl): never this watch's business
+    watch = module.MisrouteWatch(lambda: (1.0, "1 s"))
+    assert all(watch.see(undelivered(None), now=float(t)) is None for t in range(60))
+    # undelivered, then reaching the new leader: the count starts again
+    watch = module.MisrouteWatch(lambda: (5.0, "5 s"))
+    seq = [undelivered("c2")] * 12 + [_routed(None, None)] + [undelivered("c2")] * 12
+    assert all(watch.see(st, now=float(t)) is None for t, st in enumerate(seq))
+
+
+def test_observed_router_write_says_whether_the_leader_answered(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(stack: object, topo: object) -> Check:
+        raise OSError("connection refused")
+
+    topo = Topology(members=[Member("coordinator-3", "leader", "running")])
+    monkeypatch.setattr(module, "check_router_write", refused)
+    monkeypatch.setattr(module, "answers_as_primary", lambda stack, member: member == "coordinator-3")
+    check = module.observe_router_write(object(), topo)  # type: ignore[arg-type]
+    assert not check.ok and check.data == {"undeliverable": True, "leader": "coordinator-3"}
+    assert module.misrouted(SteadyState([check], topo)) == (module.UNDELIVERED, "coordinator-3")
+    monkeypatch.setattr(module, "answers_as_primary", lambda stack, member: False)
+    check = module.observe_router_write(object(), topo)  # type: ignore[arg-type]
+    assert not check.ok and not check.data and module.misrouted(SteadyState([check], topo)) is None
 
 
 def test_wait_for_steady_state_ends_early_on_a_router_that_does_not_follow(

@@ -384,7 +384,7 @@ def steady_state(stack: Stack) -> SteadyState:
         checks.append(_guard(f"sync_standbys{_suffix(stack, group.name)}",
                              lambda g=group.name: check_sync_standbys(stack, topo, g)))
     checks.append(_guard("replication_lag", lambda: check_replication_lag(stack, topo)))
-    checks.append(_guard("router_write", lambda: check_router_write(stack, topo)))
+    checks.append(observe_router_write(stack, topo))
     if manifest.router.health_port is not None:
         checks.append(_guard("router_health", lambda: check_router(stack)))
     if manifest.pooler is not None:
@@ -410,16 +410,42 @@ MISROUTE_FOLLOWS = 3  # writes kept on a read-only member this many follow times
 MISROUTE_MIN_S = 10.0
 
 
+UNDELIVERED = ""  # misrouted()'s member when the router delivered the write to no member at all
+
+
 def misrouted(state: SteadyState) -> tuple[str, str] | None:
     """(member, leader) when a write through the router reached a read-only member while
-    Patroni names one leader, another member; None otherwise."""
+    Patroni names one leader, another member; (:data:`UNDELIVERED`, leader) when the router
+    delivered it to no member while that leader answered, itself, as the running primary;
+    None otherwise."""
     check = next((c for c in state.checks if c.name == "router_write"), None)
-    if check is None or check.ok or not check.data.get("read_only"):
+    if check is None or check.ok:
         return None
     member, leader = check.data.get("member"), check.data.get("leader")
-    if not leader or not member or member == leader:
+    if check.data.get("undeliverable") and leader:
+        return UNDELIVERED, str(leader)
+    if not check.data.get("read_only") or not leader or not member or member == leader:
         return None
     return str(member), str(leader)
+
+
+def answers_as_primary(stack: Stack, member: str) -> bool:
+    """Patroni on ``member`` itself says it runs the primary (GET /primary -> 200)."""
+    try:
+        return requests.get(f"{stack.patroni_url(member)}/primary", timeout=2).status_code == 200
+    except (requests.RequestException, PgchaosError):
+        return False
+
+
+def observe_router_write(stack: Stack, topo: Topology) -> Check:
+    """The router_write check; when the write reached no member, whether Patroni's leader
+    answered as the running primary meanwhile (then the router, not the cluster, is at fault:
+    ``data["undeliverable"]``)."""
+    check = _guard("router_write", lambda: check_router_write(stack, topo))
+    if check.ok or check.data or topo.leader is None or not answers_as_primary(stack, topo.leader):
+        return check
+    return Check("router_write", False, f"{check.detail}; Patroni's leader {topo.leader} answers as the "
+                 "running primary", {"undeliverable": True, "leader": topo.leader})
 
 
 class MisrouteWatch:
@@ -450,8 +476,10 @@ class MisrouteWatch:
         if held < self.hold[0]:
             return None
         member, leader = key
-        return (f"the router does not follow the leader: writes through it reached the read-only member "
-                f"{member} for {held:.0f} s while Patroni's leader was {leader} (the stack follows a leader "
+        how = (f"reached no member (refused or closed) for {held:.0f} s while Patroni's leader {leader} "
+               "answered as the running primary" if member == UNDELIVERED else
+               f"reached the read-only member {member} for {held:.0f} s while Patroni's leader was {leader}")
+        return (f"the router does not follow the leader: writes through it {how} (the stack follows a leader "
                 f"within {self.hold[1]}; waited {self.follows} times that, at least {MISROUTE_MIN_S:g} s)")
 
 
@@ -471,7 +499,7 @@ def router_observation(stack: Stack) -> SteadyState:
     Patroni's leader): what :class:`MisrouteWatch` needs, cheap enough to look at while a
     scenario waits for recovery."""
     topo = discover(stack)
-    return SteadyState([_guard("router_write", lambda: check_router_write(stack, topo))], topo)
+    return SteadyState([observe_router_write(stack, topo)], topo)
 
 
 def wait_for_steady_state(stack: Stack, timeout: float = 120.0, interval: float = 0.5) -> SteadyState:
