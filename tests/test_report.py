@@ -481,10 +481,18 @@ def test_time_breakdown_from_the_run_phases(tmp_path: Path) -> None:
               {"phase": "heal-all", "time": 15.1}, {"phase": "alerts-resolve", "time": 20.0},
               {"phase": "alerts-resolved", "time": 25.0}, {"phase": "final-read", "time": 25.1}]
     b = breakdown(phases, 28.0)
-    assert b == {"in fault": 9.0, "after heal": 1.0, "settling": 4.9, "resolving alerts": 5.0,
+    assert b == {"in fault": 9.0, "after heal": 1.0, "procedure": 0.0, "settling": 4.9, "resolving alerts": 5.0,
                  "overhead": 8.1, "detecting": 4.0, "wall": 28.0}
     assert overhead_share(b) == pytest.approx(8.1 / 28.0)
     assert breakdown([], 3.0) is None
     write_summary([{"scenario": "s", "verdict": "pass", "phases": phases, "wall_s": 28.0}], tmp_path)
     text = (tmp_path / "summary.md").read_text()
-    assert "| s | 9.0 | 1.0 | 4.9 | 5.0 | 8.1 | 4.0 | 28.0 |" in text and "Overhead: 29% of the wall time." in text
+    assert "| s | 9.0 | 1.0 | 0.0 | 4.9 | 5.0 | 8.1 | 4.0 | 28.0 |" in text
+    assert "Overhead: 29% of the wall time." in text
+    # a restore the scenario runs itself (no injected fault): its procedure, not the harness's overhead
+    restore = [{"phase": "steady-state-before", "time": 0.0}, {"phase": "load-start", "time": 1.0},
+               {"phase": "backup", "time": 4.0}, {"phase": "load-pause", "time": 7.0},
+               {"phase": "restore", "time": 20.0}, {"phase": "load-stop", "time": 30.0},
+               {"phase": "heal-all", "time": 30.0}, {"phase": "final-read", "time": 31.0}]
+    r = breakdown(restore, 32.0)
+    assert r is not None and r["procedure"] == 26.0 and r["overhead"] == 5.0 and r["in fault"] == 0.0

@@ -6,6 +6,9 @@ Segments, each a sum of intervals that do not overlap:
   for a new leader, for recovery and for the page happen inside);
 - ``after heal``: from the last heal to the load's stop (recovery watched
   after the heal);
+- ``procedure``: the rest of the scenario's own body, from its first step after
+  the load's start and baseline to the load's stop (runbook steps, backups,
+  restores, a redeploy, holds of a fault the nemesis did not inject);
 - ``settling``: heal-all, then the steady state's return;
 - ``resolving alerts``: waiting for the alerts the run raised to resolve;
 - ``overhead``: everything else (the steady state before, the load's start
@@ -20,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-SEGMENTS: Final = ("in fault", "after heal", "settling", "resolving alerts", "overhead")
+SEGMENTS: Final = ("in fault", "after heal", "procedure", "settling", "resolving alerts", "overhead")
 
 
 def _first(phases: Sequence[dict[str, Any]], *names: str) -> float | None:
@@ -52,6 +55,11 @@ def breakdown(phases: Sequence[dict[str, Any]], wall_s: float | None) -> dict[st
             last_end = b if last_end is None else max(last_end, b)
     heals = [b for _, b in windows]
     after_heal = max(0.0, load_stop - max(heals)) if heals and load_stop is not None else 0.0
+    started = next((i for i, p in enumerate(phases) if p.get("phase") == "load-start"), None)
+    body_start = (float(phases[started + 1].get("time", 0.0))
+                  if started is not None and started + 1 < len(phases) else None)
+    procedure = (max(0.0, load_stop - body_start - in_fault - after_heal)
+                 if body_start is not None and load_stop is not None and load_stop > body_start else 0.0)
     heal_all = _first(phases, "heal-all")
     alerts = _first(phases, "alerts-resolve")
     alerts_done = _first(phases, "alerts-resolved", "alerts-still-firing")
@@ -61,8 +69,8 @@ def breakdown(phases: Sequence[dict[str, Any]], wall_s: float | None) -> dict[st
     resolving = max(0.0, alerts_done - alerts) if alerts is not None and alerts_done is not None else 0.0
     detecting = sum(float(p.get("after_s") or p.get("waited_s") or 0.0) for p in phases
                     if p.get("phase") in ("alert-fired", "alert-not-fired"))
-    counted = in_fault + after_heal + settling + resolving
-    out = {"in fault": in_fault, "after heal": after_heal, "settling": settling,
+    counted = in_fault + after_heal + procedure + settling + resolving
+    out = {"in fault": in_fault, "after heal": after_heal, "procedure": procedure, "settling": settling,
            "resolving alerts": resolving, "overhead": max(0.0, float(wall_s) - counted),
            "detecting": detecting, "wall": float(wall_s)}
     return {k: round(v, 1) for k, v in out.items()}
