@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from harness.alerts.pipeline import settled_since
+from harness.alerts.pipeline import on_their_way, settled_since
 from harness.assets import default_reports_dir
 from harness.errors import PgchaosError
 from harness.history import LOAD_STOP, MONITOR, OBSERVER, HistoryWriter, Op, merge_histories, write_history
@@ -364,8 +364,10 @@ class ScenarioRun:
             # that long after it, and no longer once Prometheus shows nothing on its way
             last = max((p["time"] for p in self.phases if p["phase"].startswith(("inject ", "heal "))),
                        default=None)
-            deadline = time.monotonic() + (ALERT_PIPELINE_S - (self.now() - last) if last is not None else 0.0)
+            started = time.monotonic()
+            deadline = started + (ALERT_PIPELINE_S - (self.now() - last) if last is not None else 0.0)
             prometheus = self._prometheus_url()
+            settled = False
             while time.monotonic() < deadline:
                 with contextlib.suppress(PgchaosError):
                     self.alerts.poll()
@@ -373,8 +375,21 @@ class ScenarioRun:
                         prometheus, self._t0_wall + last, self.alerts.firing_names(),
                         horizon_wall=time.time() + max(0.0, deadline - time.monotonic())):
                     self.phase("alerts-pipeline-settled")
+                    settled = True
                     break
                 time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+            if prometheus and last is not None and not settled:
+                # past the grace, what Prometheus still has on its way (pending and able to fire
+                # within the resolve bound, or firing and not yet delivered) is waited for: it
+                # reaches the receiver, then its resolution is waited for like the others
+                end = started + settle_s
+                while time.monotonic() < end and on_their_way(
+                        prometheus, self.alerts.firing_names(), time.time() + (end - time.monotonic())):
+                    with contextlib.suppress(PgchaosError):
+                        self.alerts.poll()
+                    time.sleep(0.5)
+                with contextlib.suppress(PgchaosError):
+                    self.alerts.poll()
         if settle_s > 0 and self.alerts.raised_names():
             self.phase("alerts-resolve", firing=self.alerts.raised_names())
             quiet = self.alerts.wait_quiet(settle_s)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from harness.alerts.pipeline import _epoch, settled_since
+from harness.alerts.pipeline import _epoch, on_their_way, settled_since
 
 T0 = 1_800_000_000.0  # the heal, epoch seconds
 
@@ -99,3 +99,17 @@ def test_a_firing_alert_settles_only_once_delivered(prometheus) -> None:
 
 def test_no_answer_is_never_settled() -> None:
     assert not settled_since("http://127.0.0.1:9", T0, delivered=[], horizon_wall=T0 + 8)
+
+
+def test_on_their_way_past_the_grace_ignores_freshness_and_says_when_prometheus_is_silent(prometheus) -> None:
+    """Past the grace only alerts count: a pending one that can still fire within the resolve
+    bound, or a firing one the receiver has not got (targets not scraped since do not matter)."""
+    pending = {"state": "pending", "activeAt": stamp(T0 + 1), "labels": {"alertname": "PostgresRestarted"}}
+    prometheus["answers"] = answers(scraped=T0 - 5, alerts=[pending])
+    assert on_their_way(prometheus["url"], delivered=[], horizon_wall=T0 + 180) is True
+    assert on_their_way(prometheus["url"], delivered=[], horizon_wall=T0 + 2) is False  # its `for` ends later
+    firing = {"state": "firing", "activeAt": stamp(T0 + 1), "labels": {"alertname": "PostgresRestarted"}}
+    prometheus["answers"] = answers(scraped=T0 - 5, alerts=[firing])
+    assert on_their_way(prometheus["url"], delivered=[], horizon_wall=T0 + 180) is True
+    assert on_their_way(prometheus["url"], delivered=["PostgresRestarted"], horizon_wall=T0 + 180) is False
+    assert on_their_way("http://127.0.0.1:9", delivered=[], horizon_wall=T0 + 180) is None

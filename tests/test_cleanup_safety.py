@@ -283,9 +283,10 @@ def test_lookalike_containers_are_never_touched(client: Any, monkeypatch: pytest
                 assert nemesis.owned("coordinator-2").id != impostor.id
                 # Even if the engine's lookup ever handed it over, the engine refuses it
                 # (every verb a fault uses goes through the engine's owned container).
-                real = stack.deployment.containers
+                real = stack.deployment._listed  # the compose engine's one listing
                 with monkeypatch.context() as patch:
-                    patch.setattr(stack.deployment, "containers", lambda: {**real(), "coordinator-2": impostor})
+                    patch.setattr(stack.deployment, "_listed",
+                                  lambda service=None: {**real(service), "coordinator-2": impostor})
                     with pytest.raises(PgchaosError, match="refusing to touch"):
                         nemesis.inject("kill", "coordinator-2")
                     with pytest.raises(PgchaosError, match="refusing to touch"):

@@ -76,22 +76,36 @@ def settled_since(prometheus_url: str, since_wall: float, delivered: Iterable[st
             return False
         # every target's first scrape after since_wall came within one of its intervals
         looked = since_wall + max(_duration(t.get("scrapeInterval")) for t in targets)
-        known = set(delivered)
-        for group in _get(prometheus_url, "/api/v1/rules?type=alert").get("groups", []):
+        groups = _get(prometheus_url, "/api/v1/rules?type=alert").get("groups", [])
+        for group in groups:
             if float(group.get("interval") or 0) <= FAST_GROUP_S:
                 evaluated = _epoch(group.get("lastEvaluation"))
                 if evaluated is None or evaluated < looked:
                     return False
-            for rule in group.get("rules", []):
-                for alert in rule.get("alerts") or []:
-                    state = alert.get("state")
-                    name = (alert.get("labels") or {}).get("alertname", rule.get("name", "?"))
-                    if state == "firing" and name not in known:
-                        return False
-                    active = _epoch(alert.get("activeAt"))
-                    if state == "pending" and (active is None
-                                               or active + float(rule.get("duration") or 0) <= horizon):
-                        return False
+        return not _alerts_on_their_way(groups, set(delivered), horizon)
     except (requests.RequestException, ValueError, KeyError, TypeError):
         return False
-    return True
+
+
+def on_their_way(prometheus_url: str, delivered: Iterable[str], horizon_wall: float) -> bool | None:
+    """Whether Prometheus has an alert on its way to the receiver: firing outside ``delivered``,
+    or pending with its ``for`` ending by ``horizon_wall``; None when Prometheus does not answer."""
+    try:
+        groups = _get(prometheus_url, "/api/v1/rules?type=alert").get("groups", [])
+        return _alerts_on_their_way(groups, set(delivered), horizon_wall)
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return None
+
+
+def _alerts_on_their_way(groups: list[dict[str, Any]], known: set[str], horizon: float) -> bool:
+    for group in groups:
+        for rule in group.get("rules", []):
+            for alert in rule.get("alerts") or []:
+                state = alert.get("state")
+                name = (alert.get("labels") or {}).get("alertname", rule.get("name", "?"))
+                if state == "firing" and name not in known:
+                    return True
+                active = _epoch(alert.get("activeAt"))
+                if state == "pending" and (active is None or active + float(rule.get("duration") or 0) <= horizon):
+                    return True
+    return False
