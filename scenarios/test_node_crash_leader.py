@@ -10,6 +10,8 @@ import pytest
 from conftest import assert_verdict
 from node_steps import leader_off_infra_node, record_node_figures
 
+from harness.citus_runbooks import Runbook
+
 pytestmark = [
     pytest.mark.scenario,
     pytest.mark.docker,
@@ -27,5 +29,9 @@ def test_node_crash_leader(scenario_run, pgchaos_stack):
         run.figures["old_leader"], run.figures["new_leader"] = fault.target, new_leader
         run.wait_for_recovery()
         record_node_figures(run, fault)
-        run.nemesis.heal(fault)  # the node rejoins; the member's task runs again there
+        # the node rejoins and its tasks run again there (the member, and any worker it held):
+        # a step that ends when writes and reads succeed again; what fails meanwhile is its own
+        with Runbook(run).step("the crashed node rejoins: its tasks running again"):
+            run.nemesis.heal(fault)
+            run.wait_for_recovery()
     assert_verdict(run.verdict)
