@@ -36,7 +36,9 @@ def primary_backend(stack: Stack) -> dict[str, str]:
     """HAProxy's own view of its primary backend: server -> status (its stats page)."""
     import requests
 
-    url = f"http://{stack.endpoint(stack.manifest.router.service, 8404)}/stats;csv"
+    router = stack.manifest.router
+    assert router.stats_port is not None, "the router publishes no stats page"
+    url = f"http://{stack.endpoint(router.service, router.stats_port)}/stats;csv"
     rows = [line.split(",") for line in requests.get(url, timeout=2).text.splitlines()]
     return {r[1]: r[17] for r in rows if len(r) > 17 and r[0] == "primary" and r[1] not in ("FRONTEND", "BACKEND")}
 
