@@ -27,6 +27,7 @@ from harness.checkers.runbook_steps import RUNBOOK_STEP
 from harness.history import OBSERVER
 from harness.stack import citus
 from harness.stack.manifest import Group
+from harness.targets import load_targets
 
 OWNER_PREFIX = "io.pgchaos."
 GUIDE_TABLES = ("users", "events", "vectors")
@@ -91,10 +92,16 @@ class Runbook:
         return step
 
     @contextlib.contextmanager
-    def step(self, label: str, guide: bool = False) -> Iterator[None]:
-        """A step that is not SQL (containers started, a wait), its span in the history."""
+    def step(self, label: str, guide: bool = False, row: str | None = None) -> Iterator[None]:
+        """A step that is not SQL (containers started, a wait), its span in the history.
+        `row`: the targets row that judges what fails while it runs, when that is not the
+        scenario's (a host's return that brings back a worker it held: worker-failure)."""
         self.run.phase("runbook", step=label, guide=guide)
-        self._record(label, "begin", guide=guide)
+        judged_by: dict[str, Any] = {}
+        if row is not None:
+            target = load_targets(getattr(getattr(self.run, "options", None), "targets_path", None)).row(row)
+            judged_by = {"row": target.row, "rto_s": target.rto_s}
+        self._record(label, "begin", guide=guide, **judged_by)
         try:
             yield
         except Exception as exc:

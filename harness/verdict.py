@@ -432,19 +432,22 @@ def _judge_check(name: str, res: dict[str, Any], j: _Judgement) -> None:
 
 def _judge_runbook_steps(steps: Sequence[dict[str, Any]], target: Target | None, j: _Judgement) -> None:
     """Client failures during a runbook step are that step's: its unavailability is judged
-    against the row's RTO (noted when within it, or when there is no row)."""
+    against the RTO of the row the step names, else the scenario's (noted when within it,
+    or when there is no row)."""
+    scenario_row = None if target is None else (target.row, target.rto_s)
     for step in steps:
         if not step["failures"]:
             continue
+        row = (step["row"], float(step["rto_s"])) if step.get("row") and step.get("rto_s") else scenario_row
         for kind, value in step["unavailable_s"].items():
             text = (f"runbook step {step['step']!r}: {step['failures']} write/read failure(s) while it ran "
                     f"(first: {step.get('first_error')}); {kind}s unavailable "
                     + ("until the end" if value is None else _fmt_s(value)))
-            if target is not None and (value is None or value > target.rto_s):
-                j.fail("runbook-step-outage", f"{text} > target {_fmt_s(target.rto_s)} ({target.row})")
+            if row is not None and (value is None or value > row[1]):
+                j.fail("runbook-step-outage", f"{text} > target {_fmt_s(row[1])} ({row[0]})")
             else:
-                j.note("runbook-step-failures", text + (f", within {target.row}'s {_fmt_s(target.rto_s)}"
-                                                        if target is not None else ""))
+                j.note("runbook-step-failures", text + (f", within {row[0]}'s {_fmt_s(row[1])}"
+                                                        if row is not None else ""))
 
 
 def _judge_by_own_checks(results: Mapping[str, dict[str, Any]], j: _Judgement) -> None:

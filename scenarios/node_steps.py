@@ -53,6 +53,18 @@ def replica_off_infra_node(stack: Any) -> str:
     raise PgchaosError("no coordinator replica runs outside the infra node")
 
 
+def workers_on(stack: Any, node: str) -> list[str]:
+    """The worker members whose task runs on `node` (a host crash takes them down with it)."""
+    where = stack.deployment.placement()
+    return sorted(m for g in stack.manifest.worker_groups for m in g.members if where.get(m) == node)
+
+
+def rejoin_row(workers: list[str]) -> str | None:
+    """The targets row that judges a crashed host's return: worker-failure when it held a
+    worker (whose shards stay unavailable until it is back), else the scenario's own."""
+    return "worker-failure" if workers else None
+
+
 def record_node_figures(run: ScenarioRun, fault: Any) -> None:
     """Swarm's own detection (the fault's look: node marked down, or drained) as a figure and a
     phase on the run's timeline."""

@@ -4,11 +4,14 @@ another host once the leader key expires; the lost member's task stays pending
 (pinned to its host with its data) until the node rejoins. Swarm's own
 detection (node marked down) is reported as a phase. Target row
 coordinator-failure (10 s / RPO 0); like any hard loss of the leader it is
-bounded by Patroni's ttl, so the hard-kill waiver applies (≤ 25 s)."""
+bounded by Patroni's ttl, so the hard-kill waiver applies (≤ 25 s). A worker the
+host held (one-member worker groups are spread over the nodes) is down with it:
+what fails on its shards until the node is back is judged by the worker-failure
+row (the guide's single worker failure, 5 min), not the coordinator's."""
 
 import pytest
 from conftest import assert_verdict
-from node_steps import leader_off_infra_node, record_node_figures
+from node_steps import leader_off_infra_node, record_node_figures, rejoin_row, workers_on
 
 from harness.citus_runbooks import Runbook
 
@@ -22,16 +25,18 @@ pytestmark = [
 
 def test_node_crash_leader(scenario_run, pgchaos_stack):
     placed = leader_off_infra_node(pgchaos_stack)
+    workers = workers_on(pgchaos_stack, placed["node"])
     with scenario_run() as run:
-        run.figures.update(placed)
+        run.figures.update(placed, workers_on_node=workers)
         fault = run.nemesis.inject("node-crash", "primary")
         new_leader = run.wait_for_new_leader(fault.target, timeout_s=90)
         run.figures["old_leader"], run.figures["new_leader"] = fault.target, new_leader
         run.wait_for_recovery()
         record_node_figures(run, fault)
         # the node rejoins and its tasks run again there (the member, and any worker it held):
-        # a step that ends when writes and reads succeed again; what fails meanwhile is its own
-        with Runbook(run).step("the crashed node rejoins: its tasks running again"):
+        # a step that ends when writes and reads succeed again; what fails meanwhile is its own,
+        # judged by worker-failure when the node held a worker
+        with Runbook(run).step("the crashed node rejoins: its tasks running again", row=rejoin_row(workers)):
             run.nemesis.heal(fault)
             run.wait_for_recovery()
     assert_verdict(run.verdict)

@@ -76,3 +76,19 @@ def test_windows_pair_begin_and_end_and_an_open_step_runs_to_the_end() -> None:
     assert [(w.step, w.ok) for w in windows] == [(STEP, True), ("5. monitor", None)]
     assert windows[1].end == max(op.time for op in ops) and windows[1].error == "the step never ended"
     assert runbook_steps(ops)["steps"][1]["failures"] == 0
+
+
+def test_a_step_naming_its_own_row_is_judged_by_that_rows_rto() -> None:
+    """A host's return that brings back a worker it held: 12 s of failures are over the
+    scenario's 10 s row, within the worker-failure row the step names."""
+    ops = with_step(30.0, 42.0)
+    for op in ops:
+        if op.f == "runbook-step" and op.value["state"] == "begin":
+            op.value.update(row="worker-failure", rto_s=load_targets().row("worker-failure").rto_s)
+    result = judge(ops)
+    (step,) = result["runbook_steps"]
+    assert step["row"] == "worker-failure" and step["rto_s"] == 300
+    assert not [f for f in result["findings"] if f["code"] == "runbook-step-outage"], result["reasons"]
+    notes = [f["text"] for f in result["findings"] if f["code"] == "runbook-step-failures"]
+    assert notes and "within worker-failure's 300" in notes[0], notes
+    assert result["verdict"] in ("pass", "marginal"), result["reasons"]

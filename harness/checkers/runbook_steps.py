@@ -8,7 +8,9 @@ is attributed to that step instead of being an unexplained failure after
 recovery; per step and op kind the checker measures the unavailability it
 caused (from the first failing op's invocation to the next ``ok`` of that kind
 after the step's last failure), which the verdict judges against the
-scenario's row.
+scenario's row — or against the row the step's ``begin`` names (``value.row``
+and ``value.rto_s``, e.g. worker-failure for a host's return that brings back a
+worker it held).
 """
 
 from __future__ import annotations
@@ -33,27 +35,31 @@ class StepWindow:
     guide: bool
     ok: bool | None
     error: str | None
+    row: str | None = None  # the targets row that judges this step, when not the scenario's
+    rto_s: float | None = None
 
 
 def step_windows(ops: Sequence[Op]) -> list[StepWindow]:
     """Every runbook step of the history, begin to end (a step never ended runs to the
     history's last op), in order."""
     out: list[StepWindow] = []
-    open_: dict[str, tuple[float, bool]] = {}
+    open_: dict[str, tuple[float, bool, str | None, float | None]] = {}
     last = max((op.time for op in ops), default=0.0)
     for op in ops:
         if op.f != RUNBOOK_STEP or op.process != OBSERVER or not isinstance(op.value, dict):
             continue
         step = str(op.value.get("step", "?"))
         if op.value.get("state") == "begin":
-            open_[step] = (op.time, bool(op.value.get("guide", False)))
+            row, rto = op.value.get("row"), op.value.get("rto_s")
+            open_[step] = (op.time, bool(op.value.get("guide", False)), row if isinstance(row, str) else None,
+                           float(rto) if isinstance(rto, (int, float)) and not isinstance(rto, bool) else None)
         elif step in open_:
-            begin, guide = open_.pop(step)
+            begin, guide, row, rto = open_.pop(step)
             ok = op.value.get("ok")
             out.append(StepWindow(step, begin, op.time, guide, ok if isinstance(ok, bool) else None,
-                                  op.value.get("error")))
-    out += [StepWindow(step, begin, last, guide, None, "the step never ended")
-            for step, (begin, guide) in open_.items()]
+                                  op.value.get("error"), row, rto))
+    out += [StepWindow(step, begin, last, guide, None, "the step never ended", row, rto)
+            for step, (begin, guide, row, rto) in open_.items()]
     out.sort(key=lambda w: w.begin)
     return out
 
@@ -100,6 +106,8 @@ def runbook_steps(
         entry: dict[str, Any] = {"step": w.step, "begin_s": round(w.begin, 3), "end_s": round(w.end, 3),
                                  "guide": w.guide, "ok": w.ok, "error": w.error, "failures": len(bad),
                                  "unavailable_s": {}}
+        if w.row is not None and w.rto_s is not None:
+            entry.update(row=w.row, rto_s=w.rto_s)
         if bad:
             entry["first_error"] = bad[0][0].error
             for f in fs:
