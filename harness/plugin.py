@@ -81,6 +81,10 @@ OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
     ("--pgchaos-timeout-multiplier", "--timeout-multiplier", dict(
         dest="pgchaos_timeout_mult", type=float, default=1.0, metavar="X",
         help="scale every wait (slow machines)")),
+    ("--pgchaos-detect-s", None, dict(
+        dest="pgchaos_detect_s", type=float, default=None, metavar="SECONDS",
+        help="tighten every time-to-detect target to at most SECONDS (a fault held until paged is "
+             "held no longer than that); never loosens a scenario's own")),
     ("--pgchaos-margin", None, dict(
         dest="pgchaos_margin", type=float, default=0.15, metavar="FRACTION",
         help="an RTO within this fraction of its bound is 'marginal' (default 0.15)")),
@@ -149,6 +153,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if not 0 <= config.getoption("pgchaos_load_workers") <= MAX_WORKERS:
         raise pytest.UsageError(f"--pgchaos-load-workers: {config.getoption('pgchaos_load_workers')} "
                                 f"not in 0..{MAX_WORKERS}")
+    detect = config.getoption("pgchaos_detect_s")
+    if detect is not None and not (0 < detect < float("inf")):
+        raise pytest.UsageError(f"--pgchaos-detect-s: {detect} is not a positive number of seconds")
     config.stash[VERDICTS_KEY] = []
     if config.getoption("pgchaos_targets", None):
         from harness.errors import PgchaosError
@@ -270,6 +277,7 @@ def run_options(config: pytest.Config) -> RunOptions:
                       timeout_multiplier=config.getoption("pgchaos_timeout_mult"),
                       seed=config.getoption("pgchaos_seed"),
                       margin=config.getoption("pgchaos_margin"),
+                      detect_s=config.getoption("pgchaos_detect_s"),
                       marginal_fails=config.getoption("pgchaos_marginal_fails"))
     if RUN_ID_KEY in config.stash:
         opts.run_id = config.stash[RUN_ID_KEY]

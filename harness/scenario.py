@@ -48,6 +48,8 @@ W = TypeVar("W", bound="Workload")
 # traffic kept running at least this long after the last fault or heal, so that a recovery
 # is confirmed by a stable stretch (checkers.rto's stable window is 1 s)
 TAIL_S = 2.0
+# successful traffic before the first fault (the probes: ~25 writes and reads at 0.04 s)
+BASELINE_S = 1.0
 ROUTER_LOOK_S = 2.0  # while waiting for recovery: how often to look where the router sends writes
 NOT_RECOVERING = "writes and reads will not recover"  # a recovery wait stopped for a named reason
 # scrape (2 s) + rule evaluation (2 s) + notification: how long after a heal its pages can arrive
@@ -72,6 +74,11 @@ class RunOptions:
     settle_timeout_s: float = 180.0  # how long the steady state may take to return after heal-all
     margin: float = DEFAULT_MARGIN  # an RTO within this fraction of its target is "marginal"
     marginal_fails: bool = False  # a gate run: treat "marginal" as a failure
+    detect_s: float | None = None  # tightens every time-to-detect target to at most this
+
+    def detect_bound(self, seconds: float) -> float:
+        """A time-to-detect target, tightened by ``detect_s`` (never loosened)."""
+        return seconds if self.detect_s is None else min(seconds, self.detect_s)
 
     def scaled(self, seconds: float) -> float:
         return seconds * self.timeout_multiplier
@@ -284,12 +291,25 @@ class ScenarioRun:
                                      users=self.options.load_users, run_time_s=900,
                                      user_classes=user_classes_for(self.stack.capabilities()),
                                      workers=self.options.load_workers).start()
-        time.sleep(2.0)  # a baseline of successful ops before any fault
+        self._baseline()
         before_list.join(timeout=self.options.scaled(20))  # the picture before is taken before any fault
         if self.locust is not None and not self.locust.wait_running(self.options.scaled(30)):
             self.extra_reasons.append("load: the locust users recorded nothing within "
                                       f"{self.options.scaled(30):.0f} s of their start (see locust*.log)")
         return self
+
+    def _baseline(self) -> None:
+        """A baseline of successful ops before any fault: at least BASELINE_S of load, with the
+        probe's writes and reads both succeeding (bounded; a stack that cannot answer shows
+        in the verdict, not here)."""
+        assert self.probe is not None
+        started = time.monotonic()
+        deadline = started + self.options.scaled(10)
+        while time.monotonic() < deadline:
+            elapsed = time.monotonic() - started
+            if elapsed >= BASELINE_S and all(self.probe.last_ok[k] > started for k in ("write", "read")):
+                return
+            time.sleep(max(0.05, BASELINE_S - elapsed) if elapsed < BASELINE_S else 0.1)
 
     # -- alerts ------------------------------------------------------------------
     def _watch_alerts(self) -> None:
@@ -314,6 +334,7 @@ class ScenarioRun:
         """The alerts ``fault`` (an injected fault; by default the next one) must fire within
         ``detect_s`` and that must resolve within ``resolve_s`` of its heal."""
         assert self.history is not None, "expect_alerts() inside `with ScenarioRun(...)`"
+        detect_s = self.options.detect_bound(detect_s)
         AlertExpectation(tuple(names), detect_s, resolve_s)  # validates
         if self.alerts is None:
             self.figures.setdefault("detection", "not assessed: the stack has no alerting (manifest "
@@ -332,7 +353,7 @@ class ScenarioRun:
         if self.alerts is None:
             return None
         start = time.monotonic()
-        deadline = start + timeout_s
+        deadline = start + self.options.detect_bound(timeout_s)
         wall_since = self._t0_wall + since
         while time.monotonic() < deadline:
             with contextlib.suppress(PgchaosError):

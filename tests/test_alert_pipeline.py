@@ -77,9 +77,16 @@ def test_not_settled_before_every_target_was_scraped_after_the_heal(prometheus) 
 
 
 def test_not_settled_before_the_fast_groups_evaluated_after_those_scrapes(prometheus) -> None:
-    # the first scrape after the heal may come one scrape interval (2 s) later
-    prometheus["answers"] = answers(evaluated=T0 + 1.5)
+    # targets on 2 s and 1 s ticks, last scraped at T0 + 3.8 and T0 + 2.8: their first scrapes
+    # after the heal began at T0 + 1.8 and T0 + 0.8 and took 0.1 s
+    prometheus["answers"] = answers(scraped=T0 + 3.8, evaluated=T0 + 1.5)
+    for target in prometheus["answers"]["/api/v1/targets"]["activeTargets"]:
+        target["lastScrapeDuration"] = 0.1
     assert not settled_since(prometheus["url"], T0, delivered=[], horizon_wall=T0 + 8)
+    # an evaluation after those two scrapes had finished: settled, without waiting a whole
+    # interval of the slowest target past the heal
+    prometheus["answers"]["/api/v1/rules"]["groups"][0]["lastEvaluation"] = stamp(T0 + 1.95)
+    assert settled_since(prometheus["url"], T0, delivered=[], horizon_wall=T0 + 8)
 
 
 def test_a_pending_alert_that_can_fire_in_time_keeps_the_wait(prometheus) -> None:

@@ -236,3 +236,23 @@ def test_baseline_option_fails_a_session_that_regressed(pytester: pytest.Pyteste
                                                "--pgchaos-baseline", str(tmp_path / "baseline"))
         assert result.ret == expect, result.stdout.str()[-2000:]
         assert (reports / "run-1" / "gate.md").exists()
+
+
+def test_detect_option_tightens_time_to_detect_targets_and_refuses_bad_values(pytester: pytest.Pytester) -> None:
+    from harness.scenario import RunOptions
+
+    assert RunOptions(detect_s=15).detect_bound(60) == 15
+    assert RunOptions(detect_s=90).detect_bound(60) == 60  # never loosened
+    assert RunOptions().detect_bound(60) == 60
+    pytester.makepyfile(test_opts="""
+        def test_opts(pytestconfig):
+            from harness.plugin import run_options
+            print("DETECT", run_options(pytestconfig).detect_s)
+    """)
+    ok = pytester.runpytest_subprocess(*NO_CACHE, "-s", "--pgchaos-detect-s", "15")
+    ok.assert_outcomes(passed=1)
+    assert "DETECT 15.0" in ok.stdout.str()
+    for bad in ("0", "-3", "nan"):
+        refused = pytester.runpytest_subprocess(*NO_CACHE, "--pgchaos-detect-s", bad)
+        assert refused.ret == pytest.ExitCode.USAGE_ERROR
+        assert f"--pgchaos-detect-s: {float(bad)} is not a positive number of seconds" in refused.stderr.str()

@@ -62,7 +62,7 @@ def settled_since(prometheus_url: str, since_wall: float, delivered: Iterable[st
                   horizon_wall: float | None = None) -> bool:
     """True when Prometheus has looked at the stack since ``since_wall`` (every active target
     scraped after it, every rule group of interval ≤ :data:`FAST_GROUP_S` evaluated after
-    the first of those scrapes could have come: ``since_wall`` + the longest scrape interval)
+    each target's first scrape after it had finished)
     and no alert is on its way: none firing outside ``delivered`` (names the
     receiver already got), none pending that could fire by ``horizon_wall`` (its ``for``
     ends by then; a pending alert with a long ``for``, such as a backup-age rule, cannot).
@@ -74,8 +74,7 @@ def settled_since(prometheus_url: str, since_wall: float, delivered: Iterable[st
         scraped = [_epoch(t.get("lastScrape")) for t in targets]
         if not scraped or any(s is None or s < since_wall for s in scraped):
             return False
-        # every target's first scrape after since_wall came within one of its intervals
-        looked = since_wall + max(_duration(t.get("scrapeInterval")) for t in targets)
+        looked = max(_first_scrape_done(t, since_wall) for t in targets)
         groups = _get(prometheus_url, "/api/v1/rules?type=alert").get("groups", [])
         for group in groups:
             if float(group.get("interval") or 0) <= FAST_GROUP_S:
@@ -85,6 +84,17 @@ def settled_since(prometheus_url: str, since_wall: float, delivered: Iterable[st
         return not _alerts_on_their_way(groups, set(delivered), horizon)
     except (requests.RequestException, ValueError, KeyError, TypeError):
         return False
+
+
+def _first_scrape_done(target: dict[str, Any], since_wall: float) -> float:
+    """When the target's first scrape after ``since_wall`` had finished: Prometheus scrapes a
+    target on a fixed tick, so that scrape began a whole number of intervals before its last
+    one (without an interval: its last scrape)."""
+    last = _epoch(target.get("lastScrape"))
+    assert last is not None
+    interval = _duration(target.get("scrapeInterval"))
+    first = last - (interval * int((last - since_wall) // interval) if interval > 0 else 0.0)
+    return first + float(target.get("lastScrapeDuration") or 0.0)
 
 
 def on_their_way(prometheus_url: str, delivered: Iterable[str], horizon_wall: float) -> bool | None:
