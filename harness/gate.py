@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -223,7 +224,7 @@ def run_gate(candidate: Side, baseline: Side, repeat: int, select: list[str], ru
              reports_dir: Path, *, rel: float = REL, abs_s: float = ABS_S,
              say: Callable[[str], None] = print, up: Callable[[list[str], Mapping[str, str]], int] = _cli
              ) -> int:
-    """Bring both stacks up, run ``repeat`` interleaved samples of the selected scenarios
+    """Bring both stacks up (at once), run ``repeat`` interleaved samples of the selected scenarios
     on each, compare, write the report; remove both stacks whatever happens. Exit status:
     1 on a regression or a failing candidate verdict, else the candidate's verdicts'."""
     if repeat < 1:
@@ -235,11 +236,15 @@ def run_gate(candidate: Side, baseline: Side, repeat: int, select: list[str], ru
     started = time.monotonic()
     ours: list[Side] = []  # only stacks this gate brought up are removed
     try:
-        for s in sides:
-            say(f"== {s.label}: bringing the stack up")
-            if up(["up", *s.up_args()], s.env) != 0:
-                raise PgchaosError(f"{s.label}: `pgchaos up {' '.join(s.up_args())}` failed")
-            ours.append(s)
+        # both stacks come up (and go down) at once: each has its ports and state folder
+        say(f"== {' and '.join(s.label for s in sides)}: bringing the stack{'s' if len(sides) > 1 else ''} up")
+        with ThreadPoolExecutor(max_workers=len(sides)) as pool:
+            codes = list(pool.map(lambda s: up(["up", *s.up_args()], s.env), sides))
+        ours += [s for s, code in zip(sides, codes, strict=True) if code == 0]
+        refused = [s for s, code in zip(sides, codes, strict=True) if code != 0]
+        if refused:
+            raise PgchaosError("; ".join(f"{s.label}: `pgchaos up {' '.join(s.up_args())}` failed"
+                                         for s in refused))
         for i in range(1, repeat + 1):
             for s in (baseline, candidate):
                 d = base / s.label / f"sample-{i}"
@@ -248,8 +253,9 @@ def run_gate(candidate: Side, baseline: Side, repeat: int, select: list[str], ru
                 run_pytest(["scenarios"], ["--pgchaos-reports-dir", str(d), *s.stack_args(), *select],
                            sides[0].env if same else s.env)
     finally:
-        for s in ours:
-            up(["down"], s.env)
+        if ours:
+            with ThreadPoolExecutor(max_workers=len(ours)) as pool:
+                list(pool.map(lambda s: up(["down"], s.env), ours))
     result = compare(collect(dirs[baseline.label]), collect(dirs[candidate.label]), rel, abs_s)
     result.update({"baseline": baseline.label, "candidate": candidate.label, "samples": repeat,
                    "wall_s": round(time.monotonic() - started, 1)})

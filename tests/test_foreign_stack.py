@@ -137,7 +137,7 @@ def test_foreign_stack_provisioned_from_its_manifest(provisioned: Provisioned) -
 
 def test_foreign_stack_attached_is_left_running_and_unharmed(provisioned: Provisioned, tmp_path: Path) -> None:
     """The attach flow on the running stack (the one provisioned above, found by its compose
-    project): a scenario through --attach, a fault injected and healed by the CLI, and the
+    project): `pgchaos certify --attach` with one scenario, a fault injected and healed by the CLI, and the
     stack left as it was: the same containers, running and healthy, none relabelled."""
     project = provisioned.project
     env = dict(os.environ)
@@ -146,10 +146,17 @@ def test_foreign_stack_attached_is_left_running_and_unharmed(provisioned: Provis
     before = {c.name: (c.id, c.labels.get("io.pgchaos.run")) for c in client.containers.list(
         filters={"label": f"com.docker.compose.project={project}"})}
     assert len(before) >= 7, before  # patroni1..3, etcd1..3, lb
-    proc, verdicts = run_scenarios(tmp_path, ["coordinator_graceful_stop"], f"--attach={project}")
-    print((proc.stdout + proc.stderr)[-2000:])
+    # the user's flow: `pgchaos certify --manifest F --attach PROJECT`, one scenario selected
+    reports = tmp_path / "certify"
+    proc = pgchaos(tmp_path, "certify", "--manifest", str(MANIFEST), "--attach", project,
+                   "--reports-dir", str(reports), "--", "-k", "graceful_stop", "--load-users", "1", env=env)
+    out = proc.stdout + proc.stderr
+    print(out[-2000:])
+    verdicts = {p.parent.name: json.loads(p.read_text()) for p in reports.glob("certify-*/rep-1/*/*/verdict.json")}
     v = verdicts.get("test_coordinator_graceful_stop")
-    assert v is not None and v["verdict"] in ("pass", "marginal"), (v or {}).get("reasons")
+    assert v is not None and v["verdict"] in ("pass", "marginal"), (v or {}).get("reasons", out[-2000:])
+    assert proc.returncode == 0 and "1 executed" in out, out[-2000:]
+    assert list(reports.glob("certify-*/rep-1/*/certification.html")), "no certification page"
     heal_by_cli(tmp_path, project, env)
     after = client.containers.list(filters={"label": f"com.docker.compose.project={project}"})
     # the same containers, none removed or replaced, none relabelled as a run of the attached sessions

@@ -107,8 +107,10 @@ def test_run_gate_interleaves_samples_and_removes_only_its_own_stacks(tmp_path: 
     code = run_gate(cand, Side("baseline"), 2, ["-k", "graceful"], run_pytest, tmp_path,
                     say=lambda _: None, up=up)
     assert code == 1
-    assert calls == ["up default", "up /x", "sample baseline/sample-1", "sample candidate/sample-1",
-                     "sample baseline/sample-2", "sample candidate/sample-2", "down default", "down /x"]
+    # both stacks come up at once, then samples alternate, then both go down at once
+    assert sorted(calls[:2]) == ["up /x", "up default"] and sorted(calls[-2:]) == ["down /x", "down default"]
+    assert calls[2:-2] == ["sample baseline/sample-1", "sample candidate/sample-1",
+                           "sample baseline/sample-2", "sample candidate/sample-2"]
     (report,) = tmp_path.glob("gate-*/gate.md")
     assert "**REGRESSION** in graceful_stop" in report.read_text()
     (gate_dir,) = tmp_path.glob("gate-*")
@@ -117,12 +119,13 @@ def test_run_gate_interleaves_samples_and_removes_only_its_own_stacks(tmp_path: 
     calls.clear()
 
     def refused(args: list[str], env: Mapping[str, str]) -> int:
-        calls.append(args[0])
-        return 1 if args[0] == "up" else 0
+        calls.append(f"{args[0]} {env.get('PGCHAOS_STATE_DIR', 'default')}")
+        return 1 if args[0] == "up" and "PGCHAOS_STATE_DIR" not in env else 0
 
     with pytest.raises(PgchaosError, match="baseline: `pgchaos up ` failed"):
         run_gate(cand, Side("baseline"), 1, [], run_pytest, tmp_path / "r", say=lambda _: None, up=refused)
-    assert calls == ["up"]  # a stack someone else has up is never taken down
+    # the refused side (someone else's stack is up there) is never taken down; the other is
+    assert sorted(calls) == ["down /x", "up /x", "up default"], calls
 
 
 def test_a_gate_whose_samples_never_ran_says_nothing_was_compared(tmp_path: Path) -> None:
