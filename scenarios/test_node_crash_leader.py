@@ -13,7 +13,7 @@ import pytest
 from conftest import assert_verdict
 from node_steps import leader_off_infra_node, record_node_figures, rejoin_row, workers_on
 
-from harness.citus_runbooks import Runbook
+from harness.runbook import Runbook
 
 pytestmark = [
     pytest.mark.scenario,

@@ -13,9 +13,9 @@ import psycopg
 import pytest
 from conftest import assert_verdict
 
-from harness.citus_runbooks import Runbook
 from harness.history import Op
 from harness.load.client import PROCESS_SPAN, Client
+from harness.runbook import Runbook
 
 pytestmark = [
     pytest.mark.scenario,
