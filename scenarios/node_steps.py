@@ -10,10 +10,12 @@ switchover, before its run (and its history) begins."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from harness.engines.swarm_nodes.placement import INFRA_SLOT
 from harness.errors import PgchaosError
+from harness.load.writable_probe import state_of
 from harness.scenario import ScenarioRun
 from harness.stack.topology import discover
 
@@ -63,6 +65,14 @@ def rejoin_row(workers: list[str]) -> str | None:
     """The targets row that judges a crashed host's return: worker-failure when it held a
     worker (whose shards stay unavailable until it is back), else the scenario's own."""
     return "worker-failure" if workers else None
+
+
+def states_on_every_node(stack: Any) -> Callable[[str, str], list[str]]:
+    """For the split-brain probe: a member's state in every container that runs it, asked of
+    each node's own engine (a node cut off from the managers still runs its tasks)."""
+    dep = stack.deployment
+    return lambda member, script: [state_of(rc, out) for _, rc, out in
+                                   dep.exec_everywhere(member, ["sh", "-c", script])]
 
 
 def record_node_figures(run: ScenarioRun, fault: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -33,12 +34,26 @@ PROBE_SCRIPT = (
 )
 
 
+# a member's state from several containers (a cut-off host may still run one): the strongest
+RANK = {"down": 0, "replica": 1, "primary": 2, "ack": 3}
+
+
+def state_of(rc: int, out: str) -> str:
+    """The probe script's answer: ack, primary, replica or down."""
+    lines = out.strip().splitlines()
+    return lines[-1] if rc == 0 and lines and lines[-1] in RANK else "down"
+
+
 class WritableProbe:
-    """Samples each node every `period_s` until stopped (bounded by max_duration_s)."""
+    """Samples each node every `period_s` until stopped (bounded by max_duration_s).
+    `states` (optional): member, script -> the states of every container that runs it
+    (default: the member's one container, through the stack's engine)."""
 
     def __init__(self, stack: Stack, nodes: tuple[str, ...], history: HistoryWriter,
-                 period_s: float = 0.5, max_duration_s: float = 600.0) -> None:
+                 period_s: float = 0.5, max_duration_s: float = 600.0,
+                 states: Callable[[str, str], list[str]] | None = None) -> None:
         self.stack = stack
+        self.states = states
         self.nodes = nodes
         self.history = history
         self.period_s = period_s
@@ -48,9 +63,10 @@ class WritableProbe:
         self._thread: threading.Thread | None = None
 
     def _state(self, node: str) -> str:
+        if self.states is not None:
+            return max(self.states(node, PROBE_SCRIPT) or ["down"], key=lambda s: RANK.get(s, 0))
         rc, out = self.stack.exec(node, ["sh", "-c", PROBE_SCRIPT], timeout=ACK_TIMEOUT_S + 3)
-        lines = out.strip().splitlines()
-        return lines[-1] if rc == 0 and lines else "down"
+        return state_of(rc, out)
 
     def _loop(self) -> None:
         deadline = time.monotonic() + self.max_duration_s

@@ -338,6 +338,23 @@ class SwarmNodesDeployment(SwarmDeployment):
             return 124, f"timed out after {timeout:.0f} s"
         return proc.returncode, proc.stdout + proc.stderr
 
+    def exec_everywhere(self, service: str, cmd: list[str], user: str | None = None) -> list[tuple[str, int, str]]:
+        """Run a command in every running container of a service on every node whose engine
+        answers, without asking the managers: a node cut off from them still runs its tasks,
+        which the managers may have written off (the split-brain probe looks there too).
+        (node, exit code, output) per container."""
+        out: list[tuple[str, int, str]] = []
+        label = f"{SWARM_SERVICE_LABEL}={self.swarm_service(service)}"
+        for node in self.nodes.nodes:
+            if not self.nodes.answers(node):
+                continue
+            with contextlib.suppress(docker.errors.APIError, docker.errors.NotFound):
+                for c in self.nodes.client(node).containers.list(filters={"label": label, "status": "running"}):
+                    res = c.exec_run(cmd, user=user or "")
+                    out.append((node.name, res.exit_code if res.exit_code is not None else 1,
+                                (res.output or b"").decode(errors="replace")))
+        return out
+
     def heal_all(self, services: Sequence[str] | None = None) -> None:
         """Every node running, connected and active, inner edges up; then the swarm engine's heal."""
         for node in self.nodes.nodes:
