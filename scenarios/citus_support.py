@@ -1,7 +1,8 @@
 """Shared pieces of the Citus scenarios (`from citus_support import ...`):
 one writer per worker group (keys whose shard of pgchaos.events lives on that
 group, found with get_shard_id_for_distribution_column + pg_dist_placement),
-and per-group RTO / RPO over the merged history. The runbook steps (SQL
+per-group RTO / RPO over the merged history, and the bank's transfers across
+worker groups (with the prepared-transaction watch) for any scenario to run. The runbook steps (SQL
 steps recorded as findings or working procedure, the spare group) live in
 `harness.citus_runbooks`, shared with `pgchaos drill`."""
 
@@ -13,7 +14,10 @@ from typing import Any
 from harness.checkers.rpo import rpo
 from harness.checkers.rto import rto
 from harness.history import NEMESIS, Op
+from harness.load.bank import BankLoad
 from harness.load.client import PROCESS_SPAN, Client
+from harness.load.prepared_xacts import PreparedXactsWatch
+from harness.scenario import ScenarioError
 from harness.stack import citus
 
 TABLE = "pgchaos.events"
@@ -107,3 +111,17 @@ def worker_rows(meta: dict[str, Any]) -> dict[str, Any]:
     """The metadata without the coordinator group's own pg_dist_node rows (Patroni rewrites them)."""
     return {"pg_dist_node": [n for n in meta["pg_dist_node"] if n["groupid"] != 0],
             "pg_dist_placement": meta["pg_dist_placement"]}
+
+
+def start_bank(run) -> BankLoad:
+    """The bank and the prepared-transaction watch, with accounts on every worker group."""
+    bank = run.add_workload(BankLoad(run.stack, run.history, run.key_base))
+    run.add_workload(PreparedXactsWatch(run.stack, run.history))
+    dsn = run.stack.dsn(via="router")
+    placed = {a: citus.group_of_key(dsn, "pgchaos.bank_accounts", a) for a in bank.accounts}
+    groups = sorted(set(placed.values()))
+    run.figures["accounts_per_group"] = {g: sum(1 for v in placed.values() if v == g) for g in groups}
+    if len(groups) < 2:
+        raise ScenarioError(f"the bank's accounts do not span two worker groups: {placed}")
+    run.wait_until("transfers committing", lambda: bank.stable_for(1.0), timeout_s=60, interval_s=0.25)
+    return bank

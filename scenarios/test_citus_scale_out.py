@@ -8,14 +8,17 @@ in the background (`citus_rebalance_start()`, monitored with the guide's
 is the fault (the nemesis' custom fault, observed in
 citus_rebalance_status()): RTO runs from its start to the last write
 disruption it causes; no acknowledged write may be lost, no group's writes may
-stall longer than 5 s, and the new group must hold shards. Afterwards the
+stall longer than 5 s, and the new group must hold shards. Bank transfers
+across worker groups run throughout (their shards are moved too): none may be
+lost, doubled or half-applied, and no prepared transaction may outlive the
+row's bound. Afterwards the
 spare group is drained, killed and removed (the stack is left as found).
 Target citus-scale-out (ours: 120 s / RPO 0)."""
 
 import time
 
 import pytest
-from citus_support import GroupWriters, per_group, writer_process
+from citus_support import GroupWriters, per_group, start_bank, writer_process
 from conftest import assert_verdict
 
 from harness.citus_runbooks import Runbook, SpareGroup, group_rows, retire_spare, wait_for
@@ -65,7 +68,8 @@ def test_citus_scale_out(scenario_run):
         run.figures["placements_before"] = citus.placements_per_group(dsn)
         writers = GroupWriters(run, GROUPS).start()
         try:
-            run.sleep(3)
+            bank = start_bank(run)  # transfers across worker groups throughout (their shards move too)
+            run.sleep(2)
             book.note(f"1. deploy the new worker group {spare.group.name} (compose profile "
                       f"{spare.group.compose_profile})")
             spare.start()
@@ -99,6 +103,9 @@ def test_citus_scale_out(scenario_run):
                                         "seconds": round(time.monotonic() - started, 1)}
             run.figures["placements_after"] = citus.placements_per_group(dsn)
             run.wait_for_recovery(timeout_s=60)
+            run.wait_until("transfers committing after the rebalance", lambda: bank.stable_for(2.0),
+                           timeout_s=90, interval_s=0.25)
+            run.figures["bank"] = bank.figures()
             run.nemesis.heal(op)
             end = run.now()
             run.sleep(2)

@@ -15,11 +15,9 @@ maintenance daemon recovers them from pg_dist_transaction every
 citus.recover_2pc_interval). Skipped without the citus capability."""
 
 import pytest
+from citus_support import start_bank
 from conftest import assert_verdict
 
-from harness.load.bank import BankLoad
-from harness.load.prepared_xacts import PreparedXactsWatch
-from harness.scenario import ScenarioError
 from harness.stack import citus
 from harness.stack.topology import discover
 
@@ -45,20 +43,6 @@ def streaming(run, group: str) -> int:
 def healthy(dsn: str) -> bool:
     rows = citus.node_health(dsn)
     return bool(rows) and all(r["ok"] is True for r in rows)
-
-
-def start_bank(run) -> BankLoad:
-    """The bank and the prepared-transaction watch, with accounts on every worker group."""
-    bank = run.add_workload(BankLoad(run.stack, run.history, run.key_base))
-    run.add_workload(PreparedXactsWatch(run.stack, run.history))
-    dsn = run.stack.dsn(via="router")
-    placed = {a: citus.group_of_key(dsn, "pgchaos.bank_accounts", a) for a in bank.accounts}
-    groups = sorted(set(placed.values()))
-    run.figures["accounts_per_group"] = {g: sum(1 for v in placed.values() if v == g) for g in groups}
-    if len(groups) < 2:
-        raise ScenarioError(f"the bank's accounts do not span two worker groups: {placed}")
-    run.wait_until("transfers committing", lambda: bank.stable_for(1.0), timeout_s=60, interval_s=0.25)
-    return bank
 
 
 @pytest.mark.target("worker-distributed-transactions")

@@ -16,14 +16,17 @@ steps are `harness.citus_runbooks.WorkerReplacement`'s, the same that
 `pgchaos drill worker-failure` runs on a Citus stack. The runbook time
 (fault -> group 1 retired, its shards on the other groups, every key
 writable) is judged against the row's RTO; RPO 0 over every acknowledged
-write, per group too.
+write, per group too. Bank transfers across worker groups run throughout: none
+may be lost, doubled or half-applied (the failed group's accounts are drained to
+the others mid-way); prepared transactions left on a primary are reported with
+their age (the guide's row sets no bound for them).
 
 Afterwards the stack is put back as it was found (not timed): group 1
 restarted (re-registered), the spare group drained and removed, containers,
 data, etcd keys and Toxiproxy links of the spare group deleted."""
 
 import pytest
-from citus_support import GroupWriters, per_group
+from citus_support import GroupWriters, per_group, start_bank
 from conftest import assert_verdict
 
 from harness.citus_runbooks import WorkerReplacement
@@ -52,7 +55,8 @@ def test_citus_worker_replacement(scenario_run):
         run.figures["placements_before"] = citus.placements_per_group(dsn)
         writers = GroupWriters(run, groups).start()
         try:
-            run.sleep(3)
+            bank = start_bank(run)  # transfers across worker groups throughout the runbook
+            run.sleep(2)
             fault = runbook.inject()
             # the guide's runbook, as written (Patroni's own failover in between)
             runbook.detect()
@@ -65,7 +69,10 @@ def test_citus_worker_replacement(scenario_run):
             runbook.drain_failed()
             runbook.retire_failed()
             runbook.verify()
-            run.sleep(3)
+            run.wait_until("transfers committing after the replacement", lambda: bank.stable_for(2.0),
+                           timeout_s=90, interval_s=0.25)
+            run.figures["bank"] = bank.figures()
+            run.sleep(1)
         finally:
             writers.stop()
             runbook.restore()
