@@ -7,11 +7,15 @@ coordinator-failure (10 s / RPO 0); like any hard loss of the leader it is
 bounded by Patroni's ttl, so the hard-kill waiver applies (≤ 25 s). A worker the
 host held (one-member worker groups are spread over the nodes) is down with it:
 what fails on its shards until the node is back is judged by the worker-failure
-row (the guide's single worker failure, 5 min), not the coordinator's."""
+row (the guide's single worker failure, 5 min), not the coordinator's. The node is
+back when every pooled coordinator backend reaches its worker again: the task
+returns on a new address, and a backend whose fdw connection still points at the
+old one (nothing answers there) fails once on its statement timeout."""
 
 import pytest
 from conftest import assert_verdict
 from node_steps import leader_off_infra_node, record_node_figures, rejoin_row, workers_on
+from shards import reached_from_every_backend
 
 from harness.runbook import Runbook
 
@@ -39,4 +43,6 @@ def test_node_crash_leader(scenario_run, pgchaos_stack):
         with Runbook(run).step("the crashed node rejoins: its tasks running again", row=rejoin_row(workers)):
             run.nemesis.heal(fault)
             run.wait_for_recovery()
+            for worker in workers:  # ... and every pooled coordinator backend reaches them again
+                run.figures.setdefault("reach_bursts", {})[worker] = reached_from_every_backend(run.stack, worker)
     assert_verdict(run.verdict)

@@ -17,6 +17,7 @@ from node_steps import (
     states_on_every_node,
     workers_on,
 )
+from shards import reached_from_every_backend
 
 from harness.checkers.split_brain import split_brain
 from harness.load.writable_probe import WritableProbe
@@ -48,6 +49,8 @@ def test_node_cut_leader(scenario_run, pgchaos_stack):
                                    row=rejoin_row(workers)):
                 run.nemesis.heal(fault)
                 run.wait_for_recovery()
+                for worker in workers:  # every pooled coordinator backend reaches them again
+                    reached_from_every_backend(run.stack, worker)
         finally:
             probe.stop()
         run.figures["writable_samples"] = probe.rounds

@@ -12,6 +12,7 @@ import threading
 import psycopg
 import pytest
 from conftest import assert_verdict
+from shards import keys_on
 
 from harness.history import Op
 from harness.load.client import PROCESS_SPAN, Client
@@ -30,17 +31,6 @@ SHARD_WRITERS = {LOST: 51, KEPT: 52}  # process ids
 HOLD_S = 10.0
 DETECT_S = 60.0  # the detection checker's default time-to-detect target
 GRACE_S = 2.5  # fdw connections to the dead worker fail within connect_timeout (2 s)
-
-
-def keys_on(dsn: str, worker: str, first: int, count: int) -> list[int]:
-    """`count` keys from `first` on that the coordinator places on `worker` (events)."""
-    remainder_zero = worker == "worker-1"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT k FROM generate_series(%s::bigint, %s::bigint) k "
-            "WHERE satisfies_hash_partition('events'::regclass, 2, 0, k) = %s LIMIT %s",
-            (first, first + 4 * count, remainder_zero, count)).fetchall()
-    return [k for (k,) in rows]
 
 
 def shard_writer(run, worker: str, stop: threading.Event, last_ok: dict[str, float]) -> None:

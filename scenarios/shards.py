@@ -1,0 +1,59 @@
+"""Keys by the worker that holds them, on the reference profile (the coordinator's
+`events` is hash-partitioned over the workers through postgres_fdw: worker-1 holds
+remainder 0, worker-2 remainder 1), and the wait until every pooled coordinator
+backend reaches a worker that came back."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+
+from harness.errors import PgchaosError
+
+READ_TIMEOUT_MS = 3000  # the load's own statement timeout
+POOL_SIZE = 20  # the reference pooler's default_pool_size: the coordinator backends it keeps
+
+
+def keys_on(dsn: str, worker: str, first: int, count: int) -> list[int]:
+    """`count` keys from `first` on that the coordinator places on `worker` (events)."""
+    remainder_zero = worker == "worker-1"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT k FROM generate_series(%s::bigint, %s::bigint) k "
+            "WHERE satisfies_hash_partition('events'::regclass, 2, 0, k) = %s LIMIT %s",
+            (first, first + 4 * count, remainder_zero, count)).fetchall()
+    return [k for (k,) in rows]
+
+
+def _read(dsn: str, key: int) -> bool:
+    try:
+        with psycopg.connect(dsn, connect_timeout=2) as conn:
+            conn.execute(f"SET LOCAL statement_timeout = {READ_TIMEOUT_MS}")
+            conn.execute("SELECT count(*) FROM events WHERE id = %s", (key,)).fetchone()
+        return True
+    except psycopg.Error:
+        return False
+
+
+def reached_from_every_backend(stack: Any, worker: str, timeout_s: float = 90.0) -> int:
+    """Bounded: until a burst of reads on `worker`'s shards, one per server connection of the
+    pooler's pool, all succeed through the pooler at once. A coordinator backend whose fdw
+    connection still points at the worker's old address (a host that came back gives its
+    task a new one, and nothing answers the old) fails once on the statement timeout; the
+    burst makes every pooled backend meet that before the wait ends. The bursts it took."""
+    pool = POOL_SIZE
+    dsn = stack.dsn()
+    keys = keys_on(stack.dsn(via="router"), worker, 1, pool)
+    deadline = time.monotonic() + timeout_s
+    bursts = 0
+    with ThreadPoolExecutor(pool) as workers:
+        while time.monotonic() < deadline:
+            bursts += 1
+            if all(workers.map(lambda k: _read(dsn, k), keys)):
+                return bursts
+            time.sleep(0.5)
+    raise PgchaosError(f"reads on {worker}'s shards still failing from some pooled backend "
+                       f"after {timeout_s:.0f} s")
