@@ -28,14 +28,15 @@ def keys_on(dsn: str, worker: str, first: int, count: int) -> list[int]:
     return [k for (k,) in rows]
 
 
-def _read(dsn: str, key: int) -> bool:
+def _read(dsn: str, key: int) -> str | None:
+    """None when the read succeeded, else its error."""
     try:
         with psycopg.connect(dsn, connect_timeout=2) as conn:
             conn.execute(f"SET LOCAL statement_timeout = {READ_TIMEOUT_MS}")
             conn.execute("SELECT count(*) FROM events WHERE id = %s", (key,)).fetchone()
-        return True
-    except psycopg.Error:
-        return False
+        return None
+    except psycopg.Error as exc:
+        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:200]
 
 
 def reached_from_every_backend(stack: Any, worker: str, timeout_s: float = 90.0) -> int:
@@ -49,11 +50,16 @@ def reached_from_every_backend(stack: Any, worker: str, timeout_s: float = 90.0)
     keys = keys_on(stack.dsn(via="router"), worker, 1, pool)
     deadline = time.monotonic() + timeout_s
     bursts = 0
+    errors: dict[str, int] = {}
     with ThreadPoolExecutor(pool) as workers:
         while time.monotonic() < deadline:
             bursts += 1
-            if all(workers.map(lambda k: _read(dsn, k), keys)):
+            failed = [e for e in workers.map(lambda k: _read(dsn, k), keys) if e is not None]
+            if not failed:
                 return bursts
+            for e in failed:
+                errors[e] = errors.get(e, 0) + 1
             time.sleep(0.5)
     raise PgchaosError(f"reads on {worker}'s shards still failing from some pooled backend "
-                       f"after {timeout_s:.0f} s")
+                       f"after {timeout_s:.0f} s ({bursts} bursts of {pool}): "
+                       + "; ".join(f"{e} (x{n})" for e, n in sorted(errors.items(), key=lambda x: -x[1])[:3]))
