@@ -49,8 +49,10 @@ def test_node_cut_leader(scenario_run, pgchaos_stack):
                                    row=rejoin_row(workers)):
                 run.nemesis.heal(fault)
                 run.wait_for_recovery()
+                back = run.now()
                 for worker in workers:  # every pooled coordinator backend reaches them again
                     reached_from_every_backend(run.stack, worker)
+                    run.figures.setdefault("worker_reached_after_s", {})[worker] = round(run.now() - back, 1)
         finally:
             probe.stop()
         run.figures["writable_samples"] = probe.rounds

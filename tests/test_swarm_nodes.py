@@ -85,3 +85,17 @@ def test_capabilities_of_the_engines(manifest) -> None:
     assert "swarm-nodes" in mode_capabilities(manifest, False, "swarm-nodes")
     assert "swarm" in mode_capabilities(manifest, False, "swarm-nodes")
     assert "swarm-nodes" not in mode_capabilities(manifest, False, "swarm")
+
+
+def test_images_every_node_needs_are_saved_once_and_fanned_out(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.engines.swarm_nodes.nodes import NodeSet
+
+    saves: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+    monkeypatch.setattr(NodeSet, "_save_load", staticmethod(
+        lambda images, nodes, failed: saves.append((tuple(images), tuple(n.name for n in nodes)))))
+    nodes = NodeSet("p", tmp_path, 3, [], progress=lambda _: None)
+    member = ["pgchaos/haproxy", "pgchaos/pgbouncer", "pgchaos/postgres"]
+    nodes.load_images({1: ["pgchaos/etcd", *member, "pgchaos/prometheus"], 2: member, 3: member})
+    assert sorted(saves) == [(("pgchaos/etcd", "pgchaos/prometheus"), ("p-node1",)),
+                             (tuple(member), ("p-node1", "p-node2", "p-node3"))]

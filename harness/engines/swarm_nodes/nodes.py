@@ -227,13 +227,21 @@ class NodeSet:
         raise PgchaosError(f"the engine of swarm node {node.name} does not answer after {timeout_s:.0f} s")
 
     def load_images(self, refs: dict[int, list[str]]) -> float:
-        """`docker save | docker load` of each node's images (`refs`: slot -> image refs),
-        one save per distinct set fanned out to its nodes, all sets at once; the seconds
-        it took."""
+        """`docker save | docker load` of each node's images (`refs`: slot -> image refs):
+        images grouped by the nodes that need them, one save per group fanned out to those
+        nodes, every group at once (images every node needs are saved once, not once per
+        node set); the seconds it took."""
         t0 = time.monotonic()
-        sets: dict[tuple[str, ...], list[Node]] = {}
+        needed_by: dict[str, list[Node]] = {}
         for node in self.nodes:
-            sets.setdefault(tuple(sorted(refs.get(node.slot, []))), []).append(node)
+            for ref in refs.get(node.slot, []):
+                needed_by.setdefault(ref, []).append(node)
+        sets: dict[tuple[str, ...], list[Node]] = {}
+        by_nodes: dict[tuple[str, ...], list[str]] = {}
+        for ref, nodes in sorted(needed_by.items()):
+            by_nodes.setdefault(tuple(n.name for n in nodes), []).append(ref)
+        for names, images in by_nodes.items():
+            sets[tuple(images)] = [n for n in self.nodes if n.name in names]
         failed: list[str] = []
         threads = [threading.Thread(target=self._save_load, args=(list(images), nodes, failed), daemon=True)
                    for images, nodes in sets.items() if images]
