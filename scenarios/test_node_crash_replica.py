@@ -1,11 +1,17 @@
 """Several hosts: the node holding a coordinator replica crashes. The leader keeps
 its key; when the lost replica was the synchronous standby, commits wait until
 the leader's walsender gives up on it (wal_sender_timeout) and Patroni names
-another sync standby. Row node-failure (the guide's P1 "single node failure")."""
+another sync standby. Row node-failure (the guide's P1 "single node failure"). The
+host's return is a runbook step, as in test_node_crash_leader: judged by
+worker-failure when the host held a worker, ended when every pooled coordinator
+backend reaches that worker again."""
 
 import pytest
 from conftest import assert_verdict
-from node_steps import record_node_figures, replica_off_infra_node
+from node_steps import record_node_figures, rejoin_row, replica_off_infra_node, workers_on
+from shards import reached_from_every_backend
+
+from harness.runbook import Runbook
 
 pytestmark = [
     pytest.mark.scenario,
@@ -18,11 +24,19 @@ pytestmark = [
 def test_node_crash_replica(scenario_run, pgchaos_stack):
     with scenario_run() as run:
         replica = replica_off_infra_node(run.stack)
+        workers = workers_on(run.stack, run.stack.deployment.node_of(replica).name)
         leader = run.leader()
         fault = run.nemesis.inject("node-crash", replica)
         run.wait_for_recovery()
         record_node_figures(run, fault)
         run.figures["replica"], run.figures["leader_kept"] = replica, run.leader() == leader
-        run.nemesis.heal(fault)
+        run.figures["workers_on_node"] = workers
+        with Runbook(run).step("the crashed node rejoins: its tasks running again", row=rejoin_row(workers)):
+            run.nemesis.heal(fault)
+            run.wait_for_recovery()
+            back = run.now()
+            for worker in workers:
+                reached_from_every_backend(run.stack, worker)
+                run.figures.setdefault("worker_reached_after_s", {})[worker] = round(run.now() - back, 1)
     assert run.figures["leader_kept"], f"the leader changed: {leader} -> {run.leader()}"
     assert_verdict(run.verdict)
