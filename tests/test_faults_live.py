@@ -17,6 +17,7 @@ import pytest
 
 from harness.history import read_history
 from harness.scenario import ScenarioRun
+from harness.stack.steady_state import wait_for_steady_state
 
 pytestmark = pytest.mark.docker
 
@@ -68,10 +69,17 @@ def test_fault_has_its_effect_and_heals(scenario_run, case):
     assert_observed(run, fault, active.target)
 
 
-def assert_observed(run: ScenarioRun, fault: str, target: str) -> dict[str, Any]:
-    """The fault's op, then an "ok" fault-effect observation naming it, before its heal."""
+def assert_observed(run: ScenarioRun, fault: str, target: str, nth: int | None = None) -> dict[str, Any]:
+    """The fault's op, then an "ok" fault-effect observation naming it, before its heal
+    (`nth`: the run's nth fault op, when the run injected several)."""
     ops = read_history(run.dir / "history-harness.jsonl")
-    [fault_op] = [op for op in ops if op.process == "nemesis" and op.f == fault]
+    faults = [op for op in ops if op.process == "nemesis" and op.f not in ("heal", "heal-all")
+              and op.type == "info" and isinstance(op.value, dict) and "target" in op.value]
+    if nth is None:
+        [fault_op] = [op for op in faults if op.f == fault]
+    else:
+        fault_op = faults[nth]
+        assert fault_op.f == fault, (nth, fault_op.f, fault)
     looks = [op for op in ops if op.process == "observer" and op.f == "fault-effect"
              and op.value["fault"] == fault_op.index]
     assert [op.type for op in looks] == ["ok"], [op.value for op in looks]
@@ -103,22 +111,30 @@ OBSERVED: dict[str, tuple[str, str, dict[str, Any], str]] = {
 }
 
 
-@pytest.mark.parametrize("case", list(OBSERVED))
-def test_fault_effect_is_observed(scenario_run, case):
-    fault, role, params, words = OBSERVED[case]
-    with scenario_run(name=f"effect-{case}", target=None, load=False) as run:
-        if role == "candidate":
-            role = run.nemesis.resolve_node("candidate")
-        injected = time.monotonic()
-        active = run.nemesis.inject(fault, role, **params)
-        effect = run.nemesis.observed(active)
-        assert effect is not None and effect["seen"], effect
-        if fault == "etcd-outage":  # a leader that demotes (retry_timeout) does so inside the fault,
-            run.sleep(max(0.0, DCS_HOLD_S - (time.monotonic() - injected)))  # not just after its heal
-        run.nemesis.heal(active)
-        run.wait_for_recovery(timeout_s=120)
-    value = assert_observed(run, fault, active.target)
-    assert words in value["evidence"], value
+def test_every_fault_effect_is_observed(scenario_run):
+    """Every case of OBSERVED in one run, one after the other (each healed, recovered and
+    back to the steady state before the next): the same checks per fault as runs of their
+    own, without a run's fixed costs eleven times over. A failure names its case."""
+    seen: dict[str, tuple[str, str, str]] = {}  # case -> (fault, target, words)
+    with scenario_run(name="effect-every-fault", target=None, load=False) as run:
+        for case, (fault, role, params, words) in OBSERVED.items():
+            steady = wait_for_steady_state(run.stack, timeout=run.options.scaled(120))
+            assert steady.healthy, f"{case}: no steady state before it: {steady.summary()}"
+            if role == "candidate":
+                role = run.nemesis.resolve_node("candidate")
+            injected = time.monotonic()
+            active = run.nemesis.inject(fault, role, **params)
+            effect = run.nemesis.observed(active)
+            assert effect is not None and effect["seen"], (case, effect)
+            if fault == "etcd-outage":  # a leader that demotes (retry_timeout) does so inside the fault,
+                run.sleep(max(0.0, DCS_HOLD_S - (time.monotonic() - injected)))  # not just after its heal
+            run.nemesis.heal(active)
+            run.wait_for_recovery(timeout_s=120)
+            seen[case] = (fault, active.target, words)
+    for case, (fault, target, words) in seen.items():
+        value = assert_observed(run, fault, target, nth=list(seen).index(case))
+        assert words in value["evidence"], (case, value)
+    assert len(seen) == len(OBSERVED), sorted(set(OBSERVED) - set(seen))
     verdict = run.verdict
     assert verdict["steady_state"]["after"], verdict["reasons"]
     assert verdict["rpo"]["lost"] == 0, verdict["reasons"]
