@@ -13,9 +13,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from shards import reached_from_every_backend
+
 from harness.engines.swarm_nodes.placement import INFRA_SLOT
 from harness.errors import PgchaosError
 from harness.load.writable_probe import state_of
+from harness.runbook import Runbook
 from harness.scenario import ScenarioRun
 from harness.stack.topology import discover
 
@@ -73,6 +76,19 @@ def states_on_every_node(stack: Any) -> Callable[[str, str], list[str]]:
     dep = stack.deployment
     return lambda member, script: [state_of(rc, out) for _, rc, out in
                                    dep.exec_everywhere(member, ["sh", "-c", script])]
+
+
+def host_return(run: ScenarioRun, fault: Any, workers: list[str], label: str) -> None:
+    """The hit host's return as a runbook step (judged by worker-failure when it held a
+    worker): the fault healed, writes and reads back, and every pooled coordinator backend
+    reaching each worker it held again (figure worker_reached_after_s)."""
+    with Runbook(run).step(label, row=rejoin_row(workers)):
+        run.nemesis.heal(fault)
+        run.wait_for_recovery()
+        back = run.now()
+        for worker in workers:
+            reached_from_every_backend(run.stack, worker)
+            run.figures.setdefault("worker_reached_after_s", {})[worker] = round(run.now() - back, 1)
 
 
 def record_node_figures(run: ScenarioRun, fault: Any) -> None:

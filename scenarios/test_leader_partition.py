@@ -5,9 +5,8 @@ exec, bypassing the network). RPO 0 with synchronous mode. Target
 leader-partition (30 s / RPO 0)."""
 
 import pytest
-from conftest import assert_verdict
+from conftest import add_split_brain_check, assert_verdict
 
-from harness.checkers.split_brain import split_brain
 from harness.load.writable_probe import WritableProbe
 
 pytestmark = [
@@ -34,10 +33,5 @@ def test_leader_partition(scenario_run):
             probe.stop()
         run.figures["writable_samples"] = probe.rounds
 
-        def split_brain_with_figures(ops):
-            result = split_brain(ops)
-            run.figures["role_overlap"] = result.get("role_overlap")
-            return result
-
-        run.add_check("split-brain", split_brain_with_figures)
+        add_split_brain_check(run)
     assert_verdict(run.verdict)

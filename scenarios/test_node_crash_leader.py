@@ -15,10 +15,7 @@ old one fails once on its statement timeout (figure worker_reached_after_s)."""
 
 import pytest
 from conftest import assert_verdict
-from node_steps import leader_off_infra_node, record_node_figures, rejoin_row, workers_on
-from shards import reached_from_every_backend
-
-from harness.runbook import Runbook
+from node_steps import host_return, leader_off_infra_node, record_node_figures, workers_on
 
 pytestmark = [
     pytest.mark.scenario,
@@ -38,14 +35,6 @@ def test_node_crash_leader(scenario_run, pgchaos_stack):
         run.figures["old_leader"], run.figures["new_leader"] = fault.target, new_leader
         run.wait_for_recovery()
         record_node_figures(run, fault)
-        # the node rejoins and its tasks run again there (the member, and any worker it held):
-        # a step that ends when writes and reads succeed again; what fails meanwhile is its own,
-        # judged by worker-failure when the node held a worker
-        with Runbook(run).step("the crashed node rejoins: its tasks running again", row=rejoin_row(workers)):
-            run.nemesis.heal(fault)
-            run.wait_for_recovery()
-            back = run.now()
-            for worker in workers:  # ... and every pooled coordinator backend reaches them again
-                reached_from_every_backend(run.stack, worker)
-                run.figures.setdefault("worker_reached_after_s", {})[worker] = round(run.now() - back, 1)
+        # the node rejoins and its tasks run again there (the member, and any worker it held)
+        host_return(run, fault, workers, "the crashed node rejoins: its tasks running again")
     assert_verdict(run.verdict)

@@ -8,10 +8,7 @@ backend reaches that worker again."""
 
 import pytest
 from conftest import assert_verdict
-from node_steps import record_node_figures, rejoin_row, replica_off_infra_node, workers_on
-from shards import reached_from_every_backend
-
-from harness.runbook import Runbook
+from node_steps import host_return, record_node_figures, replica_off_infra_node, workers_on
 
 pytestmark = [
     pytest.mark.scenario,
@@ -31,12 +28,6 @@ def test_node_crash_replica(scenario_run, pgchaos_stack):
         record_node_figures(run, fault)
         run.figures["replica"], run.figures["leader_kept"] = replica, run.leader() == leader
         run.figures["workers_on_node"] = workers
-        with Runbook(run).step("the crashed node rejoins: its tasks running again", row=rejoin_row(workers)):
-            run.nemesis.heal(fault)
-            run.wait_for_recovery()
-            back = run.now()
-            for worker in workers:
-                reached_from_every_backend(run.stack, worker)
-                run.figures.setdefault("worker_reached_after_s", {})[worker] = round(run.now() - back, 1)
+        host_return(run, fault, workers, "the crashed node rejoins: its tasks running again")
     assert run.figures["leader_kept"], f"the leader changed: {leader} -> {run.leader()}"
     assert_verdict(run.verdict)

@@ -9,19 +9,16 @@ node's return is a runbook step (judged by worker-failure when it held a worker)
 Target leader-partition (30 s / RPO 0)."""
 
 import pytest
-from conftest import assert_verdict
+from conftest import add_split_brain_check, assert_verdict
 from node_steps import (
+    host_return,
     leader_off_infra_node,
     record_node_figures,
-    rejoin_row,
     states_on_every_node,
     workers_on,
 )
-from shards import reached_from_every_backend
 
-from harness.checkers.split_brain import split_brain
 from harness.load.writable_probe import WritableProbe
-from harness.runbook import Runbook
 
 pytestmark = [
     pytest.mark.scenario,
@@ -45,22 +42,10 @@ def test_node_cut_leader(scenario_run, pgchaos_stack):
             run.wait_for_recovery()
             record_node_figures(run, fault)
             run.sleep(4)  # the cut-off node runs on: its member must stay demoted
-            with Runbook(run).step("the cut-off node reconnects: its tasks running again",
-                                   row=rejoin_row(workers)):
-                run.nemesis.heal(fault)
-                run.wait_for_recovery()
-                back = run.now()
-                for worker in workers:  # every pooled coordinator backend reaches them again
-                    reached_from_every_backend(run.stack, worker)
-                    run.figures.setdefault("worker_reached_after_s", {})[worker] = round(run.now() - back, 1)
+            host_return(run, fault, workers, "the cut-off node reconnects: its tasks running again")
         finally:
             probe.stop()
         run.figures["writable_samples"] = probe.rounds
 
-        def split_brain_with_figures(ops):
-            result = split_brain(ops)
-            run.figures["role_overlap"] = result.get("role_overlap")
-            return result
-
-        run.add_check("split-brain", split_brain_with_figures)
+        add_split_brain_check(run)
     assert_verdict(run.verdict)
