@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from harness.engines.base import docker_client
+from harness.verdict import exit_status
 
 pytestmark = [pytest.mark.docker, pytest.mark.own_stack]  # its own stack, beside the session's
 
@@ -155,7 +156,9 @@ def test_foreign_stack_attached_is_left_running_and_unharmed(provisioned: Provis
     verdicts = {p.parent.name: json.loads(p.read_text()) for p in reports.glob("certify-*/rep-1/*/*/verdict.json")}
     v = verdicts.get("test_coordinator_graceful_stop")
     assert v is not None and v["verdict"] in ("pass", "marginal"), (v or {}).get("reasons", out[-2000:])
-    assert proc.returncode == 0 and "1 executed" in out, out[-2000:]
+    # certify's documented exit: 0 for a pass, 3 for a marginal verdict (an RTO within the margin
+    # of its bound: this stack's HAProxy checks, inter 3 s x fall 3, keep a graceful stop near 10 s)
+    assert proc.returncode == exit_status([v["verdict"]]) and "1 executed" in out, out[-2000:]
     assert list(reports.glob("certify-*/rep-1/*/certification.html")), "no certification page"
     heal_by_cli(tmp_path, project, env)
     after = client.containers.list(filters={"label": f"com.docker.compose.project={project}"})

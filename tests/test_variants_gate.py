@@ -151,7 +151,9 @@ def test_lag_alert_set_too_high_fails_network_lag_on_detection(tmp_path: Path) -
     assert proc.returncode == 1 and verdict["verdict"] == "fail", out[-3000:]
     undetected = [r for r in verdict["reasons"]
                   if r.startswith("detection: fault not detected: ReplicationLagWarning")]
-    others = [r for r in verdict["reasons"] if r not in undetected]
+    # a marginal finding (an RTO within the margin of its bound: a busy machine) weighs nothing here
+    marginal = {f["text"] for f in verdict["findings"] if f["severity"] == "marginal"}
+    others = [r for r in verdict["reasons"] if r not in undetected and r not in marginal]
     assert undetected and verdict["rpo"]["lost"] == 0, verdict["reasons"]
     assert all(re.match(r"fault #\d+ 'bandwidth' on replication-\S+: (write|read) RTO", r) for r in others), others
     assert verdict["figures"]["replication_lag"]["bytes"] > 10 * 1024 * 1024  # the lag was there
