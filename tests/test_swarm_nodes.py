@@ -99,3 +99,37 @@ def test_images_every_node_needs_are_saved_once_and_fanned_out(tmp_path: Path,
     nodes.load_images({1: ["pgchaos/etcd", *member, "pgchaos/prometheus"], 2: member, 3: member})
     assert sorted(saves) == [(("pgchaos/etcd", "pgchaos/prometheus"), ("p-node1",)),
                              (tuple(member), ("p-node1", "p-node2", "p-node3"))]
+
+
+def test_rolled_tag_is_made_on_every_node_that_has_the_image(manifest, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rolling `--image` update's second tag exists wherever the image does (a node
+    without the tag would reject its task: no registry to pull from), a cut-off node
+    is not asked, and an image no node has is an error."""
+    import docker.errors
+
+    spec = StackSpec(engine="swarm-nodes")
+    dep = SwarmNodesDeployment("t", manifest.dir, manifest, spec.ports, state_dir=tmp_path, count=3)
+    tags: list[tuple[str, str]] = []
+    has = {"t-node1": {"pgchaos/postgres:T", "pgchaos/haproxy:T"}, "t-node2": {"pgchaos/postgres:T"},
+           "t-node3": {"pgchaos/postgres:T"}}
+
+    def client(node):
+        def get(ref):
+            if ref not in has[node.name]:
+                raise docker.errors.ImageNotFound(ref)
+            return SimpleNamespace(tag=lambda target: tags.append((node.name, target)))
+        return SimpleNamespace(images=SimpleNamespace(get=get))
+
+    monkeypatch.setattr(dep.nodes, "client", client)
+    monkeypatch.setattr(dep.nodes, "answers", lambda node: True)
+    dep.avoid = {"t-node3"}
+    rolled = dep.rolled_tag("pgchaos/postgres:T")
+    assert rolled == "pgchaos/postgres:T-pgchaos-rolled"
+    assert tags == [("t-node1", rolled), ("t-node2", rolled)]
+    tags.clear()
+    assert dep.rolled_tag("pgchaos/haproxy:T") == "pgchaos/haproxy:T-pgchaos-rolled"
+    assert tags == [("t-node1", "pgchaos/haproxy:T-pgchaos-rolled")]
+    assert dep.rolled_tag(rolled) == "pgchaos/postgres:T"  # back: the base tag is there already
+    with pytest.raises(PgchaosError, match="no node of t has pgchaos/etcd:T"):
+        dep.rolled_tag("pgchaos/etcd:T")
