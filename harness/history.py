@@ -324,19 +324,21 @@ class HistoryWriter:
         self.close()
 
 
-def merge_histories(paths: Iterable[str | Path]) -> list[Op]:
+def merge_histories(paths: Iterable[str | Path],
+                    remap: dict[tuple[int, int], int] | None = None) -> list[Op]:
     """Merge several history files by ``time`` and re-number ``index`` from 0.
 
     Ties keep file order, then line order. A heal's or a fault-effect
     observation's ``value["fault"]`` that refers to an op of its own file is
-    rewritten to that op's new index.
+    rewritten to that op's new index. ``remap``, when given, receives every
+    (file position, old index) -> new index, for references kept outside the files.
     """
     def stream(src: int, path: str | Path) -> Iterator[tuple[float, int, int, Op]]:
         # a function, not a nested generator expression: `src` must bind per file
         return ((op.time, src, n, op) for n, op in enumerate(read_history(path)))
 
     streams = [stream(i, p) for i, p in enumerate(paths)]
-    remap: dict[tuple[int, int], int] = {}
+    remap = {} if remap is None else remap
     merged: list[Op] = []
     for new, (_, src, _n, op) in enumerate(heapq.merge(*streams, key=lambda x: x[:3])):
         remap[(src, op.index)] = new

@@ -536,8 +536,12 @@ class ScenarioRun:
             paths += [p for p in self.locust.history_paths if p.exists()]
         if self._alert_history is not None:
             paths.append(self._alert_history.path)
-        ops = merge_histories(paths)
+        remap: dict[tuple[int, int], int] = {}
+        ops = merge_histories(paths, remap=remap)
         write_history(self.dir / "history.jsonl", ops)
+        for p in self.phases:  # a phase names its fault as history.jsonl numbers it, as the reasons do
+            if type(p.get("fault")) is int:
+                p["fault"] = remap.get((0, p["fault"]), p["fault"])
         target, waivers = None, []
         if self.target_row is not None:
             targets = load_targets(self.options.targets_path)

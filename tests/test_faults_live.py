@@ -138,3 +138,10 @@ def test_every_fault_effect_is_observed(scenario_run):
     verdict = run.verdict
     assert verdict["steady_state"]["after"], verdict["reasons"]
     assert verdict["rpo"]["lost"] == 0, verdict["reasons"]
+    # every phase names its fault as history.jsonl numbers it (the reasons' "fault #N")
+    ops = {op.index: op for op in read_history(run.dir / "history.jsonl")}
+    named = [p for p in verdict["phases"] if "fault" in p]
+    assert len(named) >= 2 * len(OBSERVED), verdict["phases"]
+    for p in named:
+        op = ops[p["fault"]]
+        assert op.process == "nemesis" and op.f in p["phase"] and op.value["target"] in p["phase"], (p, op)

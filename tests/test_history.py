@@ -256,3 +256,18 @@ def test_merge_keeps_heal_references_per_file(tmp_path: Path) -> None:
     kill = next(op for op in merged if op.f == "kill")
     heal = next(op for op in merged if op.f == "heal")
     assert heal.value["fault"] == kill.index
+
+
+def test_merge_reports_every_renumbering(tmp_path: Path) -> None:
+    """`remap` receives (file position, old index) -> new index: references kept outside
+    the files (a scenario's phases) are renumbered the same way."""
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    with HistoryWriter(a, run_start=0.0) as w:
+        w.append("nemesis", "info", "kill", {"target": "x"}, time=2.0)
+    with HistoryWriter(b, run_start=0.0, index_offset=100) as w:
+        w.append(1, "invoke", "write", 1, time=1.0)
+        w.append(1, "ok", "write", 1, time=1.5)
+    remap: dict[tuple[int, int], int] = {}
+    ops = merge_histories([a, b], remap=remap)
+    assert [op.f for op in ops] == ["write", "write", "kill"]
+    assert remap == {(1, 100): 0, (1, 101): 1, (0, 0): 2}
