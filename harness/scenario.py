@@ -376,9 +376,11 @@ class ScenarioRun:
         return None
 
     def _stop_alerts(self, settle_s: float = 0.0) -> None:
-        """Wait up to ``settle_s`` for the alerts this run raised to resolve, then stop watching."""
+        """Wait up to ``settle_s`` in all for the alerts this run raised to resolve (what is
+        still on its way included), then stop watching."""
         if self.alerts is None:
             return
+        begun = time.monotonic()
         if settle_s > 0:
             # what the last fault or heal set off (a restarted member pages PostgresRestarted)
             # reaches the receiver a scrape, an evaluation and a notification later: watch up to
@@ -413,7 +415,7 @@ class ScenarioRun:
                     self.alerts.poll()
         if settle_s > 0 and self.alerts.raised_names():
             self.phase("alerts-resolve", firing=self.alerts.raised_names())
-            quiet = self.alerts.wait_quiet(settle_s)
+            quiet = self.alerts.wait_quiet(max(0.0, begun + settle_s - time.monotonic()))
             self.phase("alerts-resolved" if quiet else "alerts-still-firing", firing=self.alerts.raised_names())
         self.alerts.stop()
         assert self._alert_history is not None

@@ -310,3 +310,36 @@ def test_alertmanager_feed_turns_the_api_into_transitions(tmp_path: Path) -> Non
         assert [a.name for a in hook.poll()] == ["New", "Again"] and hook.resynced
     finally:
         server.shutdown()
+
+
+def test_alert_settle_spends_its_resolve_bound_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a run, alerts still on their way and then their resolution share one bound:
+    an alert that never resolves costs the bound once, not twice."""
+    import harness.scenario as scenario
+
+    asked: list[float] = []
+
+    class Alerts:
+        def poll(self) -> None: ...
+        def firing_names(self) -> list[str]: return ["PatroniMemberDown"]
+        def raised_names(self) -> list[str]: return ["PatroniMemberDown"]
+        def stop(self) -> None: ...
+
+        def wait_quiet(self, timeout_s: float) -> bool:
+            asked.append(timeout_s)
+            return False
+
+    class Closing:
+        def close(self) -> None: ...
+
+    monkeypatch.setattr(scenario, "settled_since", lambda *a, **k: False)
+    monkeypatch.setattr(scenario, "on_their_way", lambda *a, **k: True)  # never arrives
+    run_ = scenario.ScenarioRun.__new__(scenario.ScenarioRun)
+    run_.alerts, run_._alert_history, run_.phases = Alerts(), Closing(), [{"phase": "heal kill x", "time": 0.0}]
+    monkeypatch.setattr(run_, "now", lambda: 1000.0, raising=False)  # the pipeline's grace long past
+    monkeypatch.setattr(run_, "_prometheus_url", lambda: "http://127.0.0.1:9", raising=False)
+    monkeypatch.setattr(run_, "phase", lambda *a, **k: None, raising=False)
+    started = time.monotonic()
+    run_._stop_alerts(settle_s=0.6)
+    assert time.monotonic() - started < 1.2
+    assert asked and asked[0] <= 0.1, asked  # what the on-their-way wait left: nothing
