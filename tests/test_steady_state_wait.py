@@ -165,6 +165,11 @@ def test_observed_router_write_says_whether_the_leader_answered(monkeypatch: pyt
     monkeypatch.setattr(module, "answers_as_primary", lambda stack, member: False)
     check = module.observe_router_write(object(), topo)  # type: ignore[arg-type]
     assert not check.ok and not check.data and module.misrouted(SteadyState([check], topo)) is None
+    # a write that reached a member (a read-only one) is the check's own answer: the leader is not asked
+    reached = Check("router_write", False, "reached a read-only member", {"member": "c1", "read_only": True})
+    monkeypatch.setattr(module, "check_router_write", lambda stack, topo: reached)
+    monkeypatch.setattr(module, "answers_as_primary", lambda stack, member: pytest.fail("asked the leader"))
+    assert module.observe_router_write(object(), topo) is reached  # type: ignore[arg-type]
 
 
 def test_wait_for_steady_state_ends_early_on_a_router_that_does_not_follow(

@@ -442,7 +442,8 @@ def observe_router_write(stack: Stack, topo: Topology) -> Check:
     answered as the running primary meanwhile (then the router, not the cluster, is at fault:
     ``data["undeliverable"]``)."""
     check = _guard("router_write", lambda: check_router_write(stack, topo))
-    if check.ok or check.data or topo.leader is None or not answers_as_primary(stack, topo.leader):
+    reached = check.data.get("member") is not None  # the write got to a member (wrong or not)
+    if check.ok or reached or topo.leader is None or not answers_as_primary(stack, topo.leader):
         return check
     return Check("router_write", False, f"{check.detail}; Patroni's leader {topo.leader} answers as the "
                  "running primary", {"undeliverable": True, "leader": topo.leader})
