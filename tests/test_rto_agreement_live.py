@@ -8,7 +8,12 @@ writes at 50 Hz, every write bounded. Its write RTO, computed with the same
 definition (the RTO checker over its own ops, with the scenario's fault and
 heal), must be within 0.25 s of the harness's, plus the spread with which the
 pooler served the clients queued across the outage (measured in the same run,
-at most 1 s): the harness's RTO is that of its last client served. The stack is the session's
+at most 1 s): the harness's RTO is that of its last client served. A larger difference is
+accepted only when every silent gap that makes one RTO later came while the other client
+was slowed too (a write of its own in flight across it, ten times its usual time or more):
+after a failover commits stall for 0.2-0.5 s now and then, and a stall just over the gap
+threshold in one client and just under it in the other is sampling; a failure, or a first
+recovery later than the tolerance, is never accepted. The stack is the session's
 (a reference stack like any other: no bring-up of its own); the writer's table is dropped at the end.
 """
 
@@ -210,6 +215,48 @@ def queued_spread(harness_ops: list[Op], independent_ops: list[Op], first_served
     return max(served) - min(served) if len(served) > 1 else 0.0
 
 
+def _intervals(ops: list[Op], f: str = "write") -> list[tuple[float, float, str]]:
+    """(invoked, completed, type) of every completed ``f`` of a client process."""
+    invoked: dict[Any, float] = {}
+    out = []
+    for op in ops:
+        if op.f != f or not isinstance(op.process, int) or op.process == 0:
+            continue
+        if op.type == "invoke":
+            invoked[op.process] = op.time
+        elif op.process in invoked:
+            out.append((invoked.pop(op.process), op.time, op.type))
+    return out
+
+
+def shared_slowdowns(later: list[Op], other: list[Op], start: float, end: float, gap_s: float,
+                     tolerance_s: float) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """Why the later of two RTOs is later: its silent gaps (no write acknowledged for longer
+    than ``gap_s`` while one was in flight) and failures between ``start`` (the earlier
+    client's recovery) and ``end`` (its own), split into (shared, unexplained). Its first
+    acknowledged write after the outage must come within ``tolerance_s`` of ``start`` (else
+    unexplained: it recovered later). A later gap is shared when the other client had a
+    write in flight across it that took at least half of ``gap_s`` (its usual write takes a
+    few ms): both were slowed at the same moment, and which side of the gap threshold each
+    landed on is sampling, not the harness mismeasuring. A failure is never shared."""
+    mine = _intervals(later)
+    theirs = [(a, b) for a, b, _ in _intervals(other) if b - a >= gap_s / 2]
+    shared, unexplained = [], []
+    oks = [float("-inf"), *sorted(b for _, b, t in mine if t == "ok")]  # no ok before: the outage from the start
+    for a, b, t in mine:
+        if t != "ok" and start <= b <= end + 1e-6:
+            unexplained.append((a, b))
+    for prev, nxt in zip(oks, oks[1:], strict=False):
+        if nxt - prev <= gap_s or nxt <= start or prev > end + 1e-6:
+            continue
+        if prev < start:  # the outage itself, as this client saw it end
+            if nxt - start > tolerance_s:
+                unexplained.append((prev, nxt))
+        else:
+            (shared if any(a < nxt and b > prev for a, b in theirs) else unexplained).append((prev, nxt))
+    return shared, unexplained
+
+
 @pytest.fixture
 def agreement_stack(pgchaos_stack: Stack) -> Iterator[Stack]:
     """The session's stack; the independent writer's table is dropped afterwards."""
@@ -246,10 +293,21 @@ def test_harness_rto_agrees_with_an_independent_writer(agreement_stack: Stack) -
         write_history(run.dir / "independent-writes.jsonl", own)
         independent = rto(own, fs=("write",))
         recovered = [v for v in (harness, independent["rto_s"]["write"]) if v is not None]
-        spread = queued_spread(read_history(verdict["history"]), own,
-                               fault_op.time + min(recovered)) if recovered else 0.0
+        harness_ops = read_history(verdict["history"])
+        spread = queued_spread(harness_ops, own, fault_op.time + min(recovered)) if recovered else 0.0
+        shared: list[tuple[float, float]] = []
+        unexplained: list[tuple[float, float]] = []
+        if len(recovered) == 2 and abs(recovered[0] - recovered[1]) > AGREEMENT_S + spread:
+            later, other = (harness_ops, own) if recovered[0] > recovered[1] else (own, harness_ops)
+            shared, unexplained = shared_slowdowns(later, other, fault_op.time + min(recovered),
+                                                   fault_op.time + max(recovered), verdict["gap_s"]["write"],
+                                                   AGREEMENT_S + spread)
         pairs[name] = {"harness": harness, "independent": independent["rto_s"]["write"],
                        "queued_spread_s": spread,
+                       "shared_slowdowns": [(round(a - fault_op.time, 3), round(b - fault_op.time, 3))
+                                            for a, b in shared],
+                       "unexplained": [(round(a - fault_op.time, 3), round(b - fault_op.time, 3))
+                                       for a, b in unexplained],
                        "gap_s": (verdict["gap_s"] or {}).get("write"),
                        "independent_gap_s": independent["gap_s"]["write"],
                        "writes": len(writer.records), "rate_hz": writer.rate_hz(fault_op.time),
@@ -264,4 +322,6 @@ def test_harness_rto_agrees_with_an_independent_writer(agreement_stack: Stack) -
         assert p["rate_hz"][1] >= 50, (name, p)  # its pace; the mean sags when the machine is busy
         assert p["harness"] is not None and p["independent"] is not None, (name, p)
         assert p["queued_spread_s"] <= QUEUE_SPREAD_MAX_S, (name, p)
-        assert abs(p["harness"] - p["independent"]) <= AGREEMENT_S + p["queued_spread_s"], (name, p)
+        # within the tolerance; or later only by silent gaps both clients were slowed in
+        agree = abs(p["harness"] - p["independent"]) <= AGREEMENT_S + p["queued_spread_s"]
+        assert agree or (p["shared_slowdowns"] and not p["unexplained"]), (name, p)
