@@ -10,7 +10,8 @@ heal), must be within 0.25 s of the harness's, plus the spread with which the
 pooler served the clients queued across the outage (measured in the same run,
 at most 1 s): the harness's RTO is that of its last client served. A larger difference is
 accepted only when every silent gap that makes one RTO later came while the other client
-was slowed too (a write of its own in flight across it, ten times its usual time or more):
+was slowed too (a write of its own in flight across it that took half the gap or more, 0.125 s,
+against its usual 10-20 ms):
 after a failover commits stall for 0.2-0.5 s now and then, and a stall just over the gap
 threshold in one client and just under it in the other is sampling; a failure, or a first
 recovery later than the tolerance, is never accepted. The stack is the session's
