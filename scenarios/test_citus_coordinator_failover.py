@@ -18,8 +18,8 @@ import time
 import psycopg
 import pytest
 from citus_support import worker_rows
-from conftest import assert_verdict
 
+from conftest import assert_verdict
 from harness.stack import citus
 from harness.stack.topology import discover
 
