@@ -684,8 +684,12 @@ class SwarmDeployment(ContainerVerbs):
         base = image.removesuffix(ROLLED_SUFFIX)
         target = base + ROLLED_SUFFIX if not image.endswith(ROLLED_SUFFIX) else base
         if target != base:
-            _run(["docker", "tag", base, target], what="docker tag", env=self.cli_env())
+            self.tag_image(base, target)
         return target
+
+    def tag_image(self, base: str, target: str) -> None:
+        """`docker tag BASE TARGET` wherever the stack's tasks may run (here: this one engine)."""
+        _run(["docker", "tag", base, target], what="docker tag", env=self.cli_env())
 
 
 def remove_stack(stack_name: str, progress: Callable[[str], None] = print) -> None:

@@ -39,7 +39,6 @@ from harness.engines.swarm.deployment import (
     EDGE_LABEL,
     ENGINE_LABEL,
     NAMESPACE_LABEL,
-    ROLLED_SUFFIX,
     SWARM_SERVICE_LABEL,
     TASK_LABEL,
     SwarmDeployment,
@@ -142,15 +141,11 @@ class SwarmNodesDeployment(SwarmDeployment):
                     out[slot].add(ref)
         return {slot: sorted(refs) for slot, refs in out.items()}
 
-    def rolled_tag(self, image: str) -> str:
-        """The second local tag of ``image`` on **every node that has the image**: a task runs
-        on a node only with its image there (``--no-resolve-image``: no registry), so a tag
-        made on the manager alone would leave the rolling update's tasks on the other hosts
-        rejected ("No such image"). Nothing to remove after: the nodes go with the run."""
-        base = image.removesuffix(ROLLED_SUFFIX)
-        target = base + ROLLED_SUFFIX if not image.endswith(ROLLED_SUFFIX) else base
-        if target == base:
-            return target
+    def tag_image(self, base: str, target: str) -> None:
+        """The tag on **every node that has the image**: a task runs on a node only with its
+        image there (``--no-resolve-image``: no registry), so a tag made on the manager alone
+        would leave a rolling update's tasks on the other hosts rejected ("No such image").
+        Nothing to remove after: the nodes go with the run."""
         tagged = []
         for node in self.nodes.nodes:
             if node.name in self.avoid or not self.nodes.answers(node):
@@ -162,7 +157,6 @@ class SwarmNodesDeployment(SwarmDeployment):
             tagged.append(node.name)
         if not tagged:
             raise PgchaosError(f"no node of {self.project} has {base} to tag as {target}")
-        return target
 
     # -- lifecycle -----------------------------------------------------------------------------
     def up(self, timeout_s: float = 180.0) -> None:
