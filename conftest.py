@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import pytest
 
+from harness.plugin import SCENARIO_FIXTURES
+
 LIVE_MARKS = ("docker", "own_stack")
-STACK_FIXTURES = frozenset({"pgchaos_stack", "scenario_run"})
+STACK_FIXTURES = SCENARIO_FIXTURES | {"pgchaos_stack"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
