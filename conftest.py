@@ -9,6 +9,10 @@
 
 Every test gets exactly one of ``unit`` or ``live`` unless it is marked ``swarm``, so the
 three sessions run each test once and together run every test.
+
+The tests that build stacks of their own (``own_stack``) run first, in their files' order:
+the session's stack is brought up by the first test that asks for it, so it does not sit
+idle beside theirs (its Patroni loops, etcd and 1 s scrapes take about a third of a core).
 """
 
 from __future__ import annotations
@@ -38,3 +42,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if uses:  # it would bring a stack up inside the parallel session
             raise pytest.UsageError(f"{item.nodeid} uses {', '.join(sorted(uses))} but is not marked docker")
         item.add_marker(pytest.mark.unit)
+    items.sort(key=lambda item: item.get_closest_marker("own_stack") is None)  # stable: own stacks first

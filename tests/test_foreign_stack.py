@@ -35,10 +35,10 @@ SCENARIOS = ["coordinator_hard_loss", "coordinator_graceful_stop", "switchover_a
 
 def run_scenarios(tmp_path: Path, names: list[str], *extra: str, env: dict[str, str] | None = None
                   ) -> tuple[subprocess.CompletedProcess[str], dict[str, dict]]:
+    """`pgchaos run NAMES --manifest F` (provision mode: pytest underneath, the plugin's flow)."""
     reports = tmp_path / "reports"
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
-           *[f"scenarios/test_{n}.py" for n in names], "--manifest", str(MANIFEST),
-           "--reports-dir", str(reports), "--load-users", "1",
+    cmd = [sys.executable, "-m", "harness.cli", "run", *names, "--manifest", str(MANIFEST),
+           "--reports-dir", str(reports), "--", "-q", "-rs", "--load-users", "1",
            "--deselect", "scenarios/test_switchover_and_failover.py::test_patronictl_operation[failover]", *extra]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1200, env=env)
     verdicts = {p.parent.name: json.loads(p.read_text()) for p in reports.glob("*/*/verdict.json")}
@@ -87,6 +87,11 @@ def _kept_runs() -> list[str]:
     return sorted(p.name for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
 
 
+def _gc(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness.cli", "gc", *args], cwd=REPO,
+                          capture_output=True, text=True, env=_state_env(), timeout=300)
+
+
 def _down(run_id: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "harness.cli", "down", "--run-id", run_id], cwd=REPO,
                           capture_output=True, text=True, env=_state_env(), timeout=300)
@@ -96,7 +101,7 @@ def _down(run_id: str) -> subprocess.CompletedProcess[str]:
 def provisioned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provisioned]:
     """pgchaos provisions the foreign stack from its manifest and runs the scenarios on it,
     keeping it up (--keep-stack); the attach test then works on that same running stack.
-    Removed at the end with `pgchaos down`, whatever the tests said."""
+    Removed at the end by `pgchaos gc --all` (after `pgchaos gc` kept it), whatever the tests said."""
     for leftover in _kept_runs():  # a stack kept by a run that died before removing it (gc keeps kept ones)
         _down(leftover)
     assert not _kept_runs(), f"stacks left in {STATE_DIR}: {_kept_runs()}"
@@ -108,10 +113,21 @@ def provisioned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provisione
             proc.stdout + proc.stderr)[-2000:]
         yield Provisioned(proc, verdicts, f"pgchaos-{kept[0]}")
     finally:
-        for run_id in kept:
-            removed = _down(run_id)
-            assert removed.returncode == 0, removed.stdout + removed.stderr
-        assert not _kept_runs(), f"pgchaos down left {_kept_runs()} in {STATE_DIR}"
+        # `pgchaos gc` keeps a kept (detached) stack of the manifest; `gc --all` removes it
+        # (`pgchaos down` of a manifest's stack: the gate's test, tests/test_gate_live.py)
+        kept_by_gc = _gc()
+        collected = _gc("--all")
+        for run_id in _kept_runs():  # what gc did not remove, so that nothing is left
+            _down(run_id)
+        projects = [f"pgchaos-{r}" for r in kept]
+        assert kept_by_gc.returncode == 0 and "kept live runs" in kept_by_gc.stdout and all(
+            p in kept_by_gc.stdout.split("kept live runs", 1)[1] for p in projects), kept_by_gc.stdout
+        assert collected.returncode == 0 and all(p in collected.stdout.split("kept live runs", 1)[0]
+                                                 for p in projects), collected.stdout + collected.stderr
+        assert not _kept_runs(), f"pgchaos gc --all left {_kept_runs()} in {STATE_DIR}"
+        left = [c.name for p in projects for c in docker_client().containers.list(
+            all=True, filters={"label": f"com.docker.compose.project={p}"})]
+        assert not left, f"pgchaos gc --all left {left}"
 
 
 def test_foreign_stack_provisioned_from_its_manifest(provisioned: Provisioned) -> None:
@@ -161,6 +177,26 @@ def test_foreign_stack_attached_is_left_running_and_unharmed(provisioned: Provis
     assert proc.returncode == exit_status([v["verdict"]]) and "1 executed" in out, out[-2000:]
     assert list(reports.glob("certify-*/rep-1/*/certification.html")), "no certification page"
     heal_by_cli(tmp_path, project, env)
+    attach = ["--manifest", str(MANIFEST), "--attach", project]
+    # `pgchaos up --attach`: nothing brought up, the running stack checked and shown
+    up = pgchaos(tmp_path, "up", *attach, "--json", env=env)
+    assert up.returncode == 0 and json.loads(up.stdout)["healthy"], up.stdout + up.stderr
+    # `pgchaos list --attach`: the scenarios that apply, and why the others skip
+    listed = pgchaos(tmp_path, "list", *attach, "--json", env=env)
+    on_stack = json.loads(listed.stdout)["on_stack"]
+    assert on_stack["pool_exhaustion"]["lacks"] and not on_stack["coordinator_graceful_stop"]["lacks"], on_stack
+    # the guide's DR scenario 1 walked on the attached stack: judged, RPO included (ttl 30: the
+    # RTO misses the 10 s target, as the hard kill's does), the member restarted by its step
+    drill = pgchaos(tmp_path, "drill", "coordinator-failure", *attach, "--yes", "--json",
+                    "--reports-dir", str(tmp_path / "drill"), env=env)
+    start = drill.stdout.rfind('{\n  "verdict"')  # the --json summary, after the steps' output
+    summary = json.loads(drill.stdout[start:]) if start >= 0 else {}
+    print(drill.stdout[-2000:])
+    said = (drill.stdout + drill.stderr)[-3000:]
+    assert summary.get("lost") == 0 and summary["rto_s"].get("write") is not None, said
+    assert drill.returncode == exit_status([summary["verdict"]]), drill.stdout[-2000:]
+    assert [s["choice"] for s in summary["steps"]] == ["run"] * 4, summary["steps"]
+    assert not [s for s in summary["steps"] if s.get("error")], summary["steps"]
     after = client.containers.list(filters={"label": f"com.docker.compose.project={project}"})
     # the same containers, none removed or replaced, none relabelled as a run of the attached sessions
     assert {c.name: (c.id, c.labels.get("io.pgchaos.run")) for c in after} == before
