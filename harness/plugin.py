@@ -170,6 +170,20 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _check_target_rows(config, items)
     _skip_unmet_requirements(config, items)
+    _check_stack_spec(config, items)
+
+
+def _check_stack_spec(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A session that will ask for the stack checks its spec first (manifest, engine,
+    variant, credentials set): bad input is one line, before anything starts."""
+    if not any("pgchaos_stack" in getattr(item, "fixturenames", ()) or is_scenario(item) for item in items):
+        return
+    from harness.errors import PgchaosError
+
+    try:
+        stack_spec(config).validate()
+    except PgchaosError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _check_target_rows(config: pytest.Config, items: list[pytest.Item]) -> None:

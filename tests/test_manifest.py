@@ -123,8 +123,12 @@ def test_switchover_candidate_follows_the_clusters_mode() -> None:
     assert candidate([Member("a", "leader", "running"), Member("b", "replica", "stopped")], ["a"]) is None
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, cwd: Path, credentials: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PGCHAOS_STATE_DIR": str(cwd / "state")}
+    for name in ("T_USER", "T_PASSWORD"):
+        env.pop(name, None)
+        if credentials:
+            env[name] = name.lower()
     return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 
@@ -134,6 +138,9 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     (("up", "--manifest", "{missing_service}"), "service 'p1' is not in the compose files"),
     (("status", "--manifest", "{ok}", "--attach", "no-such-project"), "no running compose project"),
     (("status", "--manifest", "{ok}"), "--manifest without --attach"),
+    # credentials unset: said before anything starts (not as a stack whose health cannot be checked)
+    (("up", "--manifest", "{ok}", "--no-credentials"), "set T_USER and T_PASSWORD: the manifest's [database]"),
+    (("run", "coordinator_graceful_stop", "--manifest", "{ok}", "--no-credentials"), "set T_USER and T_PASSWORD"),
 ])
 def test_cli_manifest_errors_are_one_line(tmp_path: Path, args: tuple[str, ...], needle: str) -> None:
     files = {"bad": MINIMAL + "[bogus]\nx = 1\n", "missing_service": MINIMAL, "ok": MINIMAL}
@@ -142,10 +149,15 @@ def test_cli_manifest_errors_are_one_line(tmp_path: Path, args: tuple[str, ...],
         folder = tmp_path / name
         folder.mkdir()
         paths[name] = str(write(folder, text))
-    proc = run_cli(*(a.format(**paths) for a in args), cwd=tmp_path)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 2, proc.stderr
-    assert len(lines) == 1 and needle in lines[0], proc.stderr
+    proc = run_cli(*(a.format(**paths) for a in args if a != "--no-credentials"), cwd=tmp_path,
+                   credentials="--no-credentials" not in args)
+    if args[0] == "run":  # pytest underneath: its usage error, one line, exit 4; nothing started
+        lines = [line for line in proc.stderr.splitlines() if line.startswith("ERROR:")]
+        assert proc.returncode == 4 and len(lines) == 1 and needle in lines[0], proc.stdout + proc.stderr
+    else:
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode == 2, proc.stderr
+        assert len(lines) == 1 and needle in lines[0], proc.stderr
     assert not (tmp_path / "state").exists()
 
 

@@ -104,8 +104,9 @@ class Database:
         user = os.environ.get(self.user_env) or self.defaults.get("user")
         password = os.environ.get(self.password_env) or self.defaults.get("password")
         if not user or password is None:
-            missing = self.user_env if not user else self.password_env
-            raise ManifestError(f"set {missing}: the manifest takes the database credentials from it")
+            missing = " and ".join([self.user_env] * (not user) + [self.password_env] * (password is None))
+            raise ManifestError(f"set {missing}: the manifest's [database] takes the credentials from the "
+                                "environment (user_env, password_env), or give `defaults` for a throwaway stack")
         return user, password
 
 

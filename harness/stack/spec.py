@@ -97,6 +97,7 @@ class StackSpec:
             raise PgchaosError(f"--attach works with --engine {' or '.join(attachable)} only; the {self.engine} "
                                "engine provisions its stack")
         manifest = self.manifest
+        manifest.database.credentials()  # unset credentials: one line now, not a stack that cannot be checked
         if self.variant is not None:
             valid = variants(manifest)
             if self.variant not in valid:
