@@ -152,6 +152,43 @@ def test_foreign_stack_provisioned_from_its_manifest(provisioned: Provisioned) -
     assert hard["verdict"] == "fail", hard["reasons"]
 
 
+def in_state_dir(*args: str) -> subprocess.CompletedProcess[str]:
+    """A pgchaos command in the foreign stack's state folder, where the kept stack is."""
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO, capture_output=True,
+                          text=True, env=_state_env(), timeout=600)
+
+
+def test_foreign_stack_provisioned_takes_every_stack_command(provisioned: Provisioned, tmp_path: Path) -> None:
+    """Provision mode after `run --keep-stack` (a stack of the manifest that pgchaos started, as
+    `pgchaos up --manifest F` leaves one): status, inject and heal find it in the state folder
+    (the hint names it by run id), and certify of the same manifest reuses it rather than
+    bringing up another."""
+    run_id = provisioned.project.removeprefix("pgchaos-")
+    status = in_state_dir("status")
+    assert status.returncode == 0 and f"stack {provisioned.project}: HEALTHY" in status.stdout, \
+        status.stdout + status.stderr
+    injected = in_state_dir("inject", "stop", "replica")
+    assert injected.returncode == 0, injected.stdout + injected.stderr
+    hint = injected.stdout.split("heal with: ", 1)[1].split()
+    assert hint == ["pgchaos", "heal", "0", "--run-id", run_id], injected.stdout
+    healed = in_state_dir(*hint[1:])
+    assert healed.returncode == 0 and "healed: #0 stop" in healed.stdout, healed.stdout + healed.stderr
+    deadline = time.monotonic() + 120
+    while in_state_dir("status").returncode != 0:  # back to the steady state
+        assert time.monotonic() < deadline, "the kept stack did not become healthy after the heal"
+        time.sleep(3)
+    reports = tmp_path / "certify"
+    certified = in_state_dir("certify", "--manifest", str(MANIFEST), "--reports-dir", str(reports), "--",
+                             "-k", "dcs_member_loss", "--load-users", "1")
+    out = certified.stdout + certified.stderr
+    assert f"reusing the stack started by `pgchaos up`: {provisioned.project}" in out, out[-2000:]
+    verdicts = {p.parent.name: json.loads(p.read_text()) for p in reports.glob("certify-*/rep-1/*/*/verdict.json")}
+    v = verdicts.get("test_dcs_member_loss")
+    assert v is not None and v["rpo"]["lost"] == 0, (v or {}).get("reasons", out[-2000:])
+    assert certified.returncode == exit_status([v["verdict"]]) and "1 executed" in out, out[-2000:]
+    assert _kept_runs() == [run_id], _kept_runs()  # reused, so left up
+
+
 def test_foreign_stack_attached_is_left_running_and_unharmed(provisioned: Provisioned, tmp_path: Path) -> None:
     """The attach flow on the running stack (the one provisioned above, found by its compose
     project): `pgchaos certify --attach` with one scenario, a fault injected and healed by the CLI, and the
@@ -185,6 +222,11 @@ def test_foreign_stack_attached_is_left_running_and_unharmed(provisioned: Provis
     listed = pgchaos(tmp_path, "list", *attach, "--json", env=env)
     on_stack = json.loads(listed.stdout)["on_stack"]
     assert on_stack["pool_exhaustion"]["lacks"] and not on_stack["coordinator_graceful_stop"]["lacks"], on_stack
+    # `pgchaos run --attach` of a scenario the stack cannot take: skipped naming what it lacks,
+    # and a run that certified nothing does not exit 0 (the scenarios it can take: certify above)
+    lacking = pgchaos(tmp_path, "run", "pool_exhaustion", *attach, "--reports-dir", str(tmp_path / "run"), env=env)
+    said = lacking.stdout + lacking.stderr
+    assert lacking.returncode == 1 and "lacks: pooler" in said and "nothing was certified" in said, said[-2000:]
     # the guide's DR scenario 1 walked on the attached stack: judged, RPO included (ttl 30: the
     # RTO misses the 10 s target, as the hard kill's does), the member restarted by its step
     drill = pgchaos(tmp_path, "drill", "coordinator-failure", *attach, "--yes", "--json",
