@@ -167,6 +167,7 @@ def test_foreign_stack_provisioned_takes_every_stack_command(provisioned: Provis
     status = in_state_dir("status")
     assert status.returncode == 0 and f"stack {provisioned.project}: HEALTHY" in status.stdout, \
         status.stdout + status.stderr
+    endpoints = json.loads(in_state_dir("status", "--json").stdout)["endpoints"]
     injected = in_state_dir("inject", "stop", "replica")
     assert injected.returncode == 0, injected.stdout + injected.stderr
     hint = injected.stdout.split("heal with: ", 1)[1].split()
@@ -181,8 +182,9 @@ def test_foreign_stack_provisioned_takes_every_stack_command(provisioned: Provis
     certified = in_state_dir("certify", "--manifest", str(MANIFEST), "--reports-dir", str(reports), "--",
                              "-k", "dcs_member_loss", "--load-users", "1")
     out = certified.stdout + certified.stderr
-    assert f"reusing the stack started by `pgchaos up`: {provisioned.project}" in out, out[-2000:]
     verdicts = {p.parent.name: json.loads(p.read_text()) for p in reports.glob("certify-*/rep-1/*/*/verdict.json")}
+    (before,) = reports.glob("certify-*/rep-1/*/test_dcs_member_loss/steady-state-before.json")
+    assert json.loads(before.read_text())["endpoints"]["router"] == endpoints["router"], "not the kept stack"
     v = verdicts.get("test_dcs_member_loss")
     assert v is not None and v["rpo"]["lost"] == 0, (v or {}).get("reasons", out[-2000:])
     assert certified.returncode == exit_status([v["verdict"]]) and "1 executed" in out, out[-2000:]
