@@ -10,9 +10,10 @@
 Every test gets exactly one of ``unit`` or ``live`` unless it is marked ``swarm``, so the
 three sessions run each test once and together run every test.
 
-The tests that build stacks of their own (``own_stack``) run first, in their files' order:
-the session's stack is brought up by the first test that asks for it, so it does not sit
-idle beside theirs (its Patroni loops, etcd and 1 s scrapes take about a third of a core).
+The tests that build stacks of their own (``own_stack``) and do not use the session's run
+first, in their files' order: the session's stack is brought up by the first test that
+asks for it, so it does not sit idle beside theirs (its Patroni loops, etcd and 1 s
+scrapes take about a third of a core).
 """
 
 from __future__ import annotations
@@ -42,4 +43,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if uses:  # it would bring a stack up inside the parallel session
             raise pytest.UsageError(f"{item.nodeid} uses {', '.join(sorted(uses))} but is not marked docker")
         item.add_marker(pytest.mark.unit)
-    items.sort(key=lambda item: item.get_closest_marker("own_stack") is None)  # stable: own stacks first
+    items.sort(key=_stacks_first)  # stable: within each kind, the files' order
+
+
+def _stacks_first(item: pytest.Item) -> tuple[bool, bool]:
+    """Tests with stacks of their own only, then those also using the session's, then the rest."""
+    return (item.get_closest_marker("own_stack") is None,
+            bool(STACK_FIXTURES & set(getattr(item, "fixturenames", ()))))
