@@ -10,9 +10,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from harness.errors import PgchaosError
 from harness.nemesis import Nemesis
 from harness.stack import Stack, StackSpec
 from harness.stack.gc import DETACHED_LABEL, PID_LABEL, collect, pid_alive
+from harness.stack.spec import shifted_ports
 from harness.stack.stack import OWNER_LABEL, PROJECT_LABEL, SERVICE_LABEL, docker_client
 from harness.stack.steady_state import steady_state
 
@@ -73,27 +75,49 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.fixture
-def runner(tmp_path: Path) -> Iterator[Runner]:
-    """The scenario run under test; whatever happens to the test, it is ended
-    and what it leaves is collected."""
-    reports, log = tmp_path / "reports", tmp_path / "runner.log"
+def start_runner(folder: Path, ports: dict[str, str]) -> Runner:
+    """`pytest scenarios/test_coordinator_hard_loss.py` on a stack of its own (`ports`), in its
+    own process group, as a terminal's foreground job would be."""
+    folder.mkdir(parents=True, exist_ok=True)
+    reports, log = folder / "reports", folder / "runner.log"
     cmd = [sys.executable, "-m", "pytest", SCENARIO, "-p", "no:cacheprovider", "-q",
            "--reports-dir", str(reports)]
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env={**os.environ, **OFFSET_ENV},
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env={**os.environ, **OFFSET_ENV, **ports},
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                 preexec_fn=default_sigint)
-    run = Runner(proc, reports, log)
-    yield run
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    for pid in load_processes(reports):
+    return Runner(proc, reports, log)
+
+
+def end_runner(run: Runner) -> None:
+    """Whatever happened to the test: the runner and its load ended."""
+    if run.proc.poll() is None:
+        os.killpg(run.proc.pid, signal.SIGKILL)
+        run.proc.wait(timeout=30)
+    for pid in load_processes(run.reports):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    if (STATE_DIR / "runs").exists() and any((STATE_DIR / "runs").iterdir()):
-        pgchaos_gc()
+
+
+# The three runs under test, at once, each on ports of its own (the defaults moved by these
+# offsets; clear of each other, of the session's stack and of the kernel's ephemeral range).
+RUNS: dict[str, int] = {"sigint-once": 20000, "sigint-again-in-teardown": 21000, "kill-9": 22000}
+
+
+@pytest.fixture
+def runners(tmp_path: Path) -> Iterator[dict[str, Runner]]:
+    """The scenario runs under test; whatever happens to the test, they are ended and
+    what they leave is collected."""
+    started: dict[str, Runner] = {}
+    try:
+        for name, offset in RUNS.items():
+            started[name] = start_runner(tmp_path / name, shifted_ports(offset))
+        yield started
+    finally:
+        for run in started.values():
+            end_runner(run)
+        if (STATE_DIR / "runs").exists() and any((STATE_DIR / "runs").iterdir()):
+            pgchaos_gc()
 
 
 def wait_for_fault(runner: Runner, client: Any, timeout_s: float = 240.0) -> str:
@@ -205,48 +229,96 @@ def wait_for_teardown(runner: Runner, client: Any, project: str, timeout_s: floa
     return False
 
 
-@pytest.mark.parametrize("again_in_teardown", [False, True], ids=["once", "again-in-teardown"])
-def test_sigint_during_a_fault_leaves_nothing(client: Any, others: dict[str, tuple[str, str]], runner: Runner,
-                                              again_in_teardown: bool) -> None:
-    project = wait_for_fault(runner, client)
-    os.killpg(runner.proc.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group
-    if again_in_teardown:  # the impatient second Ctrl-C, while the stack is being removed
-        assert wait_for_teardown(runner, client, project), runner.tail()
-        os.killpg(runner.proc.pid, signal.SIGINT)
+@dataclass
+class Outcome:
+    """What one run under test came to: its project, the leftovers after it exited, its
+    exit code, the load processes still there, and what went wrong on the way."""
+
+    project: str = ""
+    returncode: int | None = None
+    left: dict[str, list[str]] = field(default_factory=dict)
+    load_left: list[int] = field(default_factory=list)
+    error: str = ""
+
+
+def interrupt(run: Runner, again_in_teardown: bool, outcome: Outcome) -> None:
+    """Ctrl-C to the whole foreground group once the kill is injected (and the impatient
+    second Ctrl-C while the stack is being removed); then the run's exit and leftovers."""
+    client = docker_client()
     try:
-        runner.proc.wait(timeout=300)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the interrupted run did not exit within 300 s:\n{runner.tail()}")
-    assert runner.proc.returncode == pytest.ExitCode.INTERRUPTED, runner.tail()
-    assert leftovers(client, project) == {}, runner.tail()
-    assert load_processes(runner.reports) == []
-    # The interrupted run removed no other run: its gc named none of them, and every
-    # container that went away belongs to a run that ended or removed its own stack
-    # meanwhile (on a shared engine other live runs tear down their stacks too).
-    output = runner.log.read_text(errors="replace")
-    assert not any(p in removed_by(output) for _, p in others.values() if "gc: removed" in output), output
-    assert [n for n in gone(client, others) if whole_project_left(client, others, n)] == [], \
-        "someone else's containers went away"
+        outcome.project = wait_for_fault(run, client)
+        os.killpg(run.proc.pid, signal.SIGINT)
+        if again_in_teardown:
+            if not wait_for_teardown(run, client, outcome.project):
+                raise AssertionError(f"no teardown seen:\n{run.tail()}")
+            os.killpg(run.proc.pid, signal.SIGINT)
+        try:
+            outcome.returncode = run.proc.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the interrupted run did not exit within 300 s:\n{run.tail()}") from None
+        outcome.left = leftovers(client, outcome.project)
+        outcome.load_left = load_processes(run.reports)
+    except Exception as exc:  # reported by the test, in the main thread
+        outcome.error = f"{type(exc).__name__}: {exc}"
 
 
-def test_kill_9_then_gc_removes_the_dead_run_only(client: Any, others: dict[str, tuple[str, str]],
-                                                  runner: Runner) -> None:
-    project = wait_for_fault(runner, client)
-    os.kill(runner.proc.pid, signal.SIGKILL)
-    runner.proc.wait(timeout=30)
-    # The locust child dies with its runner (PR_SET_PDEATHSIG), kill -9 included.
-    deadline = time.monotonic() + 20
-    while load_processes(runner.reports) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert load_processes(runner.reports) == [], "the load outlived its killed runner"
-    assert leftovers(client, project), "a killed run should leave its stack behind"
+def kill_9(run: Runner, outcome: Outcome) -> None:
+    """kill -9 of the runner once the kill is injected; its load must die with it, its stack stays."""
+    client = docker_client()
+    try:
+        outcome.project = wait_for_fault(run, client)
+        os.kill(run.proc.pid, signal.SIGKILL)
+        outcome.returncode = run.proc.wait(timeout=30)
+        # The locust child dies with its runner (PR_SET_PDEATHSIG), kill -9 included.
+        deadline = time.monotonic() + 20
+        while load_processes(run.reports) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        outcome.load_left = load_processes(run.reports)
+        outcome.left = leftovers(client, outcome.project)
+    except Exception as exc:
+        outcome.error = f"{type(exc).__name__}: {exc}"
 
+
+def test_interrupted_or_killed_during_a_fault(client: Any, others: dict[str, tuple[str, str]],
+                                              runners: dict[str, Runner]) -> None:
+    """Three runs of the hard-loss scenario at once, each on a stack of its own, each ended
+    while its kill is injected: Ctrl-C leaves nothing, a second Ctrl-C during the teardown
+    too; kill -9 leaves the stack (and no load) until `pgchaos gc`, which removes that dead
+    run only. No run removes anyone else's containers."""
+    outcomes = {name: Outcome() for name in RUNS}
+    threads = [threading.Thread(target=interrupt, args=(runners["sigint-once"], False, outcomes["sigint-once"])),
+               threading.Thread(target=interrupt, args=(runners["sigint-again-in-teardown"], True,
+                                                        outcomes["sigint-again-in-teardown"])),
+               threading.Thread(target=kill_9, args=(runners["kill-9"], outcomes["kill-9"]))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    assert not any(t.is_alive() for t in threads), "a run under test did not end within 600 s"
+    for name, outcome in outcomes.items():
+        assert not outcome.error, f"{name}: {outcome.error}\n{runners[name].tail()}"
+
+    for name in ("sigint-once", "sigint-again-in-teardown"):
+        run, outcome = runners[name], outcomes[name]
+        assert outcome.returncode == pytest.ExitCode.INTERRUPTED, f"{name}:\n{run.tail()}"
+        assert outcome.left == {}, f"{name}: {outcome.left}\n{run.tail()}"
+        assert outcome.load_left == [], name
+        # The interrupted run removed no other run: its gc named none of them.
+        output = run.log.read_text(errors="replace")
+        assert not any(p in removed_by(output) for _, p in others.values() if "gc: removed" in output), output
+
+    killed = outcomes["kill-9"]
+    assert killed.load_left == [], "the load outlived its killed runner"
+    assert killed.left, "a killed run should leave its stack behind"
     gc = pgchaos_gc()
     assert gc.returncode == 0, gc.stderr
-    assert project in removed_by(gc.stdout), gc.stdout
-    assert leftovers(client, project) == {}, gc.stdout
-    assert gone(client, others) == [], f"gc removed someone else's containers: {gc.stdout}"
+    assert killed.project in removed_by(gc.stdout), gc.stdout
+    assert leftovers(client, killed.project) == {}, gc.stdout
     assert not any(p in removed_by(gc.stdout) for _, p in others.values()), gc.stdout
+    # every container that went away belongs to a run that ended or removed its own stack
+    # meanwhile (on a shared engine other live runs tear down their stacks too)
+    assert [n for n in gone(client, others) if whole_project_left(client, others, n)] == [], \
+        "someone else's containers went away"
 
 
 # -- containers that are not ours --------------------------------------------------------------

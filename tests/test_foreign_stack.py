@@ -29,8 +29,9 @@ MANIFEST = FOREIGN / "pgchaos.toml"
 REPO = Path(__file__).resolve().parents[1]
 # the provisioned stack's state folder, its own: the kept run is found (and removed) there
 STATE_DIR = Path("/var/lib/pgchaos-foreign")
-SCENARIOS = ["coordinator_hard_loss", "coordinator_graceful_stop", "switchover_and_failover", "dcs_member_loss",
-             "pool_exhaustion", "network_lag"]
+# (the hard kill of its leader: the drill of the attach test, DR scenario 1, judges it)
+SCENARIOS = ["coordinator_graceful_stop", "switchover_and_failover", "dcs_member_loss", "pool_exhaustion",
+             "network_lag"]
 
 
 def run_scenarios(tmp_path: Path, names: list[str], *extra: str, env: dict[str, str] | None = None
@@ -137,8 +138,7 @@ def test_foreign_stack_provisioned_from_its_manifest(provisioned: Provisioned) -
     for name in ("test_pool_exhaustion", "test_network_lag"):
         assert name not in verdicts, f"{name} ran on a stack without its capability"
     assert "lacks: pooler" in out and "lacks: client-link" in out, out[-2000:]
-    for name in ("test_coordinator_graceful_stop", "test_patronictl_switchover", "test_dcs_member_loss",
-                 "test_coordinator_hard_loss"):
+    for name in ("test_coordinator_graceful_stop", "test_patronictl_switchover", "test_dcs_member_loss"):
         v = verdicts.get(name)
         assert v is not None, f"{name}: no verdict\n{out[-2000:]}"
         print(f"{name}: {v['verdict']} RTO {v['rto_s']} lost {v['rpo'].get('lost')}")
@@ -146,10 +146,6 @@ def test_foreign_stack_provisioned_from_its_manifest(provisioned: Provisioned) -
         assert v["rto_s"]["write"] is not None, v["reasons"]
     for name in ("test_coordinator_graceful_stop", "test_patronictl_switchover", "test_dcs_member_loss"):
         assert verdicts[name]["verdict"] in ("pass", "marginal"), verdicts[name]["reasons"]
-    # ttl 30: a hard kill is noticed only when the leader key expires, far past the 10 s target
-    hard = verdicts["test_coordinator_hard_loss"]
-    assert hard["rto_s"]["write"] > 10, hard["rto_s"]
-    assert hard["verdict"] == "fail", hard["reasons"]
 
 
 def in_state_dir(*args: str) -> subprocess.CompletedProcess[str]:
@@ -229,8 +225,9 @@ def test_foreign_stack_attached_is_left_running_and_unharmed(provisioned: Provis
     lacking = pgchaos(tmp_path, "run", "pool_exhaustion", *attach, "--reports-dir", str(tmp_path / "run"), env=env)
     said = lacking.stdout + lacking.stderr
     assert lacking.returncode == 1 and "lacks: pooler" in said and "nothing was certified" in said, said[-2000:]
-    # the guide's DR scenario 1 walked on the attached stack: judged, RPO included (ttl 30: the
-    # RTO misses the 10 s target, as the hard kill's does), the member restarted by its step
+    # the guide's DR scenario 1 walked on the attached stack (its leader killed): judged, RPO
+    # included, the member restarted by its step. ttl 30: the kill is noticed only when the
+    # leader key expires, past the 10 s target and past the hard-kill waiver's 25 s
     drill = pgchaos(tmp_path, "drill", "coordinator-failure", *attach, "--yes", "--json",
                     "--reports-dir", str(tmp_path / "drill"), env=env)
     start = drill.stdout.rfind('{\n  "verdict"')  # the --json summary, after the steps' output
@@ -239,6 +236,7 @@ def test_foreign_stack_attached_is_left_running_and_unharmed(provisioned: Provis
     said = (drill.stdout + drill.stderr)[-3000:]
     assert summary.get("lost") == 0 and summary["rto_s"].get("write") is not None, said
     assert drill.returncode == exit_status([summary["verdict"]]), drill.stdout[-2000:]
+    assert summary["rto_s"]["write"] > 10 and summary["verdict"] == "fail", said
     assert [s["choice"] for s in summary["steps"]] == ["run"] * 4, summary["steps"]
     assert not [s for s in summary["steps"] if s.get("error")], summary["steps"]
     after = client.containers.list(filters={"label": f"com.docker.compose.project={project}"})

@@ -300,6 +300,40 @@ def test_gc_all_keeps_live_runs_of_another_state_folder(state: Path, monkeypatch
     assert removed == ["pgchaos-mine"] and report.kept == ["pgchaos-theirs"]
 
 
+def test_gc_leaves_a_run_folder_being_set_up(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two runs starting at once in one state folder: the gc each does first must not take the
+    other's folder (claimed, run.json not written yet) for a dead run's leftover; a folder
+    claimed by a dead process, or unclaimed and old, is one."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from harness.engines.swarm import deployment as swarm
+    from harness.stack import gc
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    runs = runs_module.runs_dir()
+    folders = {name: runs / name for name in ("starting", "died-starting", "old-unclaimed", "just-made")}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+    runs_module.claim(folders["starting"])  # this process: alive
+    runs_module.write_atomically(folders["died-starting"] / runs_module.OWNER_FILE, dead)
+    os.utime(folders["old-unclaimed"], (time.time() - 3600, time.time() - 3600))
+    assert [p.name for p in runs.glob("*/.*.tmp")] == []  # atomic writes leave no temporary file
+    client = SimpleNamespace(containers=SimpleNamespace(list=lambda **kw: []),
+                             networks=SimpleNamespace(list=lambda **kw: []))
+    removed: list[str] = []
+    monkeypatch.setattr(gc, "docker_client", lambda: client)
+    monkeypatch.setattr(gc, "remove_project_resources", lambda c, project: removed.append(project))
+    monkeypatch.setattr(swarm, "collect_swarm", lambda everything, progress: [])
+    report = gc.collect()
+    assert sorted(removed) == ["pgchaos-died-starting", "pgchaos-old-unclaimed"], removed
+    assert sorted(report.kept) == ["pgchaos-just-made", "pgchaos-starting"], report.kept
+    assert folders["starting"].is_dir() and not folders["died-starting"].exists()
+
+
 def test_the_manifest_reference_example_has_every_key_and_loads(tmp_path: Path) -> None:
     """docs/manifest.md: the example holds every key its reference tables list, and it validates."""
     import re

@@ -268,10 +268,13 @@ def ensure_running(container: Any) -> None:
             container.start()
 
 
-def reconnect(network: Any, container: Any, alias: str) -> None:
-    """Put a container back on a network (under its service name) unless it is on it."""
-    network.reload()
-    if container.id not in {c.id for c in network.containers}:
+def reconnect(network: Any, container: Any, alias: str, reload: bool = True) -> None:
+    """Put a container back on a network (under its service name) unless it is on it
+    (`reload=False`: the network was just reloaded for several containers)."""
+    if reload:
+        network.reload()
+    # the ids in the network's own listing: Network.containers would inspect each container
+    if container.id not in (network.attrs.get("Containers") or {}):
         with contextlib.suppress(docker.errors.APIError):
             network.connect(container, aliases=[alias])
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,12 @@ from harness.engines.base import (
     remove_project_resources,
 )
 from harness.stack import volumes
-from harness.stack.runs import runs_dir, state_root
+from harness.stack.runs import OWNER_FILE, runs_dir, state_root
 
 __all__ = ["GcReport", "collect", "leaked_mounts", "liveness", "pid_alive"]
+
+
+UNCLAIMED_GRACE_S = 30.0  # a run folder made, its owner file not yet written
 
 
 @dataclass
@@ -63,9 +67,21 @@ def _state_runs() -> dict[str, bool]:
         try:
             meta = json.loads(meta_path.read_text())
             found[meta["project"]] = _is_live(int(meta.get("owner_pid", 0)), bool(meta.get("detached")))
-        except (OSError, ValueError, KeyError):
-            found[f"pgchaos-{run.name}"] = False  # a half-written run folder
+        except (OSError, ValueError, KeyError):  # no run.json yet, or a broken one
+            found[f"pgchaos-{run.name}"] = _being_set_up(run)
     return found
+
+
+def _being_set_up(run: Path) -> bool:
+    """A run folder without a readable run.json is live while the process that claimed it
+    runs (another run starting at this moment), and for a few seconds after its creation
+    when not even claimed yet; else it is a dead run's leftover."""
+    try:
+        return pid_alive(int((run / OWNER_FILE).read_text()))
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError):
+            return time.time() - run.stat().st_mtime < UNCLAIMED_GRACE_S
+        return False
 
 
 def liveness(client: Any, elsewhere: set[str] | None = None) -> dict[str, bool]:

@@ -99,6 +99,7 @@ def provision(stack: Stack) -> None:
 def write_state(stack: Stack) -> None:
     """The run's state folder: the config copy (with the variant over it), backups, env."""
     stack.state_dir.mkdir(parents=True, exist_ok=True)
+    runs.claim(stack.state_dir)
     if stack.config_dir.exists():
         shutil.rmtree(stack.config_dir)
     if stack.manifest.config_dir is not None:
@@ -139,4 +140,4 @@ def write_meta(stack: Stack) -> None:
         "ports": stack.spec.ports.__dict__, "image_tag": stack.image_tag,
         "engine": stack.spec.engine, **caller(),
     }
-    (stack.state_dir / "run.json").write_text(json.dumps(meta, indent=2))
+    runs.write_atomically(stack.state_dir / "run.json", json.dumps(meta, indent=2))

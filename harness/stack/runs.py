@@ -71,3 +71,20 @@ def describe_run(meta: dict[str, Any] | None, run_id: str) -> str:
 def attached_state_dir(project: str) -> Path:
     """Where the game-day faults injected into an attached project are remembered."""
     return STATE_ROOT / "attached" / project
+
+
+OWNER_FILE = "owner.pid"  # written first in a new run folder: whose it is until run.json exists
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write a file that readers see whole or not at all (another process may read it meanwhile)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def claim(folder: Path) -> None:
+    """Mark a new run folder as this process's, before anything else goes into it: a `gc` of
+    another process starting at the same moment must not take it for a dead run's leftover."""
+    write_atomically(folder / OWNER_FILE, str(os.getpid()))
+

@@ -267,12 +267,14 @@ class ComposeDeployment(ContainerVerbs):
         network = None
         with contextlib.suppress(PgchaosError):
             network = self.network()
-        for service, container in self.containers().items():
-            if services is not None and service not in services:
-                continue
+        chosen = {service: container for service, container in self.containers().items()
+                  if services is None or service in services}
+        for container in chosen.values():
             ensure_running(container)
-            if network is not None:
-                reconnect(network, container, service)
+        if network is not None:
+            network.reload()  # once: who is on it, after the starts above
+            for service, container in chosen.items():
+                reconnect(network, container, service, reload=False)
 
     @classmethod
     def collect(cls, everything: bool, progress: Callable[[str], None]) -> list[str]:
