@@ -88,14 +88,14 @@ def _kept_runs() -> list[str]:
     return sorted(p.name for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
 
 
-def _gc(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness.cli", "gc", *args], cwd=REPO,
-                          capture_output=True, text=True, env=_state_env(), timeout=300)
+def in_state_dir(*args: str) -> subprocess.CompletedProcess[str]:
+    """A pgchaos command in the foreign stack's state folder, where the kept stack is."""
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO, capture_output=True,
+                          text=True, env=_state_env(), timeout=600)
 
 
 def _down(run_id: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness.cli", "down", "--run-id", run_id], cwd=REPO,
-                          capture_output=True, text=True, env=_state_env(), timeout=300)
+    return in_state_dir("down", "--run-id", run_id)
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +116,8 @@ def provisioned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provisione
     finally:
         # `pgchaos gc` keeps a kept (detached) stack of the manifest; `gc --all` removes it
         # (`pgchaos down` of a manifest's stack: the gate's test, tests/test_gate_live.py)
-        kept_by_gc = _gc()
-        collected = _gc("--all")
+        kept_by_gc = in_state_dir("gc")
+        collected = in_state_dir("gc", "--all")
         for run_id in _kept_runs():  # what gc did not remove, so that nothing is left
             _down(run_id)
         projects = [f"pgchaos-{r}" for r in kept]
@@ -146,12 +146,6 @@ def test_foreign_stack_provisioned_from_its_manifest(provisioned: Provisioned) -
         assert v["rto_s"]["write"] is not None, v["reasons"]
     for name in ("test_coordinator_graceful_stop", "test_patronictl_switchover", "test_dcs_member_loss"):
         assert verdicts[name]["verdict"] in ("pass", "marginal"), verdicts[name]["reasons"]
-
-
-def in_state_dir(*args: str) -> subprocess.CompletedProcess[str]:
-    """A pgchaos command in the foreign stack's state folder, where the kept stack is."""
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO, capture_output=True,
-                          text=True, env=_state_env(), timeout=600)
 
 
 def test_foreign_stack_provisioned_takes_every_stack_command(provisioned: Provisioned, tmp_path: Path) -> None:
