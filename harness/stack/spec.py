@@ -72,9 +72,15 @@ class StackSpec:
 
     @property
     def manifest_file(self) -> Path:
+        """The manifest given, else the profile's; a profile folder may hold a stack of its own
+        for an engine (its `profile_folder`: the Citus profile's `swarm/` for the Swarm engines)."""
         if self.manifest_path is not None:
             return self.manifest_path
-        return self.compose_dir / ("citus" if self.profile == "citus" else "") / MANIFEST_NAME
+        folder = self.compose_dir / ("citus" if self.profile == "citus" else "")
+        own = getattr(engines.engine(self.engine), "profile_folder", "")
+        if own and (folder / own / MANIFEST_NAME).is_file():
+            return folder / own / MANIFEST_NAME
+        return folder / MANIFEST_NAME
 
     @cached_property
     def manifest(self) -> Manifest:

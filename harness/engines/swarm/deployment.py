@@ -49,6 +49,7 @@ from harness.engines.base import (
     ensure_running,
     owner_alive,
 )
+from harness.engines.swarm.slots import SlottedService, slotted_services, task_of
 from harness.errors import PgchaosError
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ STACK_FILE = "docker-stack.yml"
 NAMESPACE_LABEL = "com.docker.stack.namespace"
 SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
 TASK_LABEL = "com.docker.swarm.task.id"
+TASK_NAME_LABEL = "com.docker.swarm.task.name"  # <stack>_<service>.<slot>.<task id>
 EDGE_LABEL = "io.pgchaos.swarm-edge"  # value: the stack the edge publishes
 ENGINE_LABEL = "io.pgchaos.engine"
 SWARM_NODE_LABEL = "io.pgchaos.swarm-created"  # on the node of a swarm pgchaos initialised
@@ -173,6 +175,7 @@ class SwarmDeployment(ContainerVerbs):
     description: ClassVar[str] = ("Docker Swarm: `docker stack deploy` of the stack file beside the manifest "
                                   "(docker-stack.yml)")
     can_attach: ClassVar[bool] = False
+    profile_folder: ClassVar[str] = "swarm"  # a profile's own stack for Swarm (compose/citus/swarm/)
 
     def __init__(self, stack_name: str, workdir: Path, manifest: Manifest, ports: Ports,
                  env_file: Path | None = None, override_file: Path | None = None,
@@ -235,16 +238,45 @@ class SwarmDeployment(ContainerVerbs):
         return self._model
 
     def services(self, every_profile: bool = False) -> list[str]:
-        """The stack file's services; with every_profile, also the manifest's one-shot tools
+        """What runs, by the names the manifest uses: each stack-file service, a replicated
+        service whose hostname names its tasks by slot as those members (`worker` with 4
+        replicas: worker-1 … worker-4); with every_profile, also the manifest's one-shot tools
         service (compose runs it under a profile; this engine does not run it)."""
-        names = set(self.model().get("services") or {})
+        slotted = self.slotted()
+        names = {n for n in self.stack_file_services() if n not in slotted}
+        for service in slotted.values():
+            names.update(service.members())
         if every_profile and self.manifest.tools_service:
             names.add(self.manifest.tools_service)
         return sorted(names)
 
+    def stack_file_services(self) -> list[str]:
+        """The stack file's service names (`coordinator`, `worker`, `pgbouncer` …)."""
+        return sorted(self.model().get("services") or {})
+
+    def slotted(self) -> dict[str, SlottedService]:
+        """The stack file's replicated services whose tasks are members by slot (slots.py)."""
+        return slotted_services(self.model().get("services") or {})
+
+    def task_of(self, member: str) -> tuple[str, int] | None:
+        """(service, slot) of a member that is a task slot (`worker-3` -> (`worker`, 3))."""
+        return task_of(member.removeprefix(f"{self.project}_"), self.slotted())
+
     def swarm_service(self, service: str) -> str:
-        """`coordinator-1` -> `postgres-mesh_coordinator-1` (a Swarm name is kept as it is)."""
-        return service if service.startswith(f"{self.project}_") else f"{self.project}_{service}"
+        """`coordinator-1` -> `postgres-mesh_coordinator-1`, a slot member `worker-3` ->
+        `postgres-mesh_worker` (a Swarm name is kept as it is)."""
+        if service.startswith(f"{self.project}_"):
+            return service
+        slot = self.task_of(service)
+        return f"{self.project}_{slot[0] if slot else service}"
+
+    def member_key(self, service: str, slot: int | None, taken: Any = ()) -> str:
+        """The name a task goes by: its member name for a slotted service, else the service
+        (further replicas of an unslotted one as `name.SLOT`)."""
+        slotted = self.slotted().get(service)
+        if slotted is not None and slot:
+            return slotted.member(slot)
+        return service if service not in taken else f"{service}.{slot}"
 
     @property
     def network_name(self) -> str:
@@ -259,7 +291,8 @@ class SwarmDeployment(ContainerVerbs):
         container labels) and to the network."""
         labels = {**labels, ENGINE_LABEL: "swarm"}
         doc = {"version": str(self.model().get("version", "3.8")),
-               "services": {n: {"labels": labels, "deploy": {"labels": labels}} for n in self.services()},
+               "services": {n: {"labels": labels, "deploy": {"labels": labels}}
+                            for n in self.stack_file_services()},
                # the whole definition: an override's network replaces the stack file's (attachable!)
                "networks": {n: {**(net or {}), "labels": labels}
                             for n, net in (self.model().get("networks") or {}).items()}}
@@ -314,8 +347,23 @@ class SwarmDeployment(ContainerVerbs):
             lines += [f"listen {svc}-{port}", f"    bind *:{edge}", "    balance roundrobin",
                       "    default-server inter 1s fall 2 rise 1 on-marked-down shutdown-sessions "
                       "resolvers docker init-addr none resolve-prefer ipv4",
-                      f"    server-template t 4 {svc}:{port} check", ""]
+                      *self.edge_servers(svc, port), ""]
         return "\n".join(lines)
+
+    def edge_servers(self, member: str, port: int) -> list[str]:
+        """The edge's servers for one route. A slot member has no DNS name of its own (Swarm
+        names only `tasks.<service>`): every task of its service is a candidate, and the one
+        whose Patroni REST API says it is this member (GET /patroni: "name") is the server."""
+        slot = self.task_of(member)
+        if slot is None:
+            return [f"    server-template t 4 {member}:{port} check"]
+        service = self.slotted()[slot[0]]
+        group = self.manifest.group_of(member) if self.manifest is not None else None
+        rest = group.rest_port if group is not None else 8008
+        return ["    option httpchk", "    http-check send meth GET uri /patroni",
+                f"    http-check expect rstring '\"name\": *\"{member}\"'",
+                f"    server-template t {max(4, service.replicas + 3)} tasks.{service.service}:{port} "
+                f"check port {rest}"]
 
     def _edge_container(self) -> Any | None:
         found = self.docker.containers.list(all=True, filters={"label": [f"{EDGE_LABEL}={self.project}",
@@ -478,11 +526,15 @@ class SwarmDeployment(ContainerVerbs):
         except docker.errors.APIError:
             return []
         found = [t for t in found if t.get("ServiceID") in self._services_by_id()] if found else []
+        slot = self.task_of(service)
+        if slot is not None:
+            found = [t for t in found if t.get("Slot") == slot[1]]
         return sorted(found, key=lambda t: t.get("CreatedAt", ""), reverse=True)
 
     def containers(self) -> dict[str, Any]:
-        """Service name -> container of its current task (desired state running);
-        further replicas as `name.SLOT`. Tasks being replaced have no entry."""
+        """Service name -> container of its current task (desired state running); a slotted
+        service's tasks by member name, further replicas of another as `name.SLOT`. Tasks
+        being replaced have no entry."""
         names = self._services_by_id()
         if not names:
             return {}
@@ -500,7 +552,7 @@ class SwarmDeployment(ContainerVerbs):
             if task is None:
                 continue
             short = c.labels.get(SWARM_SERVICE_LABEL, "").removeprefix(prefix)
-            out[short if short not in out else f"{short}.{task.get('Slot')}"] = c
+            out[self.member_key(short, task.get("Slot"), out)] = c
         return out
 
     def container(self, service: str) -> Any:
@@ -598,7 +650,7 @@ class SwarmDeployment(ContainerVerbs):
         every service of the stack at its desired replicas (and the edge running)."""
         reps = self.replicas()
         bad = {n: f"{r}/{d}" for n, (r, d) in sorted(reps.items()) if r != d}
-        missing = sorted(set(self.services()) - set(reps))
+        missing = sorted(set(self.stack_file_services()) - set(reps))
         edge = "absent"
         with contextlib.suppress(PgchaosError, docker.errors.APIError):
             edge = self.edge().status

@@ -41,6 +41,7 @@ from harness.engines.swarm.deployment import (
     NAMESPACE_LABEL,
     SWARM_SERVICE_LABEL,
     TASK_LABEL,
+    TASK_NAME_LABEL,
     SwarmDeployment,
     _run,
 )
@@ -53,6 +54,18 @@ if TYPE_CHECKING:
     from harness.stack.spec import Ports
 
 OUTER_EDGE_LABEL = "io.pgchaos.swarm-nodes-edge"  # value: the stack the outer edge publishes
+VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+
+
+def substitute(text: str, env: dict[str, str]) -> str:
+    """`${VAR}` and `${VAR:-default}` as `docker stack deploy` reads them (unset and no
+    default: left as written)."""
+    def one(m: re.Match[str]) -> str:
+        value = env.get(m.group(1))
+        if value:
+            return value
+        return m.group(2) if m.group(2) is not None else m.group(0)
+    return VARIABLE.sub(one, text)
 
 
 class SwarmNodesDeployment(SwarmDeployment):
@@ -115,23 +128,26 @@ class SwarmNodesDeployment(SwarmDeployment):
         """The swarm engine's ownership override plus placement (members on distinct nodes)."""
         super().write_owner_override(path, labels)
         doc = json.loads(path.read_text())
-        services = self.services()
+        services = self.stack_file_services()
         placement = deploy_placement(self.manifest, services, {s: self.desired_in_stack_file(s) for s in services},
-                                     self.nodes.count)
+                                     self.nodes.count, self.slotted())
         for name, extra in placement.items():
             doc["services"][name]["deploy"].update(extra)
         path.write_text(json.dumps(doc, indent=2))
 
-    def image_refs(self, tag: str) -> dict[int, list[str]]:
+    def image_refs(self, tag: str, env: dict[str, str] | None = None) -> dict[int, list[str]]:
         """Slot -> the images its node may run: the images of the services placed on it
         (pinned there, or free to run anywhere) and the edge's; the stack file's
-        `${PGCHAOS_IMAGE_TAG…}` read as `tag`."""
+        `${PGCHAOS_IMAGE_TAG…}` read as `tag`, other `${VAR:-default}` from `env`
+        (the Citus image: `${PGCHAOS_CITUS_IMAGE:-…}`)."""
         services = self.model().get("services") or {}
         placement = deploy_placement(self.manifest, sorted(services),
-                                     {s: self.desired_in_stack_file(s) for s in services}, self.nodes.count)
+                                     {s: self.desired_in_stack_file(s) for s in services}, self.nodes.count,
+                                     self.slotted())
         out: dict[int, set[str]] = {n.slot: {f"pgchaos/haproxy:{tag}"} for n in self.nodes.nodes}
         for name, svc in services.items():
             ref = re.sub(r"\$\{PGCHAOS_IMAGE_TAG[^}]*\}", tag, str(svc.get("image", "")))
+            ref = substitute(ref, env or {})
             if not ref or "$" in ref:
                 continue
             pinned = [c for c in placement.get(name, {}).get("placement", {}).get("constraints", [])
@@ -169,7 +185,7 @@ class SwarmNodesDeployment(SwarmDeployment):
         self.progress(f"starting {self.nodes.count} swarm nodes (Docker-in-Docker)")
         self.nodes.up(labels)
         tag = self._env().get("PGCHAOS_IMAGE_TAG", "latest")
-        refs = self.image_refs(tag)
+        refs = self.image_refs(tag, self._env())
         said = "; ".join(f"node{slot}: {', '.join(r.split(':')[0] for r in rs)}" for slot, rs in refs.items())
         self.progress(f"docker save | docker load into the nodes: {said}")
         self.nodes.load_images(refs)
@@ -304,13 +320,16 @@ class SwarmNodesDeployment(SwarmDeployment):
         raise PgchaosError(f"{self.swarm_service(service)}: no running task on any node")
 
     def placement(self) -> dict[str, str]:
-        """Short service name -> hostname of the node running its task (running tasks only)."""
+        """Short service name (a slot member's name) -> hostname of the node running its task
+        (running tasks only; further replicas of an unslotted service as `name.SLOT`)."""
         names = self.node_names()
         services = self._services_by_id()
         out: dict[str, str] = {}
-        for task in self.docker.api.tasks(filters={"desired-state": "running"}):
+        for task in sorted(self.docker.api.tasks(filters={"desired-state": "running"}),
+                           key=lambda t: t.get("Slot") or 0):
             if task.get("ServiceID") in services and (task.get("Status") or {}).get("State") == "running":
-                out[services[task["ServiceID"]].removeprefix(f"{self.project}_")] = names.get(task["NodeID"], "?")
+                short = services[task["ServiceID"]].removeprefix(f"{self.project}_")
+                out[self.member_key(short, task.get("Slot"), out)] = names.get(task["NodeID"], "?")
         return out
 
     def containers(self) -> dict[str, Any]:
@@ -340,7 +359,7 @@ class SwarmNodesDeployment(SwarmDeployment):
             if task is None:
                 continue
             short = c.labels.get(SWARM_SERVICE_LABEL, "").removeprefix(prefix)
-            out[short if short not in out else f"{short}.{task.get('Slot')}"] = c
+            out[self.member_key(short, task.get("Slot"), out)] = c
         return out
 
     def exec(self, service: str, cmd: list[str], user: str | None = None,
@@ -362,11 +381,15 @@ class SwarmNodesDeployment(SwarmDeployment):
         (node, exit code, output) per container."""
         out: list[tuple[str, int, str]] = []
         label = f"{SWARM_SERVICE_LABEL}={self.swarm_service(service)}"
+        slot = self.task_of(service)
+        task_prefix = f"{self.swarm_service(service)}.{slot[1]}." if slot else ""
         for node in self.nodes.nodes:
             if not self.nodes.answers(node):
                 continue
             with contextlib.suppress(docker.errors.APIError, docker.errors.NotFound):
                 for c in self.nodes.client(node).containers.list(filters={"label": label, "status": "running"}):
+                    if not c.labels.get(TASK_NAME_LABEL, "").startswith(task_prefix):
+                        continue
                     res = c.exec_run(cmd, user=user or "")
                     out.append((node.name, res.exit_code if res.exit_code is not None else 1,
                                 (res.output or b"").decode(errors="replace")))

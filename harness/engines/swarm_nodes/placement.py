@@ -7,6 +7,11 @@ first), so one host never holds two members of a group. Every other service
 (DCS, router, Toxiproxy, monitoring) is pinned to slot 1, the swarm's first
 manager; a replicated pooler gets `max_replicas_per_node: 1`.
 
+A replicated service whose tasks are members by slot (`hostname:
+worker-{{.Task.Slot}}`, see harness.engines.swarm.slots) cannot pin one task: it
+gets `max_replicas_per_node: 1` when its members share a group, and the check
+reads its running tasks by member name like any other member.
+
 Pinning keeps a member with its data: a member whose node is gone stays
 pending until the node rejoins, as a member on a host's local disk would.
 """
@@ -14,10 +19,11 @@ pending until the node rejoins, as a member on a host's local disk would.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from harness.engines.base import HealthCheck
+from harness.engines.swarm.slots import SlottedService
 from harness.engines.swarm_nodes.nodes import SLOT_LABEL
 
 if TYPE_CHECKING:
@@ -40,13 +46,26 @@ def member_slots(manifest: Manifest, count: int) -> dict[str, int]:
     return out
 
 
-def deploy_placement(manifest: Manifest, services: list[str], replicas: dict[str, int],
-                     count: int) -> dict[str, dict[str, Any]]:
-    """Service -> the `deploy` keys an override adds (placement)."""
+def shares_a_group(manifest: Manifest, members: list[str]) -> bool:
+    """Two of these members belong to one group (so their tasks need distinct nodes)."""
+    groups = [g.name for g in [*manifest.groups, *manifest.spare_groups] for m in g.members if m in members]
+    return len(groups) != len(set(groups))
+
+
+def deploy_placement(manifest: Manifest, services: list[str], replicas: dict[str, int], count: int,
+                     slotted: Mapping[str, SlottedService] | None = None) -> dict[str, dict[str, Any]]:
+    """Service -> the `deploy` keys an override adds (placement). A slotted service (its
+    tasks are members by slot) gets `max_replicas_per_node: 1` when two of its members
+    are in one group (the coordinator's three tasks), and is left to Swarm's spread when
+    each task is a group of its own (one-member worker groups)."""
     slots = member_slots(manifest, count)
+    slotted = slotted or {}
     out: dict[str, dict[str, Any]] = {}
     for service in services:
-        if service in slots:
+        if service in slotted:
+            if shares_a_group(manifest, slotted[service].members()):
+                out[service] = {"placement": {"max_replicas_per_node": 1}}
+        elif service in slots:
             out[service] = {"placement": {"constraints": [f"node.labels.{SLOT_LABEL}=={slots[service]}"]}}
         elif replicas.get(service, 1) > 1:
             out[service] = {"placement": {"max_replicas_per_node": 1}}

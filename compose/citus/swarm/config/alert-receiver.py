@@ -1,0 +1,1 @@
+../../../config/alert-receiver.py

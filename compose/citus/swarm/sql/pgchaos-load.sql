@@ -1,0 +1,1 @@
+../../sql/pgchaos-load.sql
