@@ -15,8 +15,8 @@ import time
 
 import pytest
 import requests
-from conftest import assert_verdict
 
+from conftest import assert_verdict
 from harness.nemesis.faults import Heal
 
 pytestmark = [

@@ -21,6 +21,7 @@ import time
 
 import psycopg
 import pytest
+
 from conftest import assert_verdict
 
 pytestmark = [

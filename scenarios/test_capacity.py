@@ -8,8 +8,8 @@ none may wait longer than the bound. No fault: the stack as configured."""
 import functools
 
 import pytest
-from conftest import assert_verdict
 
+from conftest import assert_verdict
 from harness.load.capacity import check_capacity, connected_clients, drive_clients
 
 pytestmark = [pytest.mark.scenario, pytest.mark.docker, pytest.mark.requires("pooler")]

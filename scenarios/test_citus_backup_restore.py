@@ -24,8 +24,8 @@ import time
 
 import psycopg
 import pytest
-from conftest import assert_verdict
 
+from conftest import assert_verdict
 from harness.citus_runbooks import Runbook
 from harness.stack import citus
 

@@ -24,8 +24,8 @@ import gzip
 
 import psycopg
 import pytest
-from conftest import assert_verdict
 
+from conftest import assert_verdict
 from harness.citus_runbooks import Runbook, database_section
 from harness.history import Op
 

@@ -19,8 +19,8 @@ import time
 
 import pytest
 from citus_support import GroupWriters, per_group, start_bank, writer_process
-from conftest import assert_verdict
 
+from conftest import assert_verdict
 from harness.citus_runbooks import Runbook, SpareGroup, group_rows, retire_spare, wait_for
 from harness.history import Op
 from harness.stack import citus

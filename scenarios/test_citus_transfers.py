@@ -22,8 +22,8 @@ import json
 
 import pytest
 from citus_support import start_bank
-from conftest import assert_verdict
 
+from conftest import assert_verdict
 from harness.runbook import Runbook, wait_for
 from harness.scenario import ScenarioError
 from harness.stack import citus

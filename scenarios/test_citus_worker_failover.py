@@ -9,8 +9,8 @@ worker-failure (300 s / RPO 0)."""
 
 import pytest
 from citus_support import GroupWriters, per_group
-from conftest import assert_verdict
 
+from conftest import assert_verdict
 from harness.citus_runbooks import wait_for
 from harness.history import Op
 from harness.stack import citus

@@ -14,8 +14,8 @@ import time
 
 import pytest
 from citus_support import GroupWriters, per_group, writer_process
-from conftest import assert_verdict
 
+from conftest import assert_verdict
 from harness.citus_runbooks import wait_for
 from harness.history import Op
 from harness.stack import citus

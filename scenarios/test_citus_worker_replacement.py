@@ -27,8 +27,8 @@ data, etcd keys and Toxiproxy links of the spare group deleted."""
 
 import pytest
 from citus_support import GroupWriters, per_group, start_bank
-from conftest import assert_verdict
 
+from conftest import assert_verdict
 from harness.citus_runbooks import WorkerReplacement
 from harness.history import Op
 from harness.stack import citus

@@ -3,6 +3,7 @@ Patroni releases the leader key on shutdown, so a replica takes over without
 waiting for the ttl. Target coordinator-failure (10 s / RPO 0), no waiver."""
 
 import pytest
+
 from conftest import assert_verdict
 
 pytestmark = [

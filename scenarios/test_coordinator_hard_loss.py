@@ -4,6 +4,7 @@ Target row coordinator-failure (10 s / RPO 0); a hard loss is bounded by
 Patroni's ttl floor (20 s), so the gate applies the documented waiver."""
 
 import pytest
+
 from conftest import assert_verdict
 
 pytestmark = [

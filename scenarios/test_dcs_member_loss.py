@@ -3,6 +3,7 @@ its quorum, so the Patroni leader keeps its key and writes never stop.
 Target dcs-outage (60 s / RPO 0); the expected RTO is about zero."""
 
 import pytest
+
 from conftest import assert_verdict
 
 pytestmark = [

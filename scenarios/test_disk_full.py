@@ -5,8 +5,8 @@ lost, nothing corrupted); once space is freed the cluster recovers by itself
 
 import psycopg
 import pytest
-from conftest import assert_verdict
 
+from conftest import assert_verdict
 from harness.stack.steady_state import steady_state
 
 pytestmark = [

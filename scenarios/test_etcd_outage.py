@@ -4,8 +4,8 @@ Patroni demotes the leader once it cannot renew its key, so writes stop;
 the cluster returns when etcd does. Target dcs-outage (60 s / RPO 0)."""
 
 import pytest
-from conftest import assert_verdict
 
+from conftest import assert_verdict
 from harness.stack.steady_state import check_leader
 from harness.stack.topology import discover
 

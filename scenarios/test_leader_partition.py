@@ -5,8 +5,8 @@ exec, bypassing the network). RPO 0 with synchronous mode. Target
 leader-partition (30 s / RPO 0)."""
 
 import pytest
-from conftest import add_split_brain_check, assert_verdict
 
+from conftest import add_split_brain_check, assert_verdict
 from harness.load.writable_probe import WritableProbe
 
 pytestmark = [

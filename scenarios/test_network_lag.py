@@ -11,8 +11,8 @@ import threading
 
 import psycopg
 import pytest
-from conftest import assert_verdict
 
+from conftest import assert_verdict
 from harness.history import Op
 from harness.stack.steady_state import LAG_WARNING_BYTES, check_replication_lag
 from harness.stack.topology import discover

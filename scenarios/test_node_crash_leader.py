@@ -14,8 +14,9 @@ has learnt it (1-3 min here), and a backend whose fdw connection still points at
 old one fails once on its statement timeout (figure worker_reached_after_s)."""
 
 import pytest
-from conftest import assert_verdict
 from node_steps import host_return, leader_off_infra_node, record_node_figures, workers_on
+
+from conftest import assert_verdict
 
 pytestmark = [
     pytest.mark.scenario,

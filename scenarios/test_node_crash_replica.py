@@ -7,8 +7,9 @@ worker-failure when the host held a worker, ended when every pooled coordinator
 backend reaches that worker again."""
 
 import pytest
-from conftest import assert_verdict
 from node_steps import host_return, record_node_figures, replica_off_infra_node, workers_on
+
+from conftest import assert_verdict
 
 pytestmark = [
     pytest.mark.scenario,

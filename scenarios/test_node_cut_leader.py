@@ -9,7 +9,6 @@ node's return is a runbook step (judged by worker-failure when it held a worker)
 Target leader-partition (30 s / RPO 0)."""
 
 import pytest
-from conftest import add_split_brain_check, assert_verdict
 from node_steps import (
     host_return,
     leader_off_infra_node,
@@ -18,6 +17,7 @@ from node_steps import (
     workers_on,
 )
 
+from conftest import add_split_brain_check, assert_verdict
 from harness.load.writable_probe import WritableProbe
 
 pytestmark = [

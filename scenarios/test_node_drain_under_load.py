@@ -4,8 +4,9 @@ maintenance). Its pinned member stops (Swarm stops its tasks) and stays down
 until the node is active again. Row node-failure."""
 
 import pytest
-from conftest import assert_verdict
 from node_steps import record_node_figures, replica_off_infra_node
+
+from conftest import assert_verdict
 
 pytestmark = [
     pytest.mark.scenario,

@@ -8,6 +8,7 @@ import threading
 
 import psycopg
 import pytest
+
 from conftest import assert_verdict
 
 pytestmark = [

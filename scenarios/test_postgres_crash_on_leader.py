@@ -3,8 +3,8 @@ postmaster): Patroni restarts PostgreSQL in place or fails over.
 Target coordinator-failure (10 s / RPO 0), no waiver."""
 
 import pytest
-from conftest import assert_verdict
 
+from conftest import assert_verdict
 from harness.stack.steady_state import check_leader
 from harness.stack.topology import discover
 

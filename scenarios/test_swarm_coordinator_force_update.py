@@ -12,8 +12,9 @@ judged against coordinator-failure (10 s / RPO 0); figures: promotions, leader c
 unavailability, lost writes, clients dropped."""
 
 import pytest
-from conftest import assert_verdict
 from swarm_steps import record_dropped, timeline_switches, update_one_at_a_time
+
+from conftest import assert_verdict
 
 pytestmark = [
     pytest.mark.scenario,

@@ -7,8 +7,9 @@ is bounded by Patroni's leader key, so the task-kill waiver applies (≤ 25 s)."
 import time
 
 import pytest
-from conftest import assert_verdict
 from swarm_steps import record_dropped, timeline_switches
+
+from conftest import assert_verdict
 
 pytestmark = [
     pytest.mark.scenario,

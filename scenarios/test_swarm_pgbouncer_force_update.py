@@ -5,8 +5,9 @@ under load: the clients it drops and the time until every client works again.
 Target row pooler-restart (ours)."""
 
 import pytest
-from conftest import assert_verdict
 from swarm_steps import record_dropped, update_one_at_a_time
+
+from conftest import assert_verdict
 
 pytestmark = [
     pytest.mark.scenario,

@@ -7,8 +7,9 @@ router (HAProxy, one task). Target row zero-downtime-update (ours: the guide's
 claim, at probe resolution)."""
 
 import pytest
-from conftest import assert_verdict
 from swarm_steps import record_dropped, timeline_switches, update_one_at_a_time
+
+from conftest import assert_verdict
 
 pytestmark = [
     pytest.mark.scenario,

@@ -4,6 +4,7 @@ writes; the write unavailability is measured against the planned-switchover
 row (10 s)."""
 
 import pytest
+
 from conftest import assert_verdict
 
 pytestmark = [

@@ -10,8 +10,8 @@ code distributes them over the worker groups. Target distributed-transactions
 (10 s / RPO 0: no half-applied transaction)."""
 
 import pytest
-from conftest import assert_verdict
 
+from conftest import assert_verdict
 from harness.history import Op, pair_invocations
 from harness.load.bank import BankLoad
 from harness.load.prepared_xacts import PreparedXactsWatch

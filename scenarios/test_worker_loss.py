@@ -11,9 +11,9 @@ import threading
 
 import psycopg
 import pytest
-from conftest import assert_verdict
 from shards import keys_on
 
+from conftest import assert_verdict
 from harness.history import Op
 from harness.load.client import PROCESS_SPAN, Client
 from harness.runbook import Runbook

@@ -18,15 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from offset_stack import OFFSET_PORTS  # ports clear of a stack on the defaults
 
 from harness import cli
 from harness import targets as targets_module
 from harness.errors import PgchaosError
+from harness.stack.spec import shifted_ports
 from harness.targets import TargetsError, load_targets
 
-# its CLI rows need the offset ports free: with the other own-stack tests, one after the other
-pytestmark = pytest.mark.own_stack
+# its CLI rows need their ports free: ports of its own, clear of the defaults and of every other
+# test's stacks (the cleanup test's run beside it in CI)
+pytestmark = [pytest.mark.own_stack, pytest.mark.beside]
+BAD_INPUT_PORTS = shifted_ports(23000)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NO_DAEMON = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
@@ -139,7 +141,7 @@ def test_cli_bad_input(row: BadInput, tmp_path: Path, busy_port: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
     state = tmp_path / "state"
-    env = {**OFFSET_PORTS, "PGCHAOS_STATE_DIR": str(state), **{k: fill(v) for k, v in row.env.items()}}
+    env = {**BAD_INPUT_PORTS, "PGCHAOS_STATE_DIR": str(state), **{k: fill(v) for k, v in row.env.items()}}
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     proc = pgchaos(*(fill(a) for a in row.args), env=env)
     assert_one_line_error(proc, fill(row.needle))

@@ -121,10 +121,16 @@ class Deployment(Protocol):
     def remove_service(self, service: str) -> None: ...
 
 
+# An engine busy writing images (a `docker load` into swarm nodes, builds) answers API calls
+# late: 30 s was seen to run out on a 2-core machine with three stacks and a load going.
+# The CLI waits without bound; the harness bounds each call, generously.
+DOCKER_API_TIMEOUT_S = 120
+
+
 def docker_client() -> docker.DockerClient:
     """A Docker client, or one clear error when no engine answers."""
     try:
-        client = docker.from_env(timeout=30)
+        client = docker.from_env(timeout=DOCKER_API_TIMEOUT_S)
         client.ping()
         return client
     except docker.errors.DockerException as exc:

@@ -1,14 +1,22 @@
 """Image builds: the base image without a registry, Toxiproxy from its Go
 module, and one image per folder of compose/images, rebuilt only when the
-folder's inputs change (the tag is a hash of them)."""
+folder's inputs change (the tag is a hash of them).
+
+Builds run side by side (the base image beside Toxiproxy's `go install`, then the
+images three at a time: mostly package downloads), under a lock on the engine's
+host, so that two callers at once (two CI sessions, two users) build each image once."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from harness.errors import PgchaosError
@@ -80,24 +88,57 @@ def ensure_toxiproxy_binaries(compose_dir: Path, progress: Progress) -> None:
     stamp.write_text(TOXIPROXY_VERSION + "\n")
 
 
+PARALLEL_BUILDS = 3
+LOCK_FILE = Path(tempfile.gettempdir()) / "pgchaos-images.lock"
+
+
+@contextlib.contextmanager
+def build_lock(progress: Progress) -> Iterator[None]:
+    """Held while images are built: a second caller waits, then finds them built."""
+    fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress("another pgchaos is building the images; waiting for it")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _missing(compose_dir: Path, tag: str) -> list[str]:
+    return [n for n in image_names(compose_dir) if not _image_exists(f"{IMAGE_PREFIX}/{n}:{tag}")]
+
+
+def _build(compose_dir: Path, name: str, tag: str) -> None:
+    _run(
+        ["docker", "build", "-q", "--force-rm", "--label", "io.pgchaos.image=pgchaos",
+         "-t", f"{IMAGE_PREFIX}/{name}:{tag}", "-t", f"{IMAGE_PREFIX}/{name}:latest",
+         str(images_dir(compose_dir) / name)],
+        f"docker build {name}",
+        env={**os.environ, "DOCKER_BUILDKIT": "0"},
+    )
+
+
 def ensure_images(compose_dir: Path, progress: Progress = print) -> str:
     """Build what is missing and return the image tag to run."""
     tag = inputs_hash(compose_dir)
-    missing = [n for n in image_names(compose_dir) if not _image_exists(f"{IMAGE_PREFIX}/{n}:{tag}")]
-    if not missing:
+    if not _missing(compose_dir, tag):
         return tag
-    ensure_base_image(compose_dir, progress)
-    if "toxiproxy" in missing:
-        ensure_toxiproxy_binaries(compose_dir, progress)
-    for i, name in enumerate(missing, 1):
-        progress(f"building image {i}/{len(missing)}: {IMAGE_PREFIX}/{name}:{tag}")
-        _run(
-            ["docker", "build", "-q", "--force-rm", "--label", "io.pgchaos.image=pgchaos",
-             "-t", f"{IMAGE_PREFIX}/{name}:{tag}", "-t", f"{IMAGE_PREFIX}/{name}:latest",
-             str(images_dir(compose_dir) / name)],
-            f"docker build {name}",
-            env={**os.environ, "DOCKER_BUILDKIT": "0"},
-        )
+    with build_lock(progress):
+        missing = _missing(compose_dir, tag)  # built meanwhile by the lock's holder
+        if not missing:
+            return tag
+        with ThreadPoolExecutor(max_workers=PARALLEL_BUILDS) as pool:
+            base = pool.submit(ensure_base_image, compose_dir, progress)
+            if "toxiproxy" in missing:
+                pool.submit(ensure_toxiproxy_binaries, compose_dir, progress).result()
+            base.result()
+            progress(f"building {len(missing)} images ({PARALLEL_BUILDS} at a time): "
+                     f"{', '.join(missing)} as {IMAGE_PREFIX}/NAME:{tag}")
+            for build in [pool.submit(_build, compose_dir, name, tag) for name in missing]:
+                build.result()
     return tag
 
 
