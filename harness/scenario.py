@@ -269,16 +269,25 @@ class ScenarioRun:
         self.nemesis.listeners.append(self._tell_workloads)
         self.phase("steady-state-before")
         self.nemesis.heal_all()
-        self.before = wait_for_steady_state(self.stack, timeout=self.options.scaled(120))
-        self._write_json("steady-state-before.json", self.before.as_dict())
-        before_list = self._record_patronictl("patronictl-before.txt")
-        if not self.before.healthy:
-            self._abort()
-            raise SteadyStateError(f"steady state does not hold before the scenario: {self.before.summary()}")
-        self._watch_alerts()
-        if self.expected_alerts is not None:
-            e = self.expected_alerts
-            self.expect_alerts(*e.alerts, detect_s=e.detect_s, resolve_s=e.resolve_s)
+        if self.with_load:  # its interpreter starts while the steady state is checked; users wait for the gate
+            self.locust = LocustLoad(self.stack.dsn(), self.dir, self.run_start, self.key_base,
+                                     users=self.options.load_users, run_time_s=900,
+                                     user_classes=user_classes_for(self.stack.capabilities()),
+                                     workers=self.options.load_workers).start(gated=True)
+        try:
+            self.before = wait_for_steady_state(self.stack, timeout=self.options.scaled(120))
+            self._write_json("steady-state-before.json", self.before.as_dict())
+            before_list = self._record_patronictl("patronictl-before.txt")
+            if not self.before.healthy:
+                self._abort()
+                raise SteadyStateError(f"steady state does not hold before the scenario: {self.before.summary()}")
+            self._watch_alerts()
+            if self.expected_alerts is not None:
+                e = self.expected_alerts
+                self.expect_alerts(*e.alerts, detect_s=e.detect_s, resolve_s=e.resolve_s)
+        except BaseException:
+            self._stop_gated_load()
+            raise
         self.phase("load-start")
         self.probe = Probe(self.stack.dsn(), self.history, self.key_base,
                            period_s=self.options.probe_period_s).start()
@@ -286,11 +295,8 @@ class ScenarioRun:
             self.recorder = PhaseRecorder(self.stack, self.history).start()
         except Exception as exc:  # the timeline explains; it never stops a run
             self.phase("phase-recorder-unavailable", error=str(exc)[:200])
-        if self.with_load:
-            self.locust = LocustLoad(self.stack.dsn(), self.dir, self.run_start, self.key_base,
-                                     users=self.options.load_users, run_time_s=900,
-                                     user_classes=user_classes_for(self.stack.capabilities()),
-                                     workers=self.options.load_workers).start()
+        if self.locust is not None:
+            self.locust.open_gate()
         self._baseline()
         before_list.join(timeout=self.options.scaled(20))  # the picture before is taken before any fault
         if self.locust is not None and not self.locust.wait_running(self.options.scaled(30)):
@@ -466,6 +472,13 @@ class ScenarioRun:
             self._stop_alerts()
         if self.history is not None:
             self.history.close()
+
+    def _stop_gated_load(self) -> None:
+        """A load started ahead of a run that did not start: stopped, never judged."""
+        if self.locust is not None:
+            with contextlib.suppress(Exception):
+                self.locust.stop()
+            self.locust = None
 
     def _fault_started(self) -> None:
         if self.recorder is not None:

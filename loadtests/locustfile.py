@@ -6,7 +6,9 @@ to locust's statistics.
 Run by harness.load.locust_runner as a subprocess; configured by environment:
 PGCHAOS_DSN, PGCHAOS_HISTORY, PGCHAOS_RUN_START, PGCHAOS_KEY_BASE,
 PGCHAOS_PACING_S, PGCHAOS_PROCESS_BASE, PGCHAOS_PIPELINE (writers send the
-statements before COMMIT in one round trip unless it is "0").
+statements before COMMIT in one round trip unless it is "0"), PGCHAOS_START_GATE
+(a file: the users wait for it to exist before their first connection, so the
+harness can start this process while it still checks the steady state).
 
 psycopg waits for its socket through gevent's emulation of select.poll here
 (a poll object, watchers and a Timeout per wait); `wait_gevent` waits on one
@@ -25,6 +27,7 @@ from collections import deque
 import gevent
 from gevent.hub import Waiter
 from locust import User, constant_pacing, events, task
+from locust.exception import StopUser
 from psycopg import errors as pg_errors
 from psycopg import waiting
 
@@ -41,6 +44,19 @@ HISTORY = HistoryWriter(os.environ.get("PGCHAOS_HISTORY", f"history-locust-{os.g
 PIPELINE = os.environ.get("PGCHAOS_PIPELINE", "1") != "0"
 PROCESS_IDS = itertools.count(int(os.environ.get("PGCHAOS_PROCESS_BASE", "100")))
 ACKED: deque[int] = deque(maxlen=5000)  # keys acknowledged by writers, for readers
+START_GATE = os.environ.get("PGCHAOS_START_GATE", "")
+START_GATE_WAIT_S = 900.0  # a gate never opened: the users give up (the harness stops the process first)
+
+
+def wait_for_start_gate() -> None:
+    """Hold a user until the harness opens the start gate (bounded; no gate: go at once)."""
+    if not START_GATE:
+        return
+    deadline = time.monotonic() + START_GATE_WAIT_S
+    while not os.path.exists(START_GATE):
+        if time.monotonic() > deadline:
+            raise StopUser()
+        gevent.sleep(0.02)
 
 
 def wait_gevent(gen, fileno: int, interval: float = 0.0, timeout: float | None = None):  # noqa: ANN201
@@ -89,6 +105,7 @@ class PgchaosUser(User):
     pipeline = False
 
     def on_start(self) -> None:
+        wait_for_start_gate()
         self.process = next(PROCESS_IDS)
         self.client = Client(DSN, HISTORY, self.process, pipeline=self.pipeline, prepare=not self.pipeline)
         self.counter = 0

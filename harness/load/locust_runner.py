@@ -69,9 +69,15 @@ class LocustLoad:
         self.user_classes = user_classes
         self.pipeline = pipeline  # writers: BEGIN..INSERT..SET LOCAL in one round trip, COMMIT in another
         self.workers = workers
+        self.gated = False
         self.proc: subprocess.Popen[bytes] | None = None
         self.worker_procs: list[subprocess.Popen[bytes]] = []
         self.master_port: int | None = None
+
+    @property
+    def gate_path(self) -> Path:
+        """The start gate: the users wait for this file (see :meth:`start`)."""
+        return self.out_dir / "locust.start"
 
     @property
     def history_path(self) -> Path:
@@ -102,8 +108,9 @@ class LocustLoad:
                 "--loglevel", "WARNING"]
 
     def _env(self, history: Path, process_base: int) -> dict[str, str]:
+        gate = {"PGCHAOS_START_GATE": str(self.gate_path)} if self.gated else {}
         return {
-            **os.environ, "PGCHAOS_DSN": self.dsn, "PGCHAOS_HISTORY": str(history),
+            **os.environ, **gate, "PGCHAOS_DSN": self.dsn, "PGCHAOS_HISTORY": str(history),
             "PGCHAOS_RUN_START": repr(self.run_start), "PGCHAOS_KEY_BASE": str(self.key_base),
             "PGCHAOS_PACING_S": str(self.pacing_s), "PGCHAOS_PIPELINE": "1" if self.pipeline else "0",
             "PGCHAOS_PROCESS_BASE": str(process_base),
@@ -119,8 +126,12 @@ class LocustLoad:
         finally:
             log.close()
 
-    def start(self) -> LocustLoad:
+    def start(self, gated: bool = False) -> LocustLoad:
+        """Start the processes. ``gated``: the users wait for :meth:`open_gate` before their
+        first connection — the interpreter and locust (about 2 s of imports) start meanwhile."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.gated = gated
+        self.gate_path.unlink(missing_ok=True)
         if self.workers:
             with socket.socket() as sock:  # a free port on loopback for the master
                 sock.bind(("127.0.0.1", 0))
@@ -130,6 +141,10 @@ class LocustLoad:
             env = self._env(self.out_dir / f"history-locust-worker-{i}.jsonl", PROCESS_BASE + i * WORKER_SPAN)
             self.worker_procs.append(self._spawn(self.worker_command(), env, f"locust-worker-{i}.log"))
         return self
+
+    def open_gate(self) -> None:
+        """Let a gated load's users go."""
+        self.gate_path.touch()
 
     def running(self) -> bool:
         """Whether every process that runs users has recorded an op (its history is not empty)."""
