@@ -115,3 +115,16 @@ def test_variables_read_as_docker_stack_deploy_reads_them() -> None:
     assert substitute("${A}/${A:-d}", env) == "x/x"
     assert substitute("${B:-d}:${EMPTY:-e}", env) == "d:e"
     assert substitute("${B}", env) == "${B}"
+
+
+def test_heal_all_scales_members_up_but_never_down(dep: SwarmNodesDeployment, monkeypatch) -> None:
+    from harness.engines.swarm.deployment import SwarmDeployment
+
+    scaled: list[tuple[str, int]] = []
+    monkeypatch.setattr(dep, "containers", lambda: {})
+    monkeypatch.setattr(dep, "_edge_running", lambda: None)
+    monkeypatch.setattr(dep, "scale", lambda name, n: scaled.append((name, n)))
+    monkeypatch.setattr(dep, "replicas", lambda: {"worker": (5, 5), "coordinator": (2, 2), "pgbouncer": (4, 4),
+                                                   "etcd": (1, 1)})
+    SwarmDeployment.heal_all(dep)  # the swarm engine's part (no nodes to start here)
+    assert sorted(scaled) == [("coordinator", 3), ("pgbouncer", 3)]  # worker 5 -> 4 only after a drain

@@ -622,13 +622,16 @@ class SwarmDeployment(ContainerVerbs):
 
     def heal_all(self, services: Sequence[str] | None = None) -> None:
         """Heal-all: paused task containers unpaused, the edge running, every service scaled
-        back to the stack file's replicas (Swarm replaces killed tasks itself)."""
+        back to the stack file's replicas (Swarm replaces killed tasks itself) — a service
+        whose tasks are members (slots.py) only up, never down: a member removed without
+        its data drained first (a Citus worker's shards) is an outage, not a repair."""
         for container in self.containers().values():
             ensure_running(container)
         self._edge_running()
+        slotted = self.slotted()
         for name, (_, desired) in self.replicas().items():
             want = self.desired_in_stack_file(name)
-            if desired != want:
+            if desired < want or (desired > want and name not in slotted):
                 with contextlib.suppress(PgchaosError):
                     self.scale(name, want)
 
