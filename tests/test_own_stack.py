@@ -334,6 +334,39 @@ def test_gc_leaves_a_run_folder_being_set_up(state: Path, monkeypatch: pytest.Mo
     assert folders["starting"].is_dir() and not folders["died-starting"].exists()
 
 
+def test_gc_leaves_a_starting_run_that_has_only_its_network(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """compose makes a run's network before its containers: a gc (of any state folder) that
+    sees only the network of a run whose owner is alive keeps it; a network whose owner is
+    dead is a leftover."""
+    import subprocess
+    import sys
+
+    from harness.engines.base import DETACHED_LABEL, OWNER_LABEL, PID_LABEL, PROJECT_LABEL, RUN_LABEL, STATE_LABEL
+    from harness.engines.swarm import deployment as swarm
+    from harness.stack import gc
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+    def network(project: str, pid: str) -> SimpleNamespace:
+        return SimpleNamespace(attrs={"Labels": {
+            PROJECT_LABEL: project, OWNER_LABEL: "pgchaos", RUN_LABEL: project.removeprefix("pgchaos-"),
+            PID_LABEL: pid, DETACHED_LABEL: "false", STATE_LABEL: "/var/lib/pgchaos-elsewhere"}})
+
+    nets = [network("pgchaos-starting", str(os.getpid())), network("pgchaos-left", dead)]
+    client = SimpleNamespace(containers=SimpleNamespace(list=lambda **kw: []),
+                             networks=SimpleNamespace(list=lambda **kw: nets))
+    removed: list[str] = []
+    monkeypatch.setattr(gc, "docker_client", lambda: client)
+    monkeypatch.setattr(gc, "remove_project_resources", lambda c, project: removed.append(project))
+    monkeypatch.setattr(swarm, "collect_swarm", lambda everything, progress: [])
+    report = gc.collect()
+    assert removed == ["pgchaos-left"] and report.kept == ["pgchaos-starting"], (removed, report.kept)
+    removed.clear()
+    report = gc.collect(everything=True)  # --all: a live run of another state folder is still not ours
+    assert removed == ["pgchaos-left"] and report.kept == ["pgchaos-starting"], (removed, report.kept)
+
+
 def test_the_manifest_reference_example_has_every_key_and_loads(tmp_path: Path) -> None:
     """docs/manifest.md: the example holds every key its reference tables list, and it validates."""
     import re

@@ -89,9 +89,14 @@ def liveness(client: Any, elsewhere: set[str] | None = None) -> dict[str, bool]:
     whose containers or networks carry our ownership label. Projects whose
     containers name another state folder are added to `elsewhere`."""
     live = _state_runs()
-    for container in client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}=pgchaos"},
-                                            ignore_removed=True):
-        labels = container.labels
+    containers = client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}=pgchaos"},
+                                        ignore_removed=True)
+    networks = client.networks.list(filters={"label": f"{OWNER_LABEL}=pgchaos"})
+    # A network carries the run's labels as its containers do, and alone it is a run that is
+    # starting (compose makes the network first) or one whose containers are gone: its owner
+    # says which. (Taken for dead, a starting run of another state folder lost its containers
+    # as compose made them: "No such container".)
+    for labels in [c.labels for c in containers] + [n.attrs.get("Labels") or {} for n in networks]:
         project = labels.get(PROJECT_LABEL)
         if not project or not is_ours(labels):  # e.g. someone's container of a pgchaos image
             continue
@@ -99,10 +104,6 @@ def liveness(client: Any, elsewhere: set[str] | None = None) -> dict[str, bool]:
             elsewhere.add(project)
         alive = _is_live(int(labels.get(PID_LABEL, "0") or 0), labels.get(DETACHED_LABEL) == "true")
         live[project] = live.get(project, False) or alive
-    for network in client.networks.list(filters={"label": f"{OWNER_LABEL}=pgchaos"}):
-        project = (network.attrs.get("Labels") or {}).get(PROJECT_LABEL)
-        if project and project not in live:
-            live[project] = False  # a network whose containers are gone
     return live
 
 
