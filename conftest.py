@@ -5,8 +5,8 @@
 - ``beside``: tests with stacks of their own whose assertions hold on a busy machine
   (nothing left behind, one-line errors, what a host crash must show whatever its RTO):
   they run in parallel, a file per worker (``-n 2 --dist loadfile --no-loadscope-reorder``),
-  the heaviest first (``beside(weight=N)``), each file on ports of its own; CI runs them
-  beside the unit session;
+  dealt out by ``beside(weight=N)``, each file on ports of its own; CI runs them beside the
+  unit session;
 - ``live``: the session's stack and the other tests that build stacks of their own
   (marked ``docker`` or ``own_stack``); one at a time, since a second stack's load on 2
   cores stalls commits that the RTO checker rightly counts;
@@ -43,7 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "live: uses the session's stack or stacks of its own (-m live)")
     config.addinivalue_line("markers", "beside: stacks of its own, verdicts that hold on a busy machine: runs "
                                        "beside the unit session (-m beside -n 2 --dist loadfile "
-                                       "--no-loadscope-reorder); beside(weight=N): heavier files start first")
+                                       "--no-loadscope-reorder); beside(weight=N): the order files are dealt out")
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m selects on them
@@ -62,7 +62,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _stacks_first(item: pytest.Item) -> tuple[int, bool, bool]:
-    """The heaviest `beside` tests first (a worker takes them in this order); then tests with
+    """The `beside` tests by weight, heaviest first: xdist deals the files out in this order,
+    two to each worker at the start (with two workers: the 1st and 3rd to one, the 2nd to
+    the other — so the weights pair short files against the long one); then tests with
     stacks of their own only, then those also using the session's, then the rest."""
     beside = item.get_closest_marker("beside")
     weight = int(beside.kwargs.get("weight", 1)) if beside is not None else 0

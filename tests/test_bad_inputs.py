@@ -27,7 +27,7 @@ from harness.targets import TargetsError, load_targets
 
 # its CLI rows need their ports free: ports of its own, clear of the defaults and of every other
 # test's stacks (the cleanup test's run beside it in CI)
-pytestmark = [pytest.mark.own_stack, pytest.mark.beside]
+pytestmark = [pytest.mark.own_stack, pytest.mark.beside(weight=1)]
 BAD_INPUT_PORTS = shifted_ports(23000)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -279,7 +279,7 @@ def kill_9(run: Runner, outcome: Outcome) -> None:
         outcome.error = f"{type(exc).__name__}: {exc}"
 
 
-@pytest.mark.beside(weight=2)  # nothing here is timed: it runs beside the unit session
+@pytest.mark.beside(weight=3)  # nothing here is timed: it runs beside the unit session
 def test_interrupted_or_killed_during_a_fault(client: Any, others: dict[str, tuple[str, str]],
                                               runners: dict[str, Runner]) -> None:
     """Three runs of the hard-loss scenario at once, each on a stack of its own, each ended

@@ -22,9 +22,9 @@ import pytest
 from harness.engines.base import docker_client
 from harness.verdict import exit_status
 
-# its own stack on ephemeral ports; its verdicts (a graceful stop and a switchover of 3-5 s against
-# 10 s, the drill's fail by Patroni's ttl) hold on a busy machine: it runs beside the unit session
-pytestmark = [pytest.mark.docker, pytest.mark.own_stack, pytest.mark.beside(weight=2)]
+# its own stack on ephemeral ports, in the live session: its graceful stops (3-5 s against 10 s on a
+# quiet machine) took 13.5 s beside two other stacks on 2 cores
+pytestmark = [pytest.mark.docker, pytest.mark.own_stack]
 
 FOREIGN = Path(__file__).parent / "foreign"
 MANIFEST = FOREIGN / "pgchaos.toml"

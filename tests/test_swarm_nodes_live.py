@@ -23,9 +23,9 @@ from harness.stack import volumes
 from harness.stack.spec import shifted_ports
 
 # bounded: the subprocess within 840 s (a busy 2-core machine needed 8-13 min), cleanup after
-# beside: its assertions allow for a busy machine (see the verdict's below); the longest there
+# beside: its assertions allow for a busy machine (see the verdict's below); a worker of its own
 pytestmark = [pytest.mark.docker, pytest.mark.own_stack, pytest.mark.timeout(1080),
-              pytest.mark.beside(weight=3)]
+              pytest.mark.beside(weight=2)]
 
 REPO = Path(__file__).resolve().parents[1]
 STACK = f"pgchaos-nodes-ci-{os.getpid()}"
