@@ -2,14 +2,17 @@
 `docker service scale postgres-mesh_worker=5`, `SELECT citus_add_node('worker-5', 5432)`,
 `SELECT rebalance_table_shards()` — then back down to the stack file's 4 workers,
 draining the new worker first (the guide has no scale-down; its working procedure
-here: `citus_drain_node`, `docker service scale postgres-mesh_worker=4`, the group
-taken out of pg_dist_node and its Patroni keys and data folder removed).
+here: `citus_drain_node`, `patronictl pause` of the group, `docker service scale
+postgres-mesh_worker=4`, the group taken out of pg_dist_node and its Patroni keys and
+data folder removed).
 
 The new task (slot 5) is the worker-5 member of Citus group 5; Patroni registers
-its primary in pg_dist_node itself, by the task's overlay address. A task has no DNS
-name of its own on Swarm, so `worker-5` may not resolve from the coordinator: when the
-guide's `citus_add_node` fails, the finding is recorded with Citus's error and the
-working procedure (the address Patroni registered) runs as a labelled step. The
+its primary in pg_dist_node itself, by the task's overlay address. When Citus refuses
+the guide's `citus_add_node` (here: Patroni registers every group with an explicit
+group id, so Citus's own group-id sequence hands out 1 again), the finding is recorded
+with Citus's error and the working procedure (the address Patroni registered) runs as
+a labelled step; when it takes the name, the second registration of the same
+PostgreSQL is recorded and undone. The
 scale is the fault: RTO runs from the command to the last write disruption the
 scale-out and the rebalance cause; no acknowledged write may be lost (per worker
 group, the new one included in the placements) and the new group must hold shards.
@@ -114,17 +117,20 @@ def register_as_written(book, member, group) -> None:
 
 
 def scale_back(run, book, dep, service, group, data) -> None:
-    """Drain the new group, kill its task, scale the service back to the stack file's
-    replicas (which slot Swarm removes is recorded: a worker that still holds shards must
-    not be the one), take the group out of pg_dist_node once Patroni's leader key of it has
-    expired, and remove its Patroni keys and data folder.
+    """Drain the new group, put it in Patroni's maintenance mode, scale the service back to
+    the stack file's replicas (which slot Swarm removes is recorded: a worker that still
+    holds shards must not be the one), take the group out of pg_dist_node once Patroni's
+    leader key of it has expired, and remove its Patroni keys and data folder.
 
-    The task is killed, not stopped by the scale-down: a worker primary's graceful stop
+    Why the pause: a worker primary's graceful stop (what the scale-down does to its task)
     makes the coordinator's Patroni rename its pg_dist_node row to '<address>-demoted'
     (citus_update_node) in a transaction it keeps open, holding pg_dist_node's
     ExclusiveLock, until the group has a new primary — which a removed group never gets,
     so `citus_disable_node` / `citus_remove_node` wait behind it for good (seen when
-    scaling down with `docker service scale` alone)."""
+    scaling down with `docker service scale` alone). A paused Patroni exits without
+    stopping PostgreSQL or telling the coordinator: the task ends like a lost host.
+    (Killing the task first races Swarm's restart of it: once the scale-down found the
+    restarted task and removed nothing.)"""
     dsn = book.dsn
     member = dep.slotted()[service].member(max(running_tasks(dep, service)))
     primary = citus.primaries(dsn).get(group)
@@ -136,10 +142,14 @@ def scale_back(run, book, dep, service, group, data) -> None:
     if left:
         raise AssertionError(f"group {group} still holds {left} shard placements after the drain: "
                              "not scaling down (the new worker is left running)")
+    manifest = run.stack.manifest
+    config = next(g for g in [*manifest.groups, *manifest.spare_groups] if member in g.members).patroni_config
+    code, out = run.stack.exec(member, ["patronictl", "-c", config, "pause", "--group", str(group), "--wait"],
+                               user="postgres", timeout=60)
+    book.note(f"R2. patronictl pause --group {group} (on {member})", ok=code == 0,
+              error=None if code == 0 else out.strip()[-300:], output=out.strip().splitlines()[-2:])
     before = running_tasks(dep, service)
     want = dep.desired_in_stack_file(service)
-    with book.step(f"R2. kill the drained worker's task ({member}; SIGKILL, not a graceful stop)"):
-        dep.kill(member)
     docker_command(run, book, f"R3. docker service scale postgres-mesh_{service}={want}",
                    f"docker service scale postgres-mesh_{service}={want}", guide=False)
     removed = sorted(set(before) - desired_slots(dep, service))

@@ -4,8 +4,9 @@ names it, the steady state (placement by task slot included), then the guide's
 `docker service` commands as written, each a scenario under load — `update --force`
 of the coordinator and of PgBouncer, the rolling `update --image` of the workers, and
 `scale postgres-mesh_worker=5` with `citus_add_node` / `rebalance_table_shards()` and
-the drain back to 4 — and teardown, after which nothing of ours remains. Skipped
-without a Citus package (PGCHAOS_CITUS_DEB) or image (PGCHAOS_CITUS_IMAGE)."""
+the drain back to 4 (Patroni paused for the group first) — and teardown, after which
+nothing of ours remains. Skipped without a Citus package (PGCHAOS_CITUS_DEB) or image
+(PGCHAOS_CITUS_IMAGE)."""
 
 from __future__ import annotations
 
