@@ -56,6 +56,7 @@ def healthy(dsn: str) -> bool:
 
 
 @pytest.mark.target("worker-distributed-transactions")
+@pytest.mark.requires("worker-standbys")  # a standby to promote
 def test_citus_transfers_worker_failover(scenario_run):
     with scenario_run() as run:
         bank = start_bank(run)
@@ -115,7 +116,7 @@ def standby_lag(run, group: str, standby: str) -> int:
 
 
 @pytest.mark.target("worker-distributed-transactions")
-@pytest.mark.requires("replication-links")
+@pytest.mark.requires("replication-links", "worker-standbys")
 def test_citus_transfers_worker_failover_lagging_standby(scenario_run):
     with scenario_run() as run:
         bank = start_bank(run)

@@ -20,7 +20,7 @@ pytestmark = [
     pytest.mark.scenario,
     pytest.mark.docker,
     pytest.mark.citus,
-    pytest.mark.requires("citus", "worker-groups>=2"),
+    pytest.mark.requires("citus", "worker-groups>=2", "worker-standbys"),  # a standby to promote
     pytest.mark.target("worker-failure"),
     pytest.mark.alerts("PatroniMemberDown", "PatroniLeaderMissing"),  # no group leader until the failover
 ]

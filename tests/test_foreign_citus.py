@@ -68,7 +68,7 @@ def test_the_demo_formation_runs_in_quorum_mode_on_its_manifests_database() -> N
 def test_the_demo_capabilities_are_what_it_offers() -> None:
     caps = mode_capabilities(load_manifest(DEMO / "pgchaos.toml"), attached=False)
     assert caps == {"router": 1, "patroni": 3, "dcs-members": 3, "coordinator-members": 3,
-                    "worker-groups": 2, "citus": 1}
+                    "worker-groups": 2, "worker-standbys": 1, "citus": 1}
     attached = mode_capabilities(load_manifest(DEMO / "pgchaos.toml"), attached=True)
     assert attached == caps  # nothing of ours to take away: no loop volumes, no tools
 

@@ -225,6 +225,9 @@ class Manifest:
                 caps["worker-links"] = len(self.toxiproxy.workers)
         if self.worker_groups:
             caps["worker-groups"] = len(self.worker_groups)
+            standbys = min(len(g.members) for g in self.worker_groups) - 1  # a worker group can fail over
+            if standbys > 0:
+                caps["worker-standbys"] = standbys
         if any(g.citus_group is not None for g in self.groups):
             caps["citus"] = 1
         if self.monitoring and self.monitoring.prometheus:
