@@ -112,32 +112,40 @@ def _missing(compose_dir: Path, tag: str) -> list[str]:
 
 
 def _build(compose_dir: Path, name: str, tag: str) -> None:
-    _run(
-        ["docker", "build", "-q", "--force-rm", "--label", "io.pgchaos.image=pgchaos",
-         "-t", f"{IMAGE_PREFIX}/{name}:{tag}", "-t", f"{IMAGE_PREFIX}/{name}:latest",
-         str(images_dir(compose_dir) / name)],
-        f"docker build {name}",
-        env={**os.environ, "DOCKER_BUILDKIT": "0"},
-    )
+    _build_context(images_dir(compose_dir) / name,
+                   [f"{IMAGE_PREFIX}/{name}:{tag}", f"{IMAGE_PREFIX}/{name}:latest"])
 
 
-def ensure_images(compose_dir: Path, progress: Progress = print) -> str:
-    """Build what is missing and return the image tag to run."""
+def _build_context(context: Path, tags: list[str]) -> None:
+    _run(["docker", "build", "-q", "--force-rm", "--label", "io.pgchaos.image=pgchaos",
+          *(arg for t in tags for arg in ("-t", t)), str(context)],
+         f"docker build {context.name}", env={**os.environ, "DOCKER_BUILDKIT": "0"})
+
+
+def ensure_images(compose_dir: Path, progress: Progress = print, extra: dict[str, Path] | None = None) -> str:
+    """Build what is missing and return the image tag to run. ``extra``: an engine's own
+    images (tag -> build folder, FROM the base image), built in the same pool."""
     tag = inputs_hash(compose_dir)
-    if not _missing(compose_dir, tag):
+
+    def missing_extra() -> list[str]:
+        return [ref for ref in (extra or {}) if not _image_exists(ref)]
+
+    if not _missing(compose_dir, tag) and not missing_extra():
         return tag
     with build_lock(progress):
-        missing = _missing(compose_dir, tag)  # built meanwhile by the lock's holder
-        if not missing:
+        missing, others = _missing(compose_dir, tag), missing_extra()  # built meanwhile by the lock's holder?
+        if not missing and not others:
             return tag
         with ThreadPoolExecutor(max_workers=PARALLEL_BUILDS) as pool:
             base = pool.submit(ensure_base_image, compose_dir, progress)
             if "toxiproxy" in missing:
                 pool.submit(ensure_toxiproxy_binaries, compose_dir, progress).result()
             base.result()
-            progress(f"building {len(missing)} images ({PARALLEL_BUILDS} at a time): "
-                     f"{', '.join(missing)} as {IMAGE_PREFIX}/NAME:{tag}")
-            for build in [pool.submit(_build, compose_dir, name, tag) for name in missing]:
+            progress(f"building {len(missing) + len(others)} images ({PARALLEL_BUILDS} at a time): "
+                     f"{', '.join([*missing, *others])}" + (f" as {IMAGE_PREFIX}/NAME:{tag}" if missing else ""))
+            builds = [pool.submit(_build, compose_dir, name, tag) for name in missing]
+            builds += [pool.submit(_build_context, (extra or {})[ref], [ref]) for ref in others]
+            for build in builds:
                 build.result()
     return tag
 

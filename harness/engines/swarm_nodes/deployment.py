@@ -45,7 +45,7 @@ from harness.engines.swarm.deployment import (
     SwarmDeployment,
     _run,
 )
-from harness.engines.swarm_nodes.nodes import SLOT_LABEL, Node, NodeSet, node_count
+from harness.engines.swarm_nodes.nodes import SLOT_LABEL, Node, NodeSet, node_count, node_image_dir, node_image_tag
 from harness.engines.swarm_nodes.placement import deploy_placement, placement_check
 from harness.errors import PgchaosError
 
@@ -89,6 +89,11 @@ class SwarmNodesDeployment(SwarmDeployment):
         self.avoid: set[str] = set()  # nodes a fault cut off: not asked to manage
         self._where: dict[str, str] = {}  # container id -> endpoint of its node
         self.timings: dict[str, float] = {}
+
+    @staticmethod
+    def engine_images() -> dict[str, Path]:
+        """The node image, built beside pgchaos's images (it is FROM the same base)."""
+        return {node_image_tag(): node_image_dir()}
 
     @classmethod
     def capabilities(cls, caps: dict[str, int]) -> dict[str, int]:
