@@ -55,6 +55,9 @@ class FakeDeployment(ContainerVerbs):
     def published_ports(self) -> list[tuple[str, str, int]]:
         return []
 
+    def engine_images(self) -> dict[str, Path]:
+        return {}
+
     def services(self, every_profile: bool = False) -> list[str]:
         return sorted(self._containers)
 

@@ -77,9 +77,8 @@ def provision(stack: Stack) -> None:
     write_state(stack)
     stack.docker  # noqa: B018 - fails early with one line when no engine answers
     if stack.manifest.images in ("reference", "citus"):
-        engine_images = getattr(stack.deployment, "engine_images", None)  # e.g. the swarm nodes' own image
         stack.image_tag = images.ensure_images(spec_module.COMPOSE_DIR, stack.progress,
-                                               extra=engine_images() if engine_images else None)
+                                               extra=stack.deployment.engine_images())
     if stack.manifest.images == "citus":
         own = stack.manifest.dir / "image" / "Dockerfile"  # a stack's own recipe, else pgchaos's
         recipe_dir = stack.manifest.dir if own.is_file() else spec_module.COMPOSE_DIR / "citus"

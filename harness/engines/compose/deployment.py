@@ -120,6 +120,10 @@ class ComposeDeployment(ContainerVerbs):
         }
         path.write_text(json.dumps(doc, indent=2))  # JSON is YAML
 
+    def engine_images(self) -> dict[str, Path]:
+        """None of its own: the stack's images are pgchaos's (or the user's)."""
+        return {}
+
     def published_ports(self) -> list[tuple[str, str, int]]:
         """(service, host ip, host port) for every fixed published port of the model."""
         out = []

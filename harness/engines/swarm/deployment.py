@@ -331,6 +331,10 @@ class SwarmDeployment(ContainerVerbs):
         return [(svc, port, EDGE_PORT_BASE + i, fixed.get((svc, port), 0))
                 for i, (svc, port) in enumerate(seen)]
 
+    def engine_images(self) -> dict[str, Path]:
+        """None of its own: the stack's images are pgchaos's (or the user's)."""
+        return {}
+
     def published_ports(self) -> list[tuple[str, str, int]]:
         return [(svc, "127.0.0.1", host) for svc, _, _, host in self.edge_routes() if host]
 

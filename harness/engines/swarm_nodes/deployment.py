@@ -90,8 +90,7 @@ class SwarmNodesDeployment(SwarmDeployment):
         self._where: dict[str, str] = {}  # container id -> endpoint of its node
         self.timings: dict[str, float] = {}
 
-    @staticmethod
-    def engine_images() -> dict[str, Path]:
+    def engine_images(self) -> dict[str, Path]:
         """The node image, built beside pgchaos's images (it is FROM the same base)."""
         return {node_image_tag(): node_image_dir()}
 
