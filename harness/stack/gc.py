@@ -87,7 +87,7 @@ def _being_set_up(run: Path) -> bool:
 def liveness(client: Any, elsewhere: set[str] | None = None) -> dict[str, bool]:
     """Project -> live, for every run of this state folder and every project
     whose containers or networks carry our ownership label. Projects whose
-    containers name another state folder are added to `elsewhere`."""
+    containers or networks name another state folder are added to `elsewhere`."""
     live = _state_runs()
     containers = client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}=pgchaos"},
                                         ignore_removed=True)
