@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
+from swarm_leftovers import stack_left
 
-from harness.engines.base import PROJECT_LABEL, docker_client, remove_project_resources
+from harness.engines.base import docker_client, remove_project_resources
 from harness.engines.swarm.deployment import swarm_state
 from harness.stack import volumes
 from harness.stack.spec import shifted_ports
@@ -36,17 +37,7 @@ PORTS = shifted_ports(12000)
 
 
 def ours_left(client) -> dict[str, list[str]]:
-    label = f"{PROJECT_LABEL}={STACK}"
-    left: dict[str, list[str]] = {
-        "containers": [c.name for c in client.containers.list(all=True, filters={"label": label},
-                                                               ignore_removed=True)],
-        "named": [c.name for c in client.containers.list(all=True, filters={"name": STACK}, ignore_removed=True)],
-        "networks": [n.name for n in client.networks.list(filters={"label": label})],
-        "volumes": [v.name for v in client.volumes.list(filters={"label": label})],
-        "mounts": [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-                   if line.split()[1].startswith(STATE_DIR + "/")],
-    }
-    return {k: v for k, v in left.items() if v}
+    return stack_left(client, STACK, STATE_DIR)
 
 
 def test_swarm_nodes_deploy_placement_leader_node_crash_and_clean_teardown(tmp_path: Path) -> None:
