@@ -289,7 +289,8 @@ def _same_stack(stack: Any) -> str:
     import shlex
 
     if stack.attached:
-        return f" --manifest {shlex.quote(str(stack.manifest.path))} --attach {shlex.quote(stack.project)}"
+        engine = f" --engine {stack.spec.engine}" if stack.spec.engine != engines.DEFAULT_ENGINE else ""
+        return f" --manifest {shlex.quote(str(stack.manifest.path))} --attach {shlex.quote(stack.project)}{engine}"
     return f" --run-id {stack.run_id}"
 
 
@@ -535,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("inject", "heal", "drill"):
             p.add_argument("--run-id", default=None, help="which stack of `pgchaos up` (default: yours, "
                            "started from this folder)")
-        if name in ("up", "run", "certify"):
+        if name in STACK_COMMANDS:  # status, inject, heal, drill: the engine of an --attach stack
             p.add_argument("--engine", default=engines.DEFAULT_ENGINE, choices=engines.names(),
                            help="deployment engine: " + "; ".join(f"{n}: {d}" for n, d in
                                                                   engines.descriptions().items()))

@@ -14,7 +14,7 @@ from conftest import assert_verdict
 pytestmark = [
     pytest.mark.scenario,
     pytest.mark.docker,
-    pytest.mark.requires("swarm-nodes", "coordinator-members>=3"),
+    pytest.mark.requires("swarm-nodes", "node-control", "coordinator-members>=3"),
     pytest.mark.target("node-failure"),
 ]
 

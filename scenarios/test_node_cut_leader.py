@@ -23,7 +23,7 @@ from harness.load.writable_probe import WritableProbe
 pytestmark = [
     pytest.mark.scenario,
     pytest.mark.docker,
-    pytest.mark.requires("swarm-nodes", "coordinator-members>=3"),
+    pytest.mark.requires("swarm-nodes", "node-control", "coordinator-members>=3"),
     pytest.mark.target("leader-partition"),
 ]
 

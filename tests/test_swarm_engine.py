@@ -91,7 +91,7 @@ def test_capability_swarm_only_on_the_swarm_engine() -> None:
 def test_engine_validation_one_line() -> None:
     with pytest.raises(PgchaosError, match="unknown engine 'nomad'"):
         StackSpec(engine="nomad").validate()
-    with pytest.raises(PgchaosError, match="--attach works with --engine compose only"):
+    with pytest.raises(PgchaosError, match="--attach works with --engine compose or swarm-nodes only"):
         StackSpec(engine="swarm", attach="x").validate()
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "up", "--engine", "nomad"],
                           capture_output=True, text=True, cwd=REPO)

@@ -6,6 +6,29 @@ credentials come from (environment variable names, never the secrets). The
 harness names no service of its own: everything it touches comes from here,
 and the live roles (leader, sync standby, replicas) from Patroni's REST API.
 
+A swarm someone else deployed is described by the optional `[swarm]` table,
+read in attach mode (`--engine swarm-nodes --attach [STACK]`):
+
+    [swarm]
+    stack = "postgres-mesh"                      # the deployed stack (`--attach STACK` wins)
+    managers = ["tcp://host-a:2376", "ssh://ops@host-b"]   # tried in order
+    [swarm.nodes]                                # each node's own engine, by hostname
+    host-a = "tcp://host-a:2376"
+    host-c = "ssh://ops@host-c"
+    [swarm.ports]                                # "SERVICE:PORT" -> its 127.0.0.1 port
+    "coordinator-1:5432" = 15432
+    "coordinator-1:8008" = 18008
+
+Endpoints are what `DOCKER_HOST` accepts: `unix://`, `tcp://` (TLS from
+`DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH`), `ssh://`. A manager's API cannot
+kill, stop or exec into a task's container on another node; the node's own
+engine can, so a node that runs a task of the stack needs its endpoint (a
+manager without one under `[swarm.nodes]` is found by its engine's
+hostname). pgchaos reaches the stack only on 127.0.0.1: every member's
+PostgreSQL port (and REST API port for a Patroni member) must be in
+`[swarm.ports]`; the router, pooler, Toxiproxy and monitoring ports may be
+too, else their `PGCHAOS_<NAME>_PORT` (or default) is used.
+
 A manifest that does not validate raises ManifestError with one line naming
 the key and the fix.
 """
@@ -15,7 +38,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +48,9 @@ ROLES = ("coordinator", "worker", "standalone")
 DCS_KINDS = ("etcd",)
 LOAD_SCHEMA = "pgchaos"
 _CAPABILITY = re.compile(r"^([a-z][a-z0-9-]*)(?:>=(\d+))?$")
+_ENDPOINT = re.compile(r"^(unix://.+|tcp://[^/\s]+|ssh://[^/\s]+)$")
+_STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+ENDPOINT_FIX = 'a Docker endpoint: "unix:///path/docker.sock", "tcp://host:2376" or "ssh://user@host"'
 
 
 class ManifestError(PgchaosError):
@@ -93,6 +119,17 @@ class Monitoring:
 
 
 @dataclass(frozen=True)
+class SwarmTarget:
+    """A swarm someone else deployed (`[swarm]`, attach mode): where its managers and
+    nodes' engines answer, and the 127.0.0.1 port of each service port pgchaos reaches."""
+
+    managers: tuple[str, ...]
+    stack: str | None = None
+    nodes: dict[str, str] = field(default_factory=dict)  # hostname -> endpoint of its engine
+    ports: dict[tuple[str, int], int] = field(default_factory=dict)  # (service, port) -> 127.0.0.1 port
+
+
+@dataclass(frozen=True)
 class Database:
     name: str
     user_env: str
@@ -139,6 +176,7 @@ class Manifest:
     # [bounds]: waiver bounds set by hand instead of derived from the stack's timings,
     # name -> (seconds, reason); e.g. hard_kill_s = 30 with its reason
     bounds: dict[str, tuple[float, str]] = field(default_factory=dict)
+    swarm: SwarmTarget | None = None  # [swarm]: a swarm someone else deployed (attach mode)
 
     @property
     def dir(self) -> Path:
@@ -330,7 +368,7 @@ def load_manifest(path: str | Path) -> Manifest:
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError(f"manifest {path}: not valid TOML ({exc})") from None
     top = _Reader(path, doc, "", {"stack", "database", "groups", "router", "pooler", "dcs",
-                                  "toxiproxy", "monitoring", "load", "bounds"})
+                                  "toxiproxy", "monitoring", "load", "bounds", "swarm"})
     stack = top.sub("stack", {"name", "compose_files", "images", "config_dir", "variants_dir",
                               "loop_volumes", "volume_size_mb", "features", "tools_service", "schema_sql",
                               "env_file"},
@@ -495,12 +533,50 @@ def load_manifest(path: str | Path) -> Manifest:
         schema_sql=schema_sql, load_setup_sql=load_sql, load_clients=clients,
         tools_service=stack.get("tools_service", str, None), env_files=env_files, spare_groups=tuple(spares),
         bounds=bounds)
+    if (sw := top.sub("swarm", {"stack", "managers", "nodes", "ports"})) is not None:
+        manifest = replace(manifest, swarm=_swarm_target(sw, manifest))
     for name in compose_files:
         if not (manifest.dir / name).is_file():
             raise stack.fail("compose_files", f"file not found: {manifest.dir / name}")
     if manifest.config_dir is not None and not (manifest.dir / manifest.config_dir).is_dir():
         raise stack.fail("config_dir", f"folder not found: {manifest.dir / manifest.config_dir}")
     return manifest
+
+
+def _swarm_target(sw: _Reader, manifest: Manifest) -> SwarmTarget:
+    """`[swarm]`: endpoints checked for their scheme, every member's ports given."""
+    stack = sw.get("stack", str, None)
+    if stack is not None and not _STACK_NAME.match(stack):
+        raise sw.fail("stack", f"{stack!r} is not a stack name (letters, digits, - and _)")
+    managers = sw.get("managers", list, required=True)
+    if not managers:
+        raise sw.fail("managers", f'needs at least one manager, e.g. ["tcp://host-a:2376"]; each {ENDPOINT_FIX}')
+    for i, url in enumerate(managers):
+        if not isinstance(url, str) or not _ENDPOINT.match(url):
+            raise sw.fail(f"managers[{i}]", f"{url!r} is not {ENDPOINT_FIX}")
+    nodes = sw.get("nodes", dict, {})
+    for name, url in nodes.items():
+        if not isinstance(url, str) or not _ENDPOINT.match(url):
+            raise sw.fail(f"nodes.{name}", f"{url!r} is not {ENDPOINT_FIX} (the engine of the node with that "
+                                           "hostname)")
+    raw_ports = sw.get("ports", dict, {})
+    services = set(manifest.services())
+    ports: dict[tuple[str, int], int] = {}
+    for key, host in raw_ports.items():
+        service, _, port = key.rpartition(":")
+        if service not in services or not port.isdigit() or not 0 < int(port) < 65536:
+            raise sw.fail(f"ports.{key!r}", 'keys are "SERVICE:PORT", a service the manifest names and its '
+                                            'container port, e.g. "coordinator-1:5432"')
+        if isinstance(host, bool) or not isinstance(host, int) or not 0 < host < 65536:
+            raise sw.fail(f"ports.{key!r}", f"{host!r} is not a port number (the 127.0.0.1 port that reaches it)")
+        ports[(service, int(port))] = host
+    for group in manifest.groups:
+        for member in group.members:
+            for port in (group.pg_port, *([group.rest_port] if group.patroni else [])):
+                if (member, port) not in ports:
+                    raise sw.fail("ports", f'missing "{member}:{port}"; add "{member}:{port}" = <the 127.0.0.1 '
+                                           "port that reaches it> (pgchaos reaches a swarm only on 127.0.0.1)")
+    return SwarmTarget(tuple(managers), stack, dict(nodes), ports)
 
 
 def check_against_services(manifest: Manifest, services: list[str]) -> None:

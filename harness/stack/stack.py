@@ -60,7 +60,11 @@ def mode_capabilities(manifest: Manifest, attached: bool, engine: str = engines.
     if attached:
         caps.pop("loop-volumes", None)
         caps.pop("tools", None)
-    return engines.engine(engine).capabilities(caps)
+    eng = engines.engine(engine)
+    caps = eng.capabilities(caps)
+    for name in getattr(eng, "provisioned_only", ()) if attached else ():  # e.g. a host pgchaos runs
+        caps.pop(name, None)
+    return caps
 
 
 class Stack:
@@ -174,7 +178,7 @@ class Stack:
         check_against_services(self.manifest, sorted(self.deployment.containers()))
         self.check_patroni_answers(partial=not all_running)
         self.state_dir = attached_state_dir(self.project)  # its game-day faults, shared by every call
-        self.progress(f"attached to compose project {self.project}")
+        self.progress(f"attached to {self.project}")
 
     def check_patroni_answers(self, timeout: float = 3.0, partial: bool = False) -> None:
         """Every Patroni member's REST API answers on its published port. With

@@ -658,11 +658,12 @@ class SwarmDeployment(ContainerVerbs):
         reps = self.replicas()
         bad = {n: f"{r}/{d}" for n, (r, d) in sorted(reps.items()) if r != d}
         missing = sorted(set(self.stack_file_services()) - set(reps))
-        edge = "absent"
-        with contextlib.suppress(PgchaosError, docker.errors.APIError):
-            edge = self.edge().status
-        ok = not bad and not missing and edge == "running"
-        detail = (f"all {len(reps)} services of {self.project} at their desired replicas; edge running" if ok else
+        edge = "absent" if self.provisioned else "none (attached: the manifest's 127.0.0.1 ports)"
+        if self.provisioned:
+            with contextlib.suppress(PgchaosError, docker.errors.APIError):
+                edge = self.edge().status
+        ok = not bad and not missing and (edge == "running" or not self.provisioned)
+        detail = (f"all {len(reps)} services of {self.project} at their desired replicas; edge {edge}" if ok else
                   f"not at desired replicas: {bad or 'none'}; missing: {missing or 'none'}; edge {edge}")
         return [HealthCheck("swarm_replicas", ok, detail,
                             {"replicas": {n: f"{r}/{d}" for n, (r, d) in sorted(reps.items())}, "edge": edge})]

@@ -16,6 +16,15 @@ file, the same services, faults and steady state) with three differences:
 
 On this machine the nodes are Docker-in-Docker containers (`nodes.NodeSet`),
 created by `up` and removed by `down` (volumes and network included).
+
+Attach mode (`--attach [STACK]` with a manifest's `[swarm]`): a stack someone
+else deployed on a swarm of real hosts. The managers and each node's engine are
+the manifest's endpoints (`nodes.AttachedNodes`); the stack is checked to exist
+and to run the services the manifest names; the host ports are the manifest's
+127.0.0.1 ports (`[swarm.ports]`, else `PGCHAOS_<NAME>_PORT`), no edge is
+started; nothing is deployed, created or removed, and the host faults that need
+a host pgchaos runs (node-crash, node-stop, node-cut: capability
+`node-control`) are not offered — a drain goes through a manager and is.
 """
 
 from __future__ import annotations
@@ -34,8 +43,9 @@ import docker
 import docker.errors
 import requests
 
-from harness.engines.base import OWNER_LABEL, RUN_LABEL, HealthCheck
+from harness.engines.base import OWNER_LABEL, RUN_LABEL, EngineContext, HealthCheck
 from harness.engines.swarm.deployment import (
+    DEFAULT_STACK,
     EDGE_LABEL,
     ENGINE_LABEL,
     NAMESPACE_LABEL,
@@ -45,7 +55,15 @@ from harness.engines.swarm.deployment import (
     SwarmDeployment,
     _run,
 )
-from harness.engines.swarm_nodes.nodes import SLOT_LABEL, Node, NodeSet, node_count, node_image_dir, node_image_tag
+from harness.engines.swarm_nodes.nodes import (
+    SLOT_LABEL,
+    AttachedNodes,
+    Node,
+    NodeSet,
+    node_count,
+    node_image_dir,
+    node_image_tag,
+)
 from harness.engines.swarm_nodes.placement import deploy_placement, placement_check
 from harness.errors import PgchaosError
 
@@ -74,7 +92,9 @@ class SwarmNodesDeployment(SwarmDeployment):
     name: ClassVar[str] = "swarm-nodes"
     description: ClassVar[str] = ("the swarm engine on several hosts (Docker-in-Docker nodes here, "
                                   "PGCHAOS_SWARM_NODES of them)")
-    can_attach: ClassVar[bool] = False
+    can_attach: ClassVar[bool] = True
+    # what an attached swarm does not offer: its hosts are not containers pgchaos runs
+    provisioned_only: ClassVar[tuple[str, ...]] = ("node-control",)
 
     def __init__(self, stack_name: str, workdir: Path, manifest: Manifest, ports: Ports,
                  env_file: Path | None = None, override_file: Path | None = None,
@@ -83,10 +103,14 @@ class SwarmNodesDeployment(SwarmDeployment):
         super().__init__(stack_name, workdir, manifest, ports, env_file=env_file, override_file=override_file,
                          state_dir=state_dir, provisioned=provisioned, progress=progress)
         run_dir = state_dir or Path(".")
-        self.nodes = NodeSet(stack_name, run_dir, count or node_count(),
-                             binds=[run_dir.resolve(), workdir.resolve()], progress=progress)
+        target = manifest.swarm if manifest is not None else None
+        self.nodes: NodeSet | AttachedNodes = (
+            NodeSet(stack_name, run_dir, count or node_count(), binds=[run_dir.resolve(), workdir.resolve()],
+                    progress=progress) if provisioned else
+            AttachedNodes(stack_name, target.managers if target else (), target.nodes if target else {}))
         self._manager: Node | None = None
         self.avoid: set[str] = set()  # nodes a fault cut off: not asked to manage
+        self.drained: set[str] = set()  # attach mode: nodes pgchaos drained (heal-all makes only these active)
         self._where: dict[str, str] = {}  # container id -> endpoint of its node
         self.timings: dict[str, float] = {}
 
@@ -95,9 +119,23 @@ class SwarmNodesDeployment(SwarmDeployment):
         return {node_image_tag(): node_image_dir()}
 
     @classmethod
+    def create(cls, ctx: EngineContext) -> SwarmNodesDeployment:
+        """Provision: the swarm engine's (its own Docker-in-Docker nodes). Attach: the stack
+        `--attach STACK`, else the manifest's `[swarm] stack`, else $PGCHAOS_SWARM_STACK or
+        postgres-mesh, on the manifest's managers (checked by `find`)."""
+        if ctx.provisioned:
+            return super().create(ctx)  # type: ignore[return-value]
+        target = ctx.manifest.swarm
+        name = ctx.attach or (target.stack if target else None) or os.environ.get("PGCHAOS_SWARM_STACK") \
+            or DEFAULT_STACK
+        return cls(name, ctx.manifest.dir, ctx.manifest, ctx.ports, state_dir=ctx.state_dir, provisioned=False,
+                   progress=ctx.progress)
+
+    @classmethod
     def capabilities(cls, caps: dict[str, int]) -> dict[str, int]:
-        """The swarm engine's, plus host faults ("swarm-nodes")."""
-        return {**super().capabilities(caps), "swarm-nodes": 1}
+        """The swarm engine's, plus several hosts ("swarm-nodes": drain) and hosts pgchaos runs
+        ("node-control": crash, stop, cut; `provisioned_only`)."""
+        return {**super().capabilities(caps), "swarm-nodes": 1, "node-control": 1}
 
     @classmethod
     def collect(cls, everything: bool, progress: Callable[[str], None]) -> list[str]:
@@ -109,7 +147,7 @@ class SwarmNodesDeployment(SwarmDeployment):
     # -- the manager's engine ----------------------------------------------------------------
     def manager(self) -> Node:
         """The first node whose engine answers and that no fault cut off (the last good one first)."""
-        candidates = [n for n in self.nodes.nodes if n.name not in self.avoid]
+        candidates = [n for n in self.nodes.managers if n.name not in self.avoid]
         if self._manager in candidates:
             candidates.remove(self._manager)
             candidates.insert(0, self._manager)
@@ -118,7 +156,7 @@ class SwarmNodesDeployment(SwarmDeployment):
                 self._manager = node
                 return node
         raise PgchaosError(f"no manager of swarm {self.project} answers "
-                           f"({', '.join(n.name for n in self.nodes.nodes)})")
+                           f"({', '.join(n.name for n in self.nodes.managers) or 'none named'})")
 
     @property
     def docker(self) -> docker.DockerClient:  # type: ignore[override]
@@ -126,6 +164,88 @@ class SwarmNodesDeployment(SwarmDeployment):
 
     def cli_env(self) -> dict[str, str]:
         return {**os.environ, "DOCKER_HOST": self.manager().endpoint}
+
+    # -- attach: a stack someone else deployed -----------------------------------------------
+    def find(self, services: list[str], all_running: bool = True) -> None:
+        """Attach: the manifest's managers answer, the stack is deployed, its services are the
+        manifest's, and every node that runs one of its tasks has an engine pgchaos reaches
+        (with `all_running`, every service has a running task). One line otherwise."""
+        if self.provisioned:
+            raise PgchaosError("find is for attach mode: this swarm-nodes stack is provisioned")
+        target = self.manifest.swarm
+        if target is None:
+            raise PgchaosError(f"{self.manifest.path}: --attach on --engine swarm-nodes needs a [swarm] table: "
+                               'managers = ["tcp://host:2376"], [swarm.nodes], [swarm.ports] (docs/manifest.md)')
+        manager = self.manager()
+        self._model = None
+        if not self._stack_services():
+            others: set[str] = set()
+            with contextlib.suppress(docker.errors.APIError, requests.RequestException):
+                others = {(s.attrs["Spec"].get("Labels") or {}).get(NAMESPACE_LABEL, "")
+                          for s in self.docker.services.list()} - {""}
+            there = f"stacks there: {', '.join(sorted(others))}" if others else "no stack there"
+            raise PgchaosError(f"--attach: no swarm stack {self.project!r} on {manager.endpoint}; {there}")
+        have = self.services()
+        missing = [s for s in services if s not in have]
+        if missing:
+            raise PgchaosError(f"{self.manifest.path}: service {missing[0]!r} is not in swarm stack "
+                               f"{self.project} ({len(missing)} of the manifest's missing); services there: "
+                               f"{', '.join(have)}")
+        where = self.placement()
+        for host in sorted(set(where.values())):
+            node = self.nodes.by_name(host)  # one line when the manifest names no engine for it
+            if not self.nodes.answers(node):
+                raise PgchaosError(f"--attach: the engine of swarm node {host} ({node.endpoint}) does not answer")
+        down = [s for s in services if s not in where]
+        if all_running and down:
+            raise PgchaosError(f"--attach: {self.swarm_service(down[0])} has no running task "
+                               f"({len(down)} service(s) of the manifest down); a session needs every one running")
+
+    def model(self) -> dict[str, Any]:
+        """Provisioned: the stack file. Attached: the deployed services as the stack file would
+        say them (image, hostname template, replicas found), read from a manager."""
+        if self.provisioned:
+            return super().model()
+        if self._model is None:
+            services: dict[str, Any] = {}
+            for svc in self._stack_services():
+                spec = svc.attrs["Spec"]
+                container = spec["TaskTemplate"]["ContainerSpec"]
+                replicas = int(((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas", 1))
+                services[svc.name.removeprefix(f"{self.project}_")] = {
+                    "image": str(container.get("Image", "")).split("@", 1)[0],
+                    "hostname": container.get("Hostname", ""), "deploy": {"replicas": replicas}}
+            if not services:
+                return {"services": {}}  # not cached: a manager re-electing answers nothing for a moment
+            self._model = {"services": services}
+        return self._model
+
+    def service_spec(self, service: str) -> dict[str, Any]:
+        """Attached: a service of this stack (not labelled ours: the user's stack)."""
+        if self.provisioned:
+            return super().service_spec(service)
+        try:
+            svc = self.docker.services.get(self.swarm_service(service))
+        except docker.errors.NotFound:
+            raise PgchaosError(f"no swarm service {self.swarm_service(service)}") from None
+        if (svc.attrs["Spec"].get("Labels") or {}).get(NAMESPACE_LABEL) != self.project:
+            raise PgchaosError(f"refusing to touch swarm service {svc.name}: not part of {self.project}")
+        return svc.attrs
+
+    def endpoint(self, service: str, port: int) -> tuple[str, int]:
+        """Attached: the manifest's 127.0.0.1 port (`[swarm.ports]`, else the fixed
+        PGCHAOS_<NAME>_PORT of the router, pooler, Toxiproxy or monitoring)."""
+        if self.provisioned:
+            return super().endpoint(service, port)
+        svc = service.removeprefix(f"{self.project}_")
+        target = self.manifest.swarm
+        host = target.ports.get((svc, port)) if target is not None else None
+        if host is None:
+            host = next((h for s, p, _, h in self.edge_routes() if s == svc and p == port and h), None)
+        if host is None:
+            raise PgchaosError(f'the manifest\'s [swarm.ports] names no 127.0.0.1 port for {svc}:{port}; add '
+                               f'"{svc}:{port}" = PORT')
+        return "127.0.0.1", int(host)
 
     # -- the stack file's additions ------------------------------------------------------------
     def write_owner_override(self, path: Path, labels: dict[str, str]) -> None:
@@ -165,7 +285,11 @@ class SwarmNodesDeployment(SwarmDeployment):
         """The tag on **every node that has the image**: a task runs on a node only with its
         image there (``--no-resolve-image``: no registry), so a tag made on the manager alone
         would leave a rolling update's tasks on the other hosts rejected ("No such image").
-        Nothing to remove after: the nodes go with the run."""
+        Nothing to remove after: the nodes go with the run. Not on an attached swarm (the
+        tag would stay on the user's hosts)."""
+        if not self.provisioned:
+            raise PgchaosError(f"a second image tag ({target}): not offered on an attached swarm (pgchaos "
+                               "leaves nothing on hosts it does not run)")
         tagged = []
         for node in self.nodes.nodes:
             if node.name in self.avoid or not self.nodes.answers(node):
@@ -183,7 +307,8 @@ class SwarmNodesDeployment(SwarmDeployment):
         """Nodes and their swarm, the images loaded into every node, the stack deployed
         through a manager, the inner and outer edges started."""
         if not self.provisioned:
-            raise PgchaosError("--attach is not supported on the swarm-nodes engine")
+            raise PgchaosError(f"refusing to deploy {self.project}: it is attached (pgchaos deploys nothing "
+                               "on a swarm it did not create)")
         t0 = time.monotonic()
         labels = self._labels_from_override()
         self.progress(f"starting {self.nodes.count} swarm nodes (Docker-in-Docker)")
@@ -270,7 +395,9 @@ class SwarmNodesDeployment(SwarmDeployment):
         _run([*cmd, image], what="docker run (outer edge)")
 
     def ensure_inner_edges(self) -> None:
-        """Every answering node runs its inner edge (after a node came back)."""
+        """Every answering node runs its inner edge (after a node came back); none attached."""
+        if not self.provisioned:
+            return
         tag = self._env().get("PGCHAOS_IMAGE_TAG", "latest")
         for node in self.nodes.nodes:
             if self.nodes.answers(node):
@@ -278,6 +405,8 @@ class SwarmNodesDeployment(SwarmDeployment):
                     self.start_inner_edge(node, f"pgchaos/haproxy:{tag}")
 
     def _edge_container(self) -> Any | None:
+        if not isinstance(self.nodes, NodeSet):  # attached: the host ports are the manifest's
+            return None
         found = self.nodes.host.containers.list(
             all=True, filters={"label": [f"{OUTER_EDGE_LABEL}={self.project}", f"{OWNER_LABEL}=pgchaos"]},
             ignore_removed=True)
@@ -290,6 +419,8 @@ class SwarmNodesDeployment(SwarmDeployment):
 
     def owns(self, container: Any) -> bool:
         labels = container.labels
+        if not self.provisioned:  # a task of the attached stack
+            return labels.get(NAMESPACE_LABEL) == self.project
         if labels.get(OWNER_LABEL) != "pgchaos":
             return False
         return labels.get(NAMESPACE_LABEL) == self.project or labels.get(OUTER_EDGE_LABEL) == self.project \
@@ -400,7 +531,8 @@ class SwarmNodesDeployment(SwarmDeployment):
         return out
 
     def heal_all(self, services: Sequence[str] | None = None) -> None:
-        """Every node running, connected and active, inner edges up; then the swarm engine's heal."""
+        """Every node running, connected and active, inner edges up; then the swarm engine's heal.
+        Attached: only the nodes pgchaos drained are made active again."""
         for node in self.nodes.nodes:
             with contextlib.suppress(PgchaosError, docker.errors.APIError):
                 self.nodes.start(node)
@@ -408,7 +540,7 @@ class SwarmNodesDeployment(SwarmDeployment):
         self.avoid.clear()
         states = self.node_states()
         for name, st in states.items():
-            if st["availability"] != "active":
+            if st["availability"] != "active" and (self.provisioned or name in self.drained):
                 _run(["docker", "node", "update", "--availability", "active", name], env=self.cli_env(),
                      what="docker node update --availability active", check=False)
         self.ensure_inner_edges()

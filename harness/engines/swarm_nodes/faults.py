@@ -15,6 +15,10 @@ Effect (how to see it bit) and a repair that works from the description alone
   still runs the stack's containers.
 The repair of each is the node's rejoin: started, reconnected, active, Ready
 in the swarm, its inner edge up, and the target's service running again.
+
+On an attached swarm (hosts pgchaos does not run) only node-drain is offered:
+crash, stop and cut refuse in one line (capability `node-control`), and the
+repair makes active again only the node the drain hit.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ def _stop(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
 
 def _drain(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
     dep, node = _hit(nem, target, params, "node-drain")
+    dep.drained.add(node.name)
     _run(["docker", "node", "update", "--availability", "drain", node.name], env=dep.cli_env(),
          what="docker node update --availability drain")
 
@@ -123,21 +128,27 @@ def _seen_cut(nem: Nemesis, target: str, ctx: dict[str, Any]) -> Seen:
 # -- the repair: the node rejoins -----------------------------------------------------------------
 def rejoin(nem: Nemesis, target: str, params: dict[str, Any]) -> None:
     """Every node of the run started, connected and active; wait (bounded, scaled) until
-    each is Ready, the inner edges run and the target's service runs its tasks again."""
+    each is Ready, the inner edges run and the target's service runs its tasks again.
+    Attached: the node the fault hit (and any pgchaos drained) active and Ready again."""
     dep = hosts(nem, "rejoin")
     deadline = time.monotonic() + REJOIN_TIMEOUT_S * nem.timeout_multiplier
     for node in dep.nodes.nodes:
         dep.nodes.start(node)
         dep.nodes.connect(node)
     dep.avoid.clear()
+    mine = dep.drained | ({params[NODE]} if params.get(NODE) else set())
     while time.monotonic() < deadline:
         states = dep.node_states()
+        if not dep.provisioned:  # someone else's hosts: only what pgchaos changed
+            states = {name: st for name, st in states.items() if name in mine}
         for name, st in states.items():
             if st["availability"] != "active":
                 _run(["docker", "node", "update", "--availability", "active", name], env=dep.cli_env(),
                      what="docker node update --availability active", check=False)
-        if len(states) == dep.nodes.count and all(s["state"] == "ready" and s["availability"] == "active"
-                                                  for s in states.values()):
+        want = dep.nodes.count if dep.provisioned else len(mine)
+        if len(states) == want and all(s["state"] == "ready" and s["availability"] == "active"
+                                       for s in states.values()):
+            dep.drained.clear()
             break
         time.sleep(1.0)
     else:

@@ -17,6 +17,10 @@ remounted read-write by the node's entrypoint.
 Everything here carries the run's ownership labels plus the project label
 (the stack's name), so `down`, `pgchaos gc` and `remove_project_resources`
 remove nodes, their volumes and their network like any project of ours.
+
+`AttachedNodes` is the same view of a swarm someone else runs (the manifest's
+`[swarm]`): managers and nodes are endpoints only; nothing is created or
+removed, and a host cannot be powered off or cut off (those faults refuse).
 """
 
 from __future__ import annotations
@@ -88,30 +92,74 @@ def _cli(cmd: list[str], what: str, timeout: float = 120.0, host: str | None = N
 
 @dataclass(frozen=True)
 class Node:
-    """One swarm node: its slot, container name (= hostname) and engine endpoint."""
+    """One swarm node: its slot, container name (= hostname) and engine endpoint (a unix
+    socket in `socket_dir`, or `url` for a host of an attached swarm)."""
 
     slot: int
     name: str
-    socket_dir: Path
+    socket_dir: Path = Path()
+    url: str = ""
 
     @property
     def endpoint(self) -> str:
-        return f"unix://{self.socket_dir / 'docker.sock'}"
+        return self.url or f"unix://{self.socket_dir / 'docker.sock'}"
 
 
-class NodeSet:
+def engine_client(endpoint: str, timeout: int = 15) -> docker.DockerClient:
+    """A client of one engine: a unix socket directly; tcp:// and ssh:// as `DOCKER_HOST`
+    would be read (TLS from DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, ssh through the ssh client)."""
+    if endpoint.startswith("unix://"):
+        return docker.DockerClient(base_url=endpoint, timeout=timeout)
+    return docker.DockerClient.from_env(environment={**os.environ, "DOCKER_HOST": endpoint}, timeout=timeout,
+                                        use_ssh_client=endpoint.startswith("ssh://"))
+
+
+class Engines:
+    """Clients of the nodes' engines, shared by a provisioned and an attached node set."""
+
+    project: str
+    nodes: list[Node]
+
+    def __init__(self) -> None:
+        self._clients: dict[str, docker.DockerClient] = {}
+
+    @property
+    def count(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def managers(self) -> list[Node]:
+        """The engines asked to manage the swarm, in order."""
+        return self.nodes
+
+    def client(self, node: Node) -> docker.DockerClient:
+        """A client of the node's own engine (short timeouts: a dead node must not stall callers)."""
+        if node.name not in self._clients:
+            self._clients[node.name] = engine_client(node.endpoint)
+        return self._clients[node.name]
+
+    def answers(self, node: Node) -> bool:
+        """The node's engine answers on its endpoint right now."""
+        try:
+            return bool(self.client(node).ping())
+        except Exception:  # noqa: BLE001 - a dead node: refused, missing socket, timeout
+            return False
+
+
+class NodeSet(Engines):
     """The run's N Docker-in-Docker swarm nodes (all managers)."""
+
+    provisioned = True
 
     def __init__(self, project: str, state_dir: Path, count: int, binds: list[Path],
                  progress: Callable[[str], None] = print) -> None:
+        super().__init__()
         self.project = project
         self.state_dir = state_dir
-        self.count = count
         self.binds = binds
         self.progress = progress
         self.nodes = [Node(i, f"{project}-node{i}", state_dir / "nodes" / f"node{i}") for i in range(1, count + 1)]
         self._host: docker.DockerClient | None = None
-        self._clients: dict[str, docker.DockerClient] = {}
         self.timings: dict[str, float] = {}
 
     @property
@@ -129,12 +177,6 @@ class NodeSet:
             self._host = docker_client()
         return self._host
 
-    def client(self, node: Node) -> docker.DockerClient:
-        """A client of the node's own engine (short timeouts: a dead node must not stall callers)."""
-        if node.name not in self._clients:
-            self._clients[node.name] = docker.DockerClient(base_url=node.endpoint, timeout=15)
-        return self._clients[node.name]
-
     def by_name(self, name: str) -> Node:
         for node in self.nodes:
             if name in (node.name, f"node{node.slot}", str(node.slot)):
@@ -150,13 +192,6 @@ class NodeSet:
         if found.labels.get(OWNER_LABEL) != "pgchaos" or found.labels.get(PROJECT_LABEL) != self.project:
             raise PgchaosError(f"refusing to touch {node.name}: not a node of {self.project}")
         return found
-
-    def answers(self, node: Node) -> bool:
-        """The node's engine answers on its socket right now."""
-        try:
-            return bool(self.client(node).ping())
-        except Exception:  # noqa: BLE001 - a dead node: refused, missing socket, timeout
-            return False
 
     # -- lifecycle ------------------------------------------------------------------------
     def ensure_image(self) -> str:
@@ -360,3 +395,73 @@ class NodeSet:
                 cache = (mem.get("stats") or {}).get("cache", 0)
                 out[node.name] = round((mem.get("usage", 0) - cache) / 2**20, 1)
         return out
+
+
+class AttachedNodes(Engines):
+    """The hosts of a swarm someone else deployed, from the manifest's `[swarm]`: the
+    managers' endpoints (tried in order) and each node's own engine by hostname. A manager
+    given without a `[swarm.nodes]` entry is that node too, once its engine names its
+    hostname. Nothing is created or removed; a host is never powered off, restarted or cut
+    off (the host faults that would need it refuse)."""
+
+    provisioned = False
+
+    def __init__(self, project: str, managers: list[str] | tuple[str, ...], nodes: dict[str, str]) -> None:
+        super().__init__()
+        self.project = project
+        self.nodes = [Node(i, name, url=url) for i, (name, url) in enumerate(sorted(nodes.items()), 1)]
+        by_url = {n.url: n for n in self.nodes}
+        self._managers = [by_url.get(url) or Node(0, url, url=url) for url in managers]
+        self.timings: dict[str, float] = {}
+
+    @property
+    def managers(self) -> list[Node]:
+        return self._managers
+
+    def by_name(self, name: str) -> Node:
+        """The node with this hostname: named in `[swarm.nodes]`, or a manager whose engine says so."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        for i, manager in enumerate(self._managers):
+            if manager.slot == 0 and self.answers(manager):
+                with contextlib.suppress(Exception):
+                    if self.client(manager).info().get("Name") == name:
+                        node = Node(len(self.nodes) + 1, name, url=manager.url)
+                        self._managers[i] = node
+                        self._clients.pop(manager.name, None)
+                        self.nodes.append(node)
+                        return node
+        raise PgchaosError(f"swarm node {name!r} runs tasks of {self.project}, but the manifest's [swarm.nodes] "
+                           f'names no engine for it; add {name} = "tcp://{name}:2376" (or ssh://, unix://)')
+
+    def refuse(self, what: str) -> PgchaosError:
+        return PgchaosError(f"{what}: not offered on an attached swarm (pgchaos reaches its hosts' engines, "
+                            "not the hosts: no power-off, restart or network cut of a host it does not run)")
+
+    def container(self, node: Node) -> Any:
+        raise self.refuse(f"the host {node.name} as a container")
+
+    def kill(self, node: Node) -> None:
+        raise self.refuse(f"node-crash of {node.name}")
+
+    def stop(self, node: Node, timeout: int = 20) -> None:
+        raise self.refuse(f"node-stop of {node.name}")
+
+    def disconnect(self, node: Node) -> None:
+        raise self.refuse(f"node-cut of {node.name}")
+
+    def start(self, node: Node, timeout_s: float = 60.0) -> None:
+        """Nothing to start: the hosts are their owner's."""
+
+    def connect(self, node: Node) -> None:
+        """Nothing to reconnect: pgchaos never cut a host off."""
+
+    def connected(self, node: Node) -> bool:
+        return True
+
+    def down(self, run: str | None = None) -> None:
+        """Nothing of the user's is removed."""
+
+    def up(self, labels: dict[str, str]) -> None:
+        raise PgchaosError(f"refusing to create swarm nodes for {self.project}: it is attached")
