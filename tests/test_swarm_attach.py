@@ -18,8 +18,10 @@ import pytest
 from swarm_attach import attach_manifest
 
 from harness.engines.base import EngineContext
+from harness.engines.swarm import deployment as swarm_deployment
 from harness.engines.swarm.deployment import NAMESPACE_LABEL
 from harness.engines.swarm_nodes import deployment as nodes_deployment
+from harness.engines.swarm_nodes import faults as nodes_faults
 from harness.engines.swarm_nodes.deployment import SwarmNodesDeployment
 from harness.errors import PgchaosError
 from harness.nemesis.faults import CATALOGUE
@@ -121,14 +123,13 @@ class FakeManager:
     the hostname of the node running its task; absent: no running task)."""
 
     def __init__(self, stacks: dict[str, list[str]], where: dict[str, str], hostname: str = "host-a") -> None:
-        self.calls: list[str] = []
         self.hostname = hostname
         self._services = [self._service(stack, short) for stack, shorts in stacks.items() for short in shorts]
         self._where = where
-        hosts = sorted(set(where.values()) | {hostname})
+        self.availability = dict.fromkeys(sorted(set(where.values()) | {hostname}), "active")
         self.nodes = SimpleNamespace(list=lambda: [SimpleNamespace(id=f"n-{h}", attrs={
-            "Description": {"Hostname": h}, "Status": {"State": "ready"}, "Spec": {"Availability": "active"}})
-            for h in hosts])
+            "Description": {"Hostname": h}, "Status": {"State": "ready"}, "Spec": {"Availability": a}})
+            for h, a in self.availability.items()])
         self.services = SimpleNamespace(list=self._list)
         self.api = SimpleNamespace(tasks=self._tasks)
 
@@ -220,7 +221,8 @@ def test_an_attached_stack_is_found_reached_on_the_manifests_ports_and_never_rem
     engine = FakeManager({STACK: SERVICES, "other": ["web"]}, everywhere(SERVICES))
     dep = attached(tmp_path, monkeypatch, engine, nodes={"host-b": NODES["host-b"]})
     ran: list[list[str]] = []
-    monkeypatch.setattr(nodes_deployment, "_run", lambda cmd, **kw: ran.append(cmd))
+    for module in (swarm_deployment, nodes_deployment, nodes_faults):  # every `docker` command they run
+        monkeypatch.setattr(module, "_run", lambda cmd, **kw: ran.append(cmd))
     dep.find(dep.manifest.services())
     assert {n.name for n in dep.nodes.nodes} == {"host-a", "host-b"}  # the manager named its own host
     assert dep.endpoint("coordinator-2", 5432) == ("127.0.0.1", PORTS["coordinator-2:5432"])
@@ -240,7 +242,32 @@ def test_an_attached_stack_is_found_reached_on_the_manifests_ports_and_never_rem
     for fault in ("node-crash", "node-stop", "node-cut"):
         with pytest.raises(PgchaosError, match=f"{fault} of host-.: not offered on an attached swarm"):
             CATALOGUE[fault].inject(nem, "coordinator-1", {})
-    assert ran == [] and engine.calls == []  # no docker command: no stack rm, no node update, nothing
+    assert ran == []  # no docker command: no stack deploy or rm, no node update, nothing
+
+
+def test_a_drain_on_an_attached_swarm_is_undone_on_its_node_only(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """node-drain goes through a manager; its repair makes active again the node it drained,
+    not a node its owner had drained before."""
+    where = {**everywhere(SERVICES), "prometheus": "host-c"}
+    engine = FakeManager({STACK: SERVICES}, where)
+    engine.availability["host-c"] = "drain"  # the owner's own maintenance
+    dep = attached(tmp_path, monkeypatch, engine, nodes={**NODES, "host-c": "unix:///nowhere/c.sock"})
+    ran: list[list[str]] = []
+
+    def run(cmd: list[str], **kw: Any) -> None:
+        ran.append(cmd)
+        if cmd[:4] == ["docker", "node", "update", "--availability"]:
+            engine.availability[cmd[5]] = cmd[4]
+
+    monkeypatch.setattr(nodes_faults, "_run", run)
+    nem = SimpleNamespace(stack=SimpleNamespace(deployment=dep), timeout_multiplier=1.0)
+    params: dict[str, Any] = {}
+    CATALOGUE["node-drain"].inject(nem, "coordinator-1", params)
+    assert ran == [["docker", "node", "update", "--availability", "drain", "host-b"]]
+    CATALOGUE["node-drain"].repair(nem, "coordinator-1", params)
+    assert ran[1:] == [["docker", "node", "update", "--availability", "active", "host-b"]]
+    assert engine.availability == {"host-a": "active", "host-b": "active", "host-c": "drain"}
 
 
 def test_attach_with_no_manager_answering_is_one_line_and_exit_2(tmp_path: Path) -> None:
