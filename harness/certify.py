@@ -6,6 +6,11 @@ whose verdict differs between repetitions), the worst of them (the one
 judged) and the spread of its RTO. The exit status is the worst verdict's
 (:func:`harness.verdict.exit_status`): nothing executed is a failure
 ("nothing was certified"), skips are listed with their reasons.
+
+With --stacks N each repetition is N sessions at once, each on a stack of its
+own running part K of the catalogue (:mod:`harness.split`); their reports are
+merged into one run folder of the repetition (rep-I/<run>), the parts' own
+under rep-I/stacks/K.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from harness.report.summary import counts
 from harness.verdict import EXIT_FAIL, exit_status
 
 PytestRunner = Callable[[list[str], list[str]], int]
+# jobs of (paths, pytest arguments, environment, log file) run at once; their exit statuses
+PartsRunner = Callable[[list[tuple[list[str], list[str], dict[str, str], Path]]], list[int]]
 
 
 def _spread(values: list[float]) -> dict[str, float | None]:
@@ -74,17 +81,55 @@ def write_repetition_report(base: Path, report: dict[str, Any]) -> Path:
     return path
 
 
+def _split_repetition(rep: Path, stacks: int, extra: list[str], weights: Path, run_parts: PartsRunner,
+                      base_ports: dict[str, str], marginal_fails: bool, page: bool) -> list[int]:
+    """One repetition as `stacks` sessions at once, then their reports merged into one run."""
+    from harness.split import STACKS_DIR, merge_parts, part_env
+
+    parts_dir = rep / STACKS_DIR
+    jobs = []
+    for k in range(1, stacks + 1):
+        out = parts_dir / str(k)
+        out.mkdir(parents=True, exist_ok=True)
+        jobs.append((["scenarios"], ["--reports-dir", str(out), "--pgchaos-split", f"{k}/{stacks}",
+                                     "--pgchaos-split-weights", str(weights), *extra],
+                     part_env(k, base_ports), out / "pytest.log"))
+    codes = run_parts(jobs)
+    merge_parts(parts_dir, rep / f"{time.strftime('%Y%m%d-%H%M%S')}-{stacks}-stacks", stacks=stacks,
+                marginal_fails=marginal_fails, page=page)
+    return codes
+
+
 def certify(repeat: int, pytest_args: list[str], run_pytest: PytestRunner,
-            reports_dir: Path | None = None, *, marginal_fails: bool = False) -> int:
+            reports_dir: Path | None = None, *, marginal_fails: bool = False, stacks: int = 1,
+            run_parts: PartsRunner | None = None) -> int:
     """Run every scenario `repeat` times; the exit status of the worst verdict over every
     sample (1 when a session failed or nothing ran). The report goes under `reports_dir`
-    (default ./reports of the working directory)."""
-    base = (reports_dir or default_reports_dir()) / f"certify-{time.strftime('%Y%m%d-%H%M%S')}"
+    (default ./reports of the working directory). With ``stacks`` > 1 each repetition runs
+    the catalogue split over that many stacks at once (``run_parts`` starts the sessions)."""
+    from harness.split import check_stacks, expected_walls
+
+    root = reports_dir or default_reports_dir()
+    base = root / f"certify-{time.strftime('%Y%m%d-%H%M%S')}"
     codes, reps = [], []
     extra = [a for a in pytest_args if a != "--"]
+    if check_stacks(stacks) > 1:
+        if run_parts is None:
+            raise ValueError("certify: stacks > 1 needs run_parts")
+        from harness.stack.spec import Ports
+
+        base_ports = Ports().as_env()
+        base.mkdir(parents=True, exist_ok=True)
+        weights = base / "expected-walls.json"
+        weights.write_text(json.dumps(expected_walls(root) if root.is_dir() else {}, indent=2))
     for i in range(1, max(1, repeat) + 1):
         rep = base / f"rep-{i}"
         reps.append(rep)
+        if stacks > 1:
+            assert run_parts is not None
+            codes += _split_repetition(rep, stacks, extra, weights, run_parts, base_ports, marginal_fails,
+                                       page="--pgchaos-no-page" not in extra)
+            continue
         codes.append(run_pytest(["scenarios"], ["--reports-dir", str(rep), "--pgchaos-min-executed", "1",
                                                 *extra]))
     report = repetition_report(reps)

@@ -107,6 +107,14 @@ OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
         dest="pgchaos_run_all", action="store_true",
         help="keep running scenarios after the stack failed to return to its steady state (by default "
              "the rest of the session's scenarios are errors at once, naming the first failure)")),
+    ("--pgchaos-split", None, dict(
+        dest="pgchaos_split", default=None, metavar="K/N",
+        help="run only part K of N of the selected tests (split by expected wall time; every session "
+             "with the same selection computes the same split): pgchaos certify --stacks N runs the parts"
+             " at once, each on a stack of its own")),
+    ("--pgchaos-split-weights", None, dict(
+        dest="pgchaos_split_weights", default=None, metavar="FILE",
+        help="JSON of scenario name -> expected seconds for --pgchaos-split (default: 20 s each)")),
     ("--pgchaos-reports-dir", "--reports-dir", dict(
         dest="pgchaos_reports", default=None, metavar="DIR",
         help="where run reports go (default: ./reports of the working directory); allure results go to "
@@ -157,6 +165,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if detect is not None and not (0 < detect < float("inf")):
         raise pytest.UsageError(f"--pgchaos-detect-s: {detect} is not a positive number of seconds")
     config.stash[VERDICTS_KEY] = []
+    if config.getoption("pgchaos_split"):
+        config.pluginmanager.register(SplitPart(), "pgchaos-split")
     if config.getoption("pgchaos_targets", None):
         from harness.errors import PgchaosError
         from harness.targets import load_targets
@@ -171,6 +181,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     _check_target_rows(config, items)
     _skip_unmet_requirements(config, items)
     _check_stack_spec(config, items)
+
+
+class SplitPart:
+    """--pgchaos-split K/N: after every other selection (-k, -m: trylast), the tests of part K
+    kept and the others deselected (harness.split.plan; a test skipped at collection weighs
+    nothing)."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        _keep_split_part(config, items)
+
+
+def _keep_split_part(config: pytest.Config, items: list[pytest.Item]) -> None:
+    part = config.getoption("pgchaos_split")
+    from harness.errors import PgchaosError
+    from harness.split import DEFAULT_WALL_S, load_walls, parse_part, plan, scenario_key
+
+    try:
+        k, n = parse_part(part)
+        walls = load_walls(config.getoption("pgchaos_split_weights"))
+    except PgchaosError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    weights = [0.0 if item.get_closest_marker("skip") else walls.get(scenario_key(item.name), DEFAULT_WALL_S)
+               for item in items]
+    parts = plan(weights, n)
+    dropped = [item for item, p in zip(items, parts, strict=True) if p != k]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item, p in zip(items, parts, strict=True) if p == k]
 
 
 def _check_stack_spec(config: pytest.Config, items: list[pytest.Item]) -> None:

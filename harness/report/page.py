@@ -292,6 +292,9 @@ def _header(run_dir: Path, info: dict[str, Any], rows: list[dict[str, Any]], wor
             host.get("hostname"), f"{host.get('cores')} cores" if host.get("cores") else None,
             f"{mem / 2**30:.1f} GiB" if mem else None, f"Linux {host['kernel']}" if host.get("kernel") else None)
             if x)) if host else '<span class="muted">not recorded by this run</span>'),
+        *([("stacks", esc(f"{stacks.get('count')} identical stacks at once, the scenarios split between "
+                             "them (their runs: " + ", ".join(map(str, stacks.get("runs") or [])) + ")"))]
+          if isinstance(stacks := info.get("stacks"), dict) else []),
         ("scenarios", f"<b>{tally['executed']} executed, {tally['skipped']} skipped, {tally['errored']} "
                       f"errored</b>" + (f" — {words}" if words else "")),
         ("failing", ", ".join(f'<a href="#{_anchor(r.get("scenario"))}">{esc(r.get("scenario"))}</a> '

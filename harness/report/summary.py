@@ -120,7 +120,13 @@ def _spread_text(x: dict[str, float] | None) -> str:
 def write_summary(verdicts: list[dict[str, Any]], run_dir: Path,
                   margin_fails: bool = False) -> list[dict[str, Any]]:
     """Write summary.json (the rows, as before) and summary.md; returns the rows."""
-    rows = [summary_row(v) for v in verdicts]
+    return write_rows([summary_row(v) for v in verdicts], run_dir, margin_fails)
+
+
+def write_rows(rows: list[dict[str, Any]], run_dir: Path, margin_fails: bool = False,
+               note: str | None = None) -> list[dict[str, Any]]:
+    """summary.json and summary.md of rows already made (:func:`summary_row`): one session's,
+    or several sessions' merged; ``note`` is a line under the counts."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "summary.json").write_text(json.dumps(rows, indent=2, default=str))
     tally = counts(rows)
@@ -142,7 +148,8 @@ def write_summary(verdicts: list[dict[str, Any]], run_dir: Path,
     words = ", ".join(f"{n} {w}" for w, n in tally["verdicts"].items())
     text = (f"# pgchaos run summary\n\n**{tally['executed']} executed, {tally['skipped']} skipped, "
             f"{tally['errored']} errored** ({words or 'nothing ran'})"
-            + ("; marginal counts as a failure in this run" if margin_fails else "") + "\n\n")
+            + ("; marginal counts as a failure in this run" if margin_fails else "") + "\n\n"
+            + (f"{note}\n\n" if note else ""))
     if tally["executed"] == 0:
         text += "**Nothing was certified: no scenario ran.**\n\n"
     text += "\n".join(lines) + "\n"

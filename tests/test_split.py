@@ -1,0 +1,177 @@
+"""The catalogue split over several stacks (harness.split, `certify --stacks N`): the plan,
+the parts' ports, the pytest option that keeps one part, and the merged report. No Docker."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness import cli
+from harness.errors import PgchaosError
+from harness.split import (
+    PORT_STEP,
+    expected_walls,
+    merge_parts,
+    parse_part,
+    part_env,
+    plan,
+    scenario_key,
+)
+
+pytest_plugins = ("pytester",)
+
+
+@given(st.lists(st.floats(min_value=0, max_value=600), max_size=40), st.integers(min_value=1, max_value=8))
+def test_the_plan_puts_every_item_in_one_part_and_stays_near_the_best_split(weights: list[float],
+                                                                             parts: int) -> None:
+    got = plan(weights, parts)
+    assert len(got) == len(weights) and all(1 <= p <= parts for p in got)
+    assert got == plan(list(weights), parts)  # every session computes the same plan
+    loads = [sum(w for w, p in zip(weights, got, strict=True) if p == k) for k in range(1, parts + 1)]
+    if weights:  # greedy bound: no part exceeds the average by more than the heaviest item
+        assert max(loads) <= sum(weights) / parts + max(weights) + 1e-6
+
+
+def test_the_plan_of_the_reference_catalogue_balances_two_stacks() -> None:
+    walls = [51.8, 45.0, 34.1, 31.5, 31.0, 27.9, 19.8, 17.2, 14.2, 13.9, 13.2, 12.7, 12.0, 6.7]
+    got = plan(walls, 2)
+    loads = [sum(w for w, p in zip(walls, got, strict=True) if p == k) for k in (1, 2)]
+    assert abs(loads[0] - loads[1]) <= 10, loads
+    assert got[0] != got[1]  # the two longest go to different stacks
+
+
+@pytest.mark.parametrize("text", ["0/2", "3/2", "1/9", "2", "a/b", "1/0", ""])
+def test_a_bad_part_is_one_clear_error(text: str) -> None:
+    with pytest.raises(PgchaosError, match="K/N"):
+        parse_part(text)
+
+
+def test_parts_move_every_port_by_a_step_per_part() -> None:
+    base = {"PGCHAOS_PGBOUNCER_PORT": "6432", "PGCHAOS_HEALTH_PORT": "8008"}
+    assert part_env(1, base) == base
+    assert part_env(3, base) == {"PGCHAOS_PGBOUNCER_PORT": str(6432 + 2 * PORT_STEP),
+                                 "PGCHAOS_HEALTH_PORT": str(8008 + 2 * PORT_STEP)}
+    with pytest.raises(PgchaosError, match="past 65535"):
+        part_env(2, {"PGCHAOS_PGBOUNCER_PORT": "65000"})
+
+
+def _summary(run: Path, rows: list[dict[str, Any]], when: float) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "summary.json").write_text(json.dumps(rows))
+    os.utime(run / "summary.json", (when, when))
+
+
+def test_expected_walls_take_the_newest_timing_of_each_scenario(tmp_path: Path) -> None:
+    _summary(tmp_path / "20261201-000000", [{"scenario": "test_a", "wall_s": 10.0},
+                                            {"scenario": "test_b", "wall_s": 7.0}], 1000)
+    _summary(tmp_path / "certify-x" / "rep-1" / "stacks" / "2" / "run", [
+        {"scenario": "test_a[sample2]", "wall_s": 30.0}, {"scenario": "test_c", "wall_s": None}], 2000)
+    assert expected_walls(tmp_path) == {"test_a": 30.0, "test_b": 7.0}
+    assert scenario_key("test_a[sample2]") == "test_a"
+
+
+def _part_run(parts: Path, k: int, scenarios: dict[str, str]) -> Path:
+    run = parts / str(k) / f"2026120{k}-000000"
+    rows = []
+    for name, verdict in scenarios.items():
+        (run / name).mkdir(parents=True)
+        (run / name / "verdict.json").write_text(json.dumps({"verdict": verdict, "rto_s": {"write": 1.0}}))
+        rows.append({"scenario": name, "verdict": verdict, "reason": "", "wall_s": 5.0, "target_row": None,
+                     "target_rto_s": None, "rto_write_s": 1.0, "rto_read_s": 1.0, "margin": None,
+                     "target_rpo_s": None, "lost_writes": 0, "rpo_window_s": 0.0, "detect_s": None,
+                     "resolve_s": None})
+    (run / "summary.json").write_text(json.dumps(rows))
+    (run / "run-info.json").write_text(json.dumps({"run": run.name, "stack": {"profile": "local"}}))
+    return run
+
+
+def test_the_parts_merge_into_one_run_with_every_scenario_and_one_page(tmp_path: Path) -> None:
+    parts = tmp_path / "rep-1" / "stacks"
+    _part_run(parts, 1, {"test_one": "pass", "test_two": "waived"})
+    _part_run(parts, 2, {"test_three": "fail"})
+    merged = tmp_path / "rep-1" / "merged"
+    rows = merge_parts(parts, merged, stacks=2)
+    assert [r["scenario"] for r in rows] == ["test_one", "test_two", "test_three"]
+    assert json.loads((merged / "test_three" / "verdict.json").read_text())["verdict"] == "fail"
+    assert (merged / "test_three").is_symlink() and not Path(os.readlink(merged / "test_three")).is_absolute()
+    summary = (merged / "summary.md").read_text()
+    assert "**3 executed" in summary and "2 identical stacks at once" in summary
+    info = json.loads((merged / "run-info.json").read_text())
+    assert info["stacks"]["count"] == 2 and len(info["stacks"]["runs"]) == 2
+    page = (merged / "certification.html").read_text()
+    assert "2 identical stacks at once" in page and "test_three" in page and ">fail<" in page
+    assert "test_three" in (merged / "junit.xml").read_text()
+
+
+def test_certify_over_two_stacks_merges_the_parts_and_judges_every_row(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.certify import certify
+
+    seen: list[tuple[list[str], dict[str, str]]] = []
+
+    def run_parts(jobs: list[tuple[list[str], list[str], dict[str, str], Path]]) -> list[int]:
+        for k, (_, extra, env, log) in enumerate(jobs, 1):
+            seen.append((extra, env))
+            out = Path(extra[extra.index("--reports-dir") + 1])
+            _part_run(out.parent, k, {f"test_part{k}": "marginal" if k == 2 else "pass"})
+            log.write_text("1 passed in 1.00s\n")
+        return [0, 0]
+
+    monkeypatch.setenv("PGCHAOS_PGBOUNCER_PORT", "6500")
+    status = certify(1, ["-k", "x"], lambda p, e: 1 / 0, tmp_path, stacks=2, run_parts=run_parts)
+    assert status == 3  # the worst row over both parts: marginal
+    assert [e[e.index("--pgchaos-split") + 1] for e, _ in seen] == ["1/2", "2/2"]
+    assert [env["PGCHAOS_PGBOUNCER_PORT"] for _, env in seen] == ["6500", str(6500 + PORT_STEP)]
+    assert all(e[-2:] == ["-k", "x"] for e, _ in seen)
+    (merged,) = [p for p in tmp_path.glob("certify-*/rep-1/*") if p.name != "stacks"]
+    assert {r["scenario"] for r in json.loads((merged / "summary.json").read_text())} == {"test_part1",
+                                                                                         "test_part2"}
+
+
+@pytest.mark.parametrize("extra", [["--attach"], ["--engine", "swarm"], ["--stacks", "9"]])
+def test_certify_refuses_stacks_it_cannot_split(extra: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["certify", "--stacks", "2", *extra] if extra[0] != "--stacks" else ["certify", *extra]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--stacks" in err, err
+
+
+def test_each_session_keeps_only_its_part(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_many="""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(6))
+        def test_n(n):
+            pass
+
+        @pytest.mark.skip(reason="lacks it")
+        def test_skipped():
+            pass
+
+        def test_long():
+            pass
+    """)
+    weights = pytester.path / "walls.json"
+    weights.write_text(json.dumps({"test_long": 100.0, "test_n": 10.0}))
+    ran = []
+    for k in (1, 2):
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v", "--pgchaos-split", f"{k}/2",
+                                               "--pgchaos-split-weights", str(weights))
+        ran.append({ln.split("::")[1].split(" ")[0] for ln in result.outlines if "::" in ln and
+                    ("PASSED" in ln or "SKIPPED" in ln)})
+    assert ran[0].isdisjoint(ran[1]) and len(ran[0] | ran[1]) == 8
+    long_part = 0 if "test_long" in ran[0] else 1
+    assert not any(n.startswith("test_n") for n in ran[long_part])  # 100 s against six of 10 s
+    # the split is made after -k: two tests selected, one on each part
+    picked = [pytester.runpytest_subprocess("-p", "no:cacheprovider", "-k", "test_n and (0 or 1)",
+                                            "--pgchaos-split", f"{k}/2").parseoutcomes().get("passed")
+              for k in (1, 2)]
+    assert picked == [1, 1]
+    bad = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--pgchaos-split", "3/2")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR and "K/N" in bad.stderr.str()
