@@ -92,7 +92,8 @@ def _split_repetition(rep: Path, stacks: int, extra: list[str], weights: Path, r
         out = parts_dir / str(k)
         out.mkdir(parents=True, exist_ok=True)
         jobs.append((["scenarios"], ["--reports-dir", str(out), "--pgchaos-split", f"{k}/{stacks}",
-                                     "--pgchaos-split-weights", str(weights), *extra],
+                                     "--pgchaos-split-weights", str(weights),
+                                     "--pgchaos-split-lock", str(parts_dir / "parts.lock"), *extra],
                      part_env(k, base_ports), out / "pytest.log"))
     codes = run_parts(jobs)
     merge_parts(parts_dir, rep / f"{time.strftime('%Y%m%d-%H%M%S')}-{stacks}-stacks", stacks=stacks,
@@ -107,7 +108,7 @@ def certify(repeat: int, pytest_args: list[str], run_pytest: PytestRunner,
     sample (1 when a session failed or nothing ran). The report goes under `reports_dir`
     (default ./reports of the working directory). With ``stacks`` > 1 each repetition runs
     the catalogue split over that many stacks at once (``run_parts`` starts the sessions)."""
-    from harness.split import check_stacks, expected_walls
+    from harness.split import check_stacks, expected_walls, shipped_walls
 
     root = reports_dir or default_reports_dir()
     base = root / f"certify-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -121,7 +122,8 @@ def certify(repeat: int, pytest_args: list[str], run_pytest: PytestRunner,
         base_ports = Ports().as_env()
         base.mkdir(parents=True, exist_ok=True)
         weights = base / "expected-walls.json"
-        weights.write_text(json.dumps(expected_walls(root) if root.is_dir() else {}, indent=2))
+        weights.write_text(json.dumps({**shipped_walls(), **(expected_walls(root) if root.is_dir() else {})},
+                                      indent=2))
     for i in range(1, max(1, repeat) + 1):
         rep = base / f"rep-{i}"
         reps.append(rep)

@@ -112,6 +112,10 @@ OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
         help="run only part K of N of the selected tests (split by expected wall time; every session "
              "with the same selection computes the same split): pgchaos certify --stacks N runs the parts"
              " at once, each on a stack of its own")),
+    ("--pgchaos-split-lock", None, dict(
+        dest="pgchaos_split_lock", default=None, metavar="FILE",
+        help="the lock the parts of a split share: a scenario marked exclusive runs while no other "
+             "part runs one (pgchaos certify --stacks N sets it)")),
     ("--pgchaos-split-weights", None, dict(
         dest="pgchaos_split_weights", default=None, metavar="FILE",
         help="JSON of scenario name -> expected seconds for --pgchaos-split (default: 20 s each)")),
@@ -154,6 +158,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "alerts(*names, detect_s=60, resolve_s=120): alerts the scenario's first fault must fire "
         "(and resolve after recovery); judged when the stack has alerting",
         "own_stack: builds stacks of its own on other ports (CI runs these beside the session's stack)",
+        "exclusive: disturbs the machine (a restore, a flood of clients): when the catalogue is split over "
+        "stacks (certify --stacks), it runs while no other stack runs a scenario",
     ):
         config.addinivalue_line("markers", line)
     from harness.load.locust_runner import MAX_WORKERS
@@ -186,11 +192,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 class SplitPart:
     """--pgchaos-split K/N: after every other selection (-k, -m: trylast), the tests of part K
     kept and the others deselected (harness.split.plan; a test skipped at collection weighs
-    nothing)."""
+    nothing). With --pgchaos-split-lock, each scenario's body (its load, faults and
+    measurements; not the session stack's bring-up in its setup) holds the parts' lock:
+    alone when marked ``exclusive``."""
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         _keep_split_part(config, items)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Any:
+        path = item.config.getoption("pgchaos_split_lock")
+        if not path or not is_scenario(item):
+            return (yield)
+        from harness.split import PartsLock
+
+        with PartsLock(Path(path)).hold(exclusive=item.get_closest_marker("exclusive") is not None):
+            return (yield)
 
 
 def _keep_split_part(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -4,8 +4,14 @@ Each part is a pytest session of its own with `--pgchaos-split K/N`: every
 session collects the same scenarios in the same order and keeps the ones
 :func:`plan` gives part K, so the parts need not talk to each other. The plan
 puts the longest scenario first onto the least loaded part (LPT), weighing each
-by its wall time in the newest reports found (:func:`expected_walls`), else
-:data:`DEFAULT_WALL_S`; a scenario skipped at collection weighs nothing.
+by its wall time in the newest reports found (:func:`expected_walls`), else as
+the catalogue ships it measured (:func:`shipped_walls`), else :data:`DEFAULT_WALL_S`;
+a scenario skipped at collection weighs nothing.
+
+While parts run at once, a scenario marked ``exclusive`` (a restore, a flood of clients:
+work that stalls the other stacks' commits for longer than a tight target allows) runs
+while no other part runs one: every scenario holds :class:`PartsLock` shared, an
+exclusive one holds it alone, and a waiting exclusive one goes first.
 
 Part K provisions its own stack, on the host ports of part 1 moved by
 ``(K-1) * PORT_STEP`` (:func:`part_env`), in the same state folder. Every
@@ -18,12 +24,14 @@ linked from where their part wrote them.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import heapq
 import json
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -94,6 +102,17 @@ def expected_walls(reports_dir: Path, newest: int = NEWEST_SUMMARIES) -> dict[st
             if isinstance(wall, int | float) and wall >= 0:
                 walls.setdefault(scenario_key(str(row.get("scenario"))), float(wall))
     return walls
+
+
+def shipped_walls() -> dict[str, float]:
+    """The catalogue's wall times as measured on the reference stack (scenarios/expected-walls.json,
+    two stacks at once on 2 cores): the plan's weights before any report of one's own."""
+    from harness.assets import scenarios_dir
+
+    try:
+        return load_walls(scenarios_dir() / "expected-walls.json")
+    except PgchaosError:
+        return {}
 
 
 def load_walls(path: str | Path | None) -> dict[str, float]:
@@ -167,3 +186,28 @@ def merge_parts(parts_dir: Path, into: Path, *, stacks: int, marginal_fails: boo
 
         write_page(into)
     return rows
+
+
+class PartsLock:
+    """A readers-writer lock of the parts, on two files beside each other (flock): scenarios
+    hold it shared, an ``exclusive`` one alone. Writer first: whoever asks passes the turnstile
+    (held exclusively while asking), so a waiting exclusive scenario keeps new shared ones out
+    until it has run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @contextlib.contextmanager
+    def hold(self, exclusive: bool) -> Iterator[float]:
+        """Held for the body; yields the seconds spent waiting for it."""
+        started = time.monotonic()
+        with open(self.path.with_suffix(".turnstile"), "a") as turnstile, open(self.path, "a") as lock:
+            fcntl.flock(turnstile, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            finally:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
+            try:
+                yield time.monotonic() - started
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)

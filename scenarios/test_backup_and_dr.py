@@ -110,6 +110,7 @@ def dr_test_outcome(expected: tuple[int, int, int], restored: tuple[int, int, in
             "reason": "; ".join(reasons) or None}
 
 
+@pytest.mark.exclusive  # a restore: it stalls another stack's commits (certify --stacks runs it alone)
 @pytest.mark.target("complete-cluster-loss")
 def test_complete_cluster_loss(scenario_run):
     with scenario_run(load=False) as run:
@@ -127,6 +128,7 @@ def test_complete_cluster_loss(scenario_run):
     assert_verdict(run.verdict)
 
 
+@pytest.mark.exclusive  # a restore: it stalls another stack's commits (certify --stacks runs it alone)
 @pytest.mark.target("data-corruption")
 def test_data_corruption(scenario_run):
     with scenario_run(load=False) as run:

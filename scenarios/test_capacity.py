@@ -12,7 +12,8 @@ import pytest
 from conftest import assert_verdict
 from harness.load.capacity import check_capacity, connected_clients, drive_clients
 
-pytestmark = [pytest.mark.scenario, pytest.mark.docker, pytest.mark.requires("pooler")]
+# the whole client profile at once, timed: alone when the catalogue is split over stacks
+pytestmark = [pytest.mark.scenario, pytest.mark.docker, pytest.mark.requires("pooler"), pytest.mark.exclusive]
 
 
 def test_capacity(scenario_run):

@@ -17,6 +17,7 @@ pytestmark = [
     pytest.mark.requires("pooler"),
     pytest.mark.target("pool-exhaustion"),
     pytest.mark.alerts("PgBouncerClientsWaiting"),  # the guide's SHOW CLIENTS, as a page
+    pytest.mark.exclusive,  # a flood of clients (certify --stacks runs it while no other stack runs one)
 ]
 
 FLOOD_CLIENTS = 40  # twice the pool

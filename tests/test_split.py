@@ -175,3 +175,52 @@ def test_each_session_keeps_only_its_part(pytester: pytest.Pytester) -> None:
     assert picked == [1, 1]
     bad = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--pgchaos-split", "3/2")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR and "K/N" in bad.stderr.str()
+
+
+def test_the_parts_lock_runs_an_exclusive_scenario_alone_and_first(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from harness.split import PartsLock
+
+    lock, order, release = PartsLock(tmp_path / "parts.lock"), [], {k: threading.Event() for k in "ABC"}
+
+    def part(name: str, exclusive: bool) -> None:
+        with lock.hold(exclusive):
+            order.append(name)
+            release[name].wait(10)
+
+    first = threading.Thread(target=part, args=("A", False))
+    first.start()
+    time.sleep(0.2)
+    threads = [threading.Thread(target=part, args=("B", True))]
+    threads[0].start()
+    time.sleep(0.3)  # B waits for A; C, asking after B, waits behind B
+    threads.append(threading.Thread(target=part, args=("C", False)))
+    threads[1].start()
+    time.sleep(0.3)
+    assert order == ["A"]
+    release["A"].set()
+    time.sleep(0.3)
+    assert order == ["A", "B"]  # alone: C is still out
+    release["B"].set()
+    release["C"].set()
+    for t in [first, *threads]:
+        t.join(10)
+    assert order == ["A", "B", "C"]
+
+
+def test_two_shared_holders_run_together(tmp_path: Path) -> None:
+    from harness.split import PartsLock
+
+    lock = PartsLock(tmp_path / "parts.lock")
+    with lock.hold(False) as waited_one, lock.hold(False) as waited_two:
+        assert waited_one < 1 and waited_two < 1
+
+
+def test_the_shipped_walls_cover_the_reference_catalogue() -> None:
+    from harness.split import shipped_walls
+
+    walls = shipped_walls()
+    assert {"test_coordinator_hard_loss", "test_complete_cluster_loss", "test_leader_partition"} <= set(walls)
+    assert all(0 < w < 600 for w in walls.values())

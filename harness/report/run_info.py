@@ -81,7 +81,7 @@ def git_revision(where: Path, paths: list[Path]) -> dict[str, Any] | None:
 
 
 def stack_info(spec: Any) -> dict[str, Any]:
-    """Manifest, profile, engine, variant, config hash and git revision of a StackSpec."""
+    """Manifest, profile, engine, variant, config hash, git revision and host ports of a StackSpec."""
     try:
         manifest = spec.manifest
         paths = [manifest.path]
@@ -94,7 +94,8 @@ def stack_info(spec: Any) -> dict[str, Any]:
         paths, name, path = [Path(spec.manifest_file)], None, str(spec.manifest_file)
     return {"manifest": name, "manifest_path": path, "profile": spec.profile, "engine": spec.engine,
             "variant": spec.variant, "attached": spec.attach is not None,
-            "config_hash": config_hash(paths), "git": git_revision(paths[0].parent, paths)}
+            "config_hash": config_hash(paths), "git": git_revision(paths[0].parent, paths),
+            "ports": dict(vars(spec.ports)) if hasattr(spec, "ports") else None}
 
 
 def write_run_info(run_dir: Path, spec: Any) -> Path:
