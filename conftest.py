@@ -10,10 +10,14 @@
 - ``live``: the session's stack and the other tests that build stacks of their own
   (marked ``docker`` or ``own_stack``); one at a time, since a second stack's load on 2
   cores stalls commits that the RTO checker rightly counts;
-- ``swarm``: turns the engine into a swarm and back; on its own (``-m swarm tests``).
+- ``swarm``: turns the engine into a swarm and back; on its own (``-m swarm tests``);
+- ``catalogue``: the scenarios under ``scenarios/``. The live session runs them all through
+  the user's flow instead, `pgchaos certify --stacks 2` (tests/test_certify_stacks_live.py:
+  two reference stacks at once, every scenario judged as on one, no failing verdict);
+  ``python3 -m pytest scenarios`` still runs them one by one on one stack.
 
-Every test gets exactly one of ``unit``, ``beside`` or ``live`` unless it is marked
-``swarm``, so the sessions run each test once and together run every test.
+Every test gets exactly one of ``unit``, ``beside``, ``live`` or ``catalogue`` unless it is
+marked ``swarm``, so the sessions run each test once and together run every test.
 
 The tests that build stacks of their own (``own_stack``) and do not use the session's run
 first, in their files' order: the session's stack is brought up by the first test that
@@ -22,6 +26,8 @@ scrapes take about a third of a core).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -35,12 +41,15 @@ settings.register_profile("pgchaos-suite", deadline=None)
 settings.load_profile("pgchaos-suite")
 
 LIVE_MARKS = ("docker", "own_stack")
+CATALOGUE = Path(__file__).resolve().parent / "scenarios"
 STACK_FIXTURES = SCENARIO_FIXTURES | {"pgchaos_stack"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "unit: needs no stack; run in parallel (-m unit -n 2)")
     config.addinivalue_line("markers", "live: uses the session's stack or stacks of its own (-m live)")
+    config.addinivalue_line("markers", "catalogue: a scenario of scenarios/; -m live runs them all through "
+                                       "pgchaos certify --stacks 2 (tests/test_certify_stacks_live.py)")
     config.addinivalue_line("markers", "beside: stacks of its own, verdicts that hold on a busy machine: runs "
                                        "beside the unit session (-m beside -n 2 --dist loadfile "
                                        "--no-loadscope-reorder); beside(weight=N): the order files are dealt out")
@@ -50,6 +59,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("swarm") is not None or item.get_closest_marker("beside") is not None:
+            continue
+        if item.path.is_relative_to(CATALOGUE):
+            item.add_marker(pytest.mark.catalogue)
             continue
         if any(item.get_closest_marker(m) is not None for m in LIVE_MARKS):
             item.add_marker(pytest.mark.live)

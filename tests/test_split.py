@@ -224,3 +224,4 @@ def test_the_shipped_walls_cover_the_reference_catalogue() -> None:
     walls = shipped_walls()
     assert {"test_coordinator_hard_loss", "test_complete_cluster_loss", "test_leader_partition"} <= set(walls)
     assert all(0 < w < 600 for w in walls.values())
+
