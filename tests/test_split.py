@@ -225,3 +225,65 @@ def test_the_shipped_walls_cover_the_reference_catalogue() -> None:
     assert {"test_coordinator_hard_loss", "test_complete_cluster_loss", "test_leader_partition"} <= set(walls)
     assert all(0 < w < 600 for w in walls.values())
 
+
+
+PART_TEST = """
+import os, time
+from pathlib import Path
+
+def test_part():
+    began = time.time()
+    Path(os.environ["PART_SPAN"] + ".began").write_text("")
+    time.sleep(float(os.environ.get("PART_SLEEP", "0")))
+    Path(os.environ["PART_SPAN"]).write_text(f"{began} {time.time()}")
+    assert os.environ["PART"] == "1"
+"""
+
+
+def test_the_parts_run_at_once_each_with_its_environment_and_log(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "test_part.py").write_text(PART_TEST)
+    monkeypatch.setattr(cli.assets, "assets_root", lambda: tmp_path)
+    jobs = [(["test_part.py"], ["-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path)],
+             {"PART": str(k), "PART_SLEEP": "2", "PART_SPAN": str(tmp_path / f"span{k}")},
+             tmp_path / f"part{k}.log") for k in (1, 2)]
+    assert cli._pytest_parts(jobs) == [0, 1]  # part 2's environment reached its session
+    (b1, e1), (b2, e2) = ([float(x) for x in (tmp_path / f"span{k}").read_text().split()] for k in (1, 2))
+    assert b1 < e2 and b2 < e1  # at once: their sleeps overlap
+    assert "1 passed" in (tmp_path / "part1.log").read_text()
+    assert "1 failed" in (tmp_path / "part2.log").read_text()
+    assert cli._last_line(tmp_path / "part2.log").startswith("1 failed in ")
+
+
+def test_ctrl_c_reaches_every_part_and_waits_for_them(tmp_path: Path) -> None:
+    """Started in the background (SIGINT not from a terminal), pgchaos passes the interrupt to
+    each part and returns once both have ended."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "test_part.py").write_text(PART_TEST)
+    driver = tmp_path / "driver.py"
+    driver.write_text(f"""
+import sys
+from pathlib import Path
+from harness import cli
+cli.assets.assets_root = lambda: Path({str(tmp_path)!r})
+jobs = [(["test_part.py"], ["-q", "-p", "no:cacheprovider", "--rootdir", {str(tmp_path)!r}],
+         {{"PART": "1", "PART_SLEEP": "60", "PART_SPAN": str(Path({str(tmp_path)!r}) / f"span{{k}}")}},
+         Path({str(tmp_path)!r}) / f"part{{k}}.log") for k in (1, 2)]
+print("codes", cli._pytest_parts(jobs), flush=True)
+""")
+    proc = subprocess.Popen([sys.executable, str(driver)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not all((tmp_path / f"span{k}.began").exists() for k in (1, 2)):
+        time.sleep(0.2)  # both sessions are running their test
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert "interrupted; waiting for every part" in err, err
+    assert "codes [2, 2]" in out, (out, err)  # pytest's exit status for an interrupted session
+    for k in (1, 2):
+        assert "KeyboardInterrupt" in (tmp_path / f"part{k}.log").read_text()
