@@ -22,6 +22,7 @@ def attach_manifest(folder: Path, stack: str, managers: list[str], nodes: dict[s
              "managers = [" + ", ".join(f'"{m}"' for m in managers) + "]", "", "[swarm.nodes]",
              *(f'{name} = "{url}"' for name, url in nodes.items()), "", "[swarm.ports]",
              *(f'"{key}" = {port}' for key, port in ports.items()), ""]
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "pgchaos.toml"
     path.write_text("\n".join(lines))
     return path
