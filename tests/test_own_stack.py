@@ -377,7 +377,7 @@ def test_the_manifest_reference_example_has_every_key_and_loads(tmp_path: Path) 
     reference = doc.split("## Reference: every key", 1)[1]
     sections = re.split(r"^### ", reference.split("\n## ", 1)[0], flags=re.M)[1:]
     parsed = tomllib.loads(example)
-    assert len(sections) == 10, [s.splitlines()[0] for s in sections]
+    assert len(sections) == 11, [s.splitlines()[0] for s in sections]
     for section in sections:
         table = re.match(r"`\[\[?(\w+)\]?\]`", section).group(1)
         keys = set(re.findall(r"^\| `(\w+)` \|", section, re.M))
@@ -393,6 +393,7 @@ def test_the_manifest_reference_example_has_every_key_and_loads(tmp_path: Path) 
         (tmp_path / "sql" / name).write_text("")
     m = load_manifest(tmp_path / "pgchaos.toml")
     assert m.env_files == ("shop.env",) and m.spare_groups[0].compose_profile == "spare"
+    assert m.swarm is not None and m.swarm.ports[("worker1b", 8008)] == 18012
 
 
 def test_locust_teardown_writes_no_op_to_a_closed_history(tmp_path: Path) -> None:
