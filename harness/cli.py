@@ -578,8 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--manifest", default=None, metavar="FILE",
                            help="the stack manifest (TOML); default: the reference stack's")
             p.add_argument("--attach", nargs="?", const="", default=None, metavar="PROJECT",
-                           help="use a stack that is already running (its compose project; found from "
-                                "the manifest's services when not named); pgchaos removes nothing of it")
+                           help="use a stack that is already running (its compose project, or with --engine "
+                                "swarm-nodes its swarm stack; found from the manifest when not named); pgchaos "
+                                "removes nothing of it")
         if name in ("inject", "heal", "drill"):
             p.add_argument("--run-id", default=None, help="which stack of `pgchaos up` (default: yours, "
                            "started from this folder)")
