@@ -258,6 +258,7 @@ def test_the_parts_run_at_once_each_with_its_environment_and_log(tmp_path: Path,
 def test_ctrl_c_reaches_every_part_and_waits_for_them(tmp_path: Path) -> None:
     """Started in the background (SIGINT not from a terminal), pgchaos passes the interrupt to
     each part and returns once both have ended."""
+    import contextlib
     import signal
     import subprocess
     import sys
@@ -275,14 +276,19 @@ jobs = [(["test_part.py"], ["-q", "-p", "no:cacheprovider", "--rootdir", {str(tm
          Path({str(tmp_path)!r}) / f"part{{k}}.log") for k in (1, 2)]
 print("codes", cli._pytest_parts(jobs), flush=True)
 """)
+    # SIGINT as a terminal gives it, even where this session runs as a background job (SIG_IGN)
     proc = subprocess.Popen([sys.executable, str(driver)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not all((tmp_path / f"span{k}.began").exists() for k in (1, 2)):
-        time.sleep(0.2)  # both sessions are running their test
-    assert proc.poll() is None
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+                            text=True, start_new_session=True, preexec_fn=cli._default_sigint)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all((tmp_path / f"span{k}.began").exists() for k in (1, 2)):
+            time.sleep(0.2)  # both sessions are running their test
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
     assert "interrupted; waiting for every part" in err, err
     assert "codes [2, 2]" in out, (out, err)  # pytest's exit status for an interrupted session
     for k in (1, 2):
