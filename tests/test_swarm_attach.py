@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 from swarm_attach import attach_manifest
+from test_manifest import MINIMAL as BASE_MANIFEST
+from test_manifest import write
 
 from harness.engines.base import EngineContext
 from harness.engines.swarm import deployment as swarm_deployment
@@ -37,23 +39,7 @@ PORTS = {**{f"{m}:5432": 30001 + i for i, m in enumerate(MEMBERS)},
 NODES = {"host-a": "unix:///nowhere/a.sock", "host-b": "tcp://host-b:2376"}
 SERVICES = [*MEMBERS, "etcd", "haproxy", "pgbouncer", "toxiproxy", "prometheus", "alertmanager", "alert-receiver",
             "postgres-exporter"]  # the last one the manifest does not name: a stack may hold more
-MINIMAL = """
-[stack]
-name = "t"
-compose_files = ["docker-compose.yml"]
-[database]
-name = "db"
-user_env = "T_USER"
-password_env = "T_PASSWORD"
-[[groups]]
-name = "g"
-role = "coordinator"
-scope = "g"
-members = ["p1", "p2"]
-[router]
-service = "lb"
-[dcs]
-members = ["etcd"]
+MINIMAL = BASE_MANIFEST + """
 [swarm]
 stack = "shop"
 managers = ["tcp://host-a:2376", "ssh://ops@host-b"]
@@ -67,13 +53,6 @@ host-c = "unix:///run/c/docker.sock"
 "p2:8008" = 28008
 "lb:5000" = 15000
 """
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    (tmp_path / "docker-compose.yml").write_text("services: {}\n")
-    path = tmp_path / "pgchaos.toml"
-    path.write_text(text)
-    return path
 
 
 def test_the_swarm_table_is_read(tmp_path: Path) -> None:
