@@ -140,14 +140,11 @@ def part_env(part: int, base: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def part_runs(parts_dir: Path) -> list[Path]:
-    """The run folder each part wrote (the one with a summary.json), in part order."""
-    out = []
-    parts = [p for p in parts_dir.iterdir() if p.is_dir() and p.name.isdigit()] if parts_dir.is_dir() else []
-    for part in sorted(parts, key=lambda p: int(p.name)):
-        runs = sorted(r for r in part.iterdir() if (r / "summary.json").is_file())
-        out += runs[-1:]
-    return out
+def part_run(parts_dir: Path, part: int) -> Path | None:
+    """The run folder part ``part`` wrote (the one with a summary.json), None when it wrote none."""
+    folder = parts_dir / str(part)
+    runs = sorted(r for r in folder.iterdir() if (r / "summary.json").is_file()) if folder.is_dir() else []
+    return runs[-1] if runs else None
 
 
 def merge_parts(parts_dir: Path, into: Path, *, stacks: int, marginal_fails: bool = False,
@@ -157,11 +154,16 @@ def merge_parts(parts_dir: Path, into: Path, *, stacks: int, marginal_fails: boo
     folders linked, the certification page. Returns the rows."""
     from harness.report.junit import write_junit
     from harness.report.run_info import RUN_INFO
-    from harness.report.summary import write_rows
+    from harness.report.summary import summary_row, write_rows
 
-    runs = part_runs(parts_dir)
+    found = {k: part_run(parts_dir, k) for k in range(1, stacks + 1)}
+    runs = [run for run in found.values() if run is not None]
     into.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, Any]] = []
+    # a part that wrote no report is an error row: the merged run never reads as complete without it
+    rows: list[dict[str, Any]] = [summary_row({
+        "scenario": f"part {k} of {stacks}", "verdict": "error",
+        "reasons": [f"its session wrote no report; see {parts_dir / str(k) / 'pytest.log'}"]})
+        for k, run in found.items() if run is None]
     for run in runs:
         for row in json.loads((run / "summary.json").read_text()):
             rows.append(row)

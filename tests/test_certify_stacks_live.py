@@ -33,11 +33,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _left(client: docker.DockerClient) -> dict[str, list[str]]:
+    """Containers, networks and volumes labelled with this test's state folder; loop mounts under it."""
     label = {"label": f"{STATE_LABEL}={STATE_DIR}"}
     return {kind: names for kind, names in (
-        ("containers", [c.name for c in client.containers.list(all=True, filters=label)]),
+        ("containers", [c.name for c in client.containers.list(all=True, filters=label, ignore_removed=True)]),
         ("networks", [n.name for n in client.networks.list(filters=label)]),
-        ("volumes", [v.name for v in client.volumes.list(filters=label)])) if names}
+        ("volumes", [v.name for v in client.volumes.list(filters=label)]),
+        ("mounts", [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+                    if line.split()[1].startswith(f"{STATE_DIR}/")])) if names}
 
 
 def _started(run: Path) -> float:

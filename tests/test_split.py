@@ -211,11 +211,21 @@ def test_the_parts_lock_runs_an_exclusive_scenario_alone_and_first(tmp_path: Pat
 
 
 def test_two_shared_holders_run_together(tmp_path: Path) -> None:
+    import threading
+
     from harness.split import PartsLock
 
-    lock = PartsLock(tmp_path / "parts.lock")
-    with lock.hold(False) as waited_one, lock.hold(False) as waited_two:
-        assert waited_one < 1 and waited_two < 1
+    lock, inside = PartsLock(tmp_path / "parts.lock"), threading.Event()
+
+    def second() -> None:
+        with lock.hold(False):
+            inside.set()
+
+    with lock.hold(False):
+        other = threading.Thread(target=second, daemon=True)
+        other.start()
+        assert inside.wait(5), "a second shared holder waited for the first"
+    other.join(5)
 
 
 def test_the_shipped_walls_cover_the_reference_catalogue() -> None:
@@ -293,3 +303,12 @@ print("codes", cli._pytest_parts(jobs), flush=True)
     assert "codes [2, 2]" in out, (out, err)  # pytest's exit status for an interrupted session
     for k in (1, 2):
         assert "KeyboardInterrupt" in (tmp_path / f"part{k}.log").read_text()
+
+
+def test_a_part_that_wrote_no_report_is_an_error_of_the_merged_run(tmp_path: Path) -> None:
+    parts = tmp_path / "rep-1" / "stacks"
+    _part_run(parts, 1, {"test_one": "pass"})
+    (parts / "2").mkdir(parents=True)  # its session died before any verdict
+    rows = merge_parts(parts, tmp_path / "rep-1" / "merged", stacks=2)
+    assert {r["scenario"]: r["verdict"] for r in rows} == {"part 2 of 2": "error", "test_one": "pass"}
+    assert "wrote no report" in (tmp_path / "rep-1" / "merged" / "summary.md").read_text()
