@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from harness import assets, engines
 from harness.errors import PgchaosError
-from harness.stack.spec import PROFILES
+from harness.stack.spec import PROFILES, StackSpec
 
 Handler = Callable[[argparse.Namespace], int]
 STACK_COMMANDS = ("up", "status", "run", "certify", "drill", "inject", "heal")
@@ -211,7 +211,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     for w in doc["waivers"]:
         print(f"  waiver: {w['row']} {w['faults']} {w['metric']} <= {w['bound']}: {w['reason']}")
     print("\nscenarios (pgchaos run NAME):" if applies is None else
-          f"\nscenarios on {args.manifest}{' (attached)' if args.attach is not None else ''} (pgchaos run NAME):")
+          f"\nscenarios on {args.manifest}{f' (engine {args.engine})' if args.engine else ''}"
+          f"{' (attached)' if args.attach is not None else ''} (pgchaos run NAME):")
     for name, about in doc["scenarios"].items():
         print(f"  {name:26} {about}")
         if applies is not None and applies[name]["lacks"]:
@@ -228,10 +229,19 @@ def _scenarios_on(args: argparse.Namespace) -> dict[str, dict[str, Any]] | None:
     from harness.stack.manifest import load_manifest, unmet
     from harness.stack.stack import mode_capabilities
 
-    if not getattr(args, "manifest", None):
+    engine = getattr(args, "engine", None)
+    profile = getattr(args, "profile", None)
+    if not getattr(args, "manifest", None) and engine is None and profile is None:
         return None
-    manifest = load_manifest(args.manifest)
-    caps = mode_capabilities(manifest, attached=args.attach is not None)
+    spec = StackSpec(profile=profile or "local", manifest_path=Path(args.manifest) if args.manifest else None,
+                     engine=engine or engines.DEFAULT_ENGINE)
+    eng = engines.engine(spec.engine)  # one line naming the valid ones
+    if args.attach is not None and not eng.can_attach:
+        attachable = [n for n in engines.names() if engines.engine(n).can_attach]
+        raise PgchaosError(f"--attach works with --engine {' or '.join(attachable)} only")
+    args.manifest = str(spec.manifest_file)
+    manifest = load_manifest(spec.manifest_file)
+    caps = mode_capabilities(manifest, attached=args.attach is not None, engine=spec.engine)
     return {name: {"stack": manifest.name, "requires": reqs, "lacks": unmet(reqs, caps)}
             for name, reqs in scenario_requirements().items()}
 
@@ -627,6 +637,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a stack manifest: which scenarios apply to that stack, what it lacks for the others")
     p.add_argument("--attach", nargs="?", const="", default=None, metavar="PROJECT",
                    help="judge the capabilities in attach mode (no loop volumes, no tools)")
+    p.add_argument("--engine", default=None, choices=engines.names(),
+                   help="judge the capabilities on this engine (e.g. swarm-nodes: host faults; compose: "
+                        "partition); with --profile and no --manifest, the profile's manifest for it")
+    p.add_argument("--profile", default=None, choices=PROFILES, help="the profile's manifest (default local)")
     p = add("inject", cmd_inject, "inject a fault into the stack of `pgchaos up` (game day)")
     p.add_argument("fault", help="fault name (pgchaos list)")
     p.add_argument("target", help="role or node: primary, replica, sync-standby, worker-1, etcd, "

@@ -58,6 +58,24 @@ def replica_off_infra_node(stack: Any) -> str:
     raise PgchaosError("no coordinator replica runs outside the infra node")
 
 
+def worker_host(stack: Any) -> tuple[str, str]:
+    """A worker member and its node, the node holding neither the single-instance parts
+    (the infra node) nor the coordinator leader: losing it is a worker host's failure (the
+    coordinator replica it also holds goes with it, as on a real host)."""
+    dep = stack.deployment
+    leader = discover(stack).leader
+    if leader is None:
+        raise PgchaosError("no coordinator leader")
+    leader_node = dep.node_of(leader).name
+    for group in stack.manifest.worker_groups:
+        for member in group.members:
+            node = dep.node_of(member)
+            if node.slot != INFRA_SLOT and node.name != leader_node:
+                return member, node.name
+    raise PgchaosError(f"no worker runs on a node without the infra parts and the coordinator leader "
+                       f"(leader {leader} on {leader_node})")
+
+
 def workers_on(stack: Any, node: str) -> list[str]:
     """The worker members whose task runs on `node` (a host crash takes them down with it)."""
     where = stack.deployment.placement()

@@ -1,7 +1,8 @@
-"""Keys by the worker that holds them, on the reference profile (the coordinator's
-`events` is hash-partitioned over the workers through postgres_fdw: worker-1 holds
-remainder 0, worker-2 remainder 1), and the wait until every pooled coordinator
-backend reaches a worker that came back."""
+"""Keys by the worker that holds them — on the reference profile the coordinator's
+`events` is hash-partitioned over the workers through postgres_fdw (worker-1 holds
+remainder 0, worker-2 remainder 1); on a Citus stack, pgchaos.events's shards on the
+worker's group — and the wait until every pooled coordinator backend reaches a worker
+that came back."""
 
 from __future__ import annotations
 
@@ -12,13 +13,20 @@ from typing import Any
 import psycopg
 
 from harness.errors import PgchaosError
+from harness.stack import citus
 
 READ_TIMEOUT_MS = 3000  # the load's own statement timeout
 POOL_SIZE = 20  # the reference pooler's default_pool_size: the coordinator backends it keeps
 
 
-def keys_on(dsn: str, worker: str, first: int, count: int) -> list[int]:
-    """`count` keys from `first` on that the coordinator places on `worker` (events)."""
+CITUS_TABLE = "pgchaos.events"  # the Citus scenarios' own distributed table
+
+
+def keys_on(dsn: str, worker: str, first: int, count: int, citus_group: int | None = None) -> list[int]:
+    """`count` keys from `first` on that the coordinator places on `worker` (events; on a
+    Citus stack the shards of `citus_group`, the worker's group)."""
+    if citus_group is not None:
+        return citus.keys_in_group(dsn, CITUS_TABLE, citus_group, first, count)
     remainder_zero = worker == "worker-1"
     with psycopg.connect(dsn, autocommit=True) as conn:
         rows = conn.execute(
@@ -28,12 +36,12 @@ def keys_on(dsn: str, worker: str, first: int, count: int) -> list[int]:
     return [k for (k,) in rows]
 
 
-def _read(dsn: str, key: int) -> str | None:
+def _read(dsn: str, key: int, table: str = "events") -> str | None:
     """None when the read succeeded, else its error."""
     try:
         with psycopg.connect(dsn, connect_timeout=2) as conn:
             conn.execute(f"SET LOCAL statement_timeout = {READ_TIMEOUT_MS}")
-            conn.execute("SELECT count(*) FROM events WHERE id = %s", (key,)).fetchone()
+            conn.execute(f"SELECT count(*) FROM {table} WHERE id = %s", (key,)).fetchone()
         return None
     except psycopg.Error as exc:
         return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:200]
@@ -49,14 +57,17 @@ def reached_from_every_backend(stack: Any, worker: str, timeout_s: float = 240.0
     burst makes every pooled backend meet both before the wait ends. The bursts it took."""
     pool = POOL_SIZE
     dsn = stack.dsn()
-    keys = keys_on(stack.dsn(via="router"), worker, 1, pool)
+    group = stack.manifest.group_of(worker)
+    citus_group = group.citus_group if group is not None else None
+    table = "events" if citus_group is None else CITUS_TABLE
+    keys = keys_on(stack.dsn(via="router"), worker, 1, pool, citus_group)
     deadline = time.monotonic() + timeout_s
     bursts = 0
     errors: dict[str, int] = {}
     with ThreadPoolExecutor(pool) as workers:
         while time.monotonic() < deadline:
             bursts += 1
-            failed = [e for e in workers.map(lambda k: _read(dsn, k), keys) if e is not None]
+            failed = [e for e in workers.map(lambda k: _read(dsn, k, table), keys) if e is not None]
             if not failed:
                 return bursts
             for e in failed:

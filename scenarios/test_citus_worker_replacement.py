@@ -38,7 +38,7 @@ pytestmark = [
     pytest.mark.scenario,
     pytest.mark.docker,
     pytest.mark.citus,
-    pytest.mark.requires("citus", "worker-groups>=2", "spare-groups", "toxiproxy"),
+    pytest.mark.requires("citus", "worker-groups>=2", "spare-groups", "spare-services", "toxiproxy"),
     pytest.mark.target("worker-failure"),
 ]
 

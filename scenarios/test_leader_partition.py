@@ -12,7 +12,9 @@ from harness.load.writable_probe import WritableProbe
 pytestmark = [
     pytest.mark.scenario,
     pytest.mark.docker,
-    pytest.mark.requires("replication-links"),
+    # `partition`: the member cut off the stack network (compose); on Swarm a task cannot leave
+    # its overlay, and several hosts cut the leader's whole host (test_node_cut_leader)
+    pytest.mark.requires("replication-links", "partition"),
     pytest.mark.target("leader-partition"),
     pytest.mark.alerts("PatroniMemberDown"),  # Prometheus no longer reaches the cut-off leader
 ]

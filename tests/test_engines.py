@@ -65,8 +65,9 @@ def test_the_registry_names_each_engine_by_its_own_name_and_refuses_others() -> 
 
 def test_engines_declare_what_they_serve() -> None:
     caps = {"tools": 1, "patroni": 1}
-    assert engines.engine("compose").capabilities(dict(caps)) == caps
+    assert engines.engine("compose").capabilities(dict(caps)) == {**caps, "partition": 1}
     assert engines.engine("swarm").capabilities(dict(caps)) == {"patroni": 1, "swarm": 1}
+    assert "partition" not in engines.engine("swarm-nodes").capabilities(dict(caps))  # a task keeps its overlay
 
 
 class Box:

@@ -68,13 +68,13 @@ def test_the_demo_formation_runs_in_quorum_mode_on_its_manifests_database() -> N
 def test_the_demo_capabilities_are_what_it_offers() -> None:
     caps = mode_capabilities(load_manifest(DEMO / "pgchaos.toml"), attached=False)
     assert caps == {"router": 1, "patroni": 3, "dcs-members": 3, "coordinator-members": 3,
-                    "worker-groups": 2, "worker-standbys": 1, "citus": 1}
+                    "worker-groups": 2, "worker-standbys": 1, "citus": 1, "partition": 1}
     attached = mode_capabilities(load_manifest(DEMO / "pgchaos.toml"), attached=True)
     assert attached == caps  # nothing of ours to take away: no loop volumes, no tools
 
 
 def test_each_citus_scenario_runs_or_names_what_the_demo_lacks() -> None:
-    caps = load_manifest(DEMO / "pgchaos.toml").capabilities()
+    caps = mode_capabilities(load_manifest(DEMO / "pgchaos.toml"), attached=False)  # on compose
     verdicts = {}
     for path in CITUS_SCENARIOS:
         for test, reqs in requirements(path).items():
@@ -86,8 +86,8 @@ def test_each_citus_scenario_runs_or_names_what_the_demo_lacks() -> None:
                     "test_citus_transfers_worker_failover", "test_citus_worker_failover"]
     assert verdicts["test_citus_worker_link"] == ["worker-links>=1"]
     assert verdicts["test_citus_transfers_link_cut"] == ["worker-links>=1"]
-    assert verdicts["test_citus_scale_out"] == ["spare-groups", "toxiproxy"]
-    assert verdicts["test_citus_worker_replacement"] == ["spare-groups", "toxiproxy"]
+    assert verdicts["test_citus_scale_out"] == ["spare-groups", "spare-services", "toxiproxy"]
+    assert verdicts["test_citus_worker_replacement"] == ["spare-groups", "spare-services", "toxiproxy"]
     assert verdicts["test_citus_monthly_dr_test"] == ["tools", "guide-schema", "pooler"]
     assert verdicts["test_citus_backup_restore"] == ["tools", "guide-schema", "loop-volumes"]
 
@@ -97,7 +97,8 @@ def test_the_citus_profile_runs_every_citus_scenario() -> None:
     from harness import engines
     from harness.stack.spec import COMPOSE_DIR
 
-    caps = load_manifest(COMPOSE_DIR / "citus" / "pgchaos.toml").capabilities()
+    caps = engines.engine("compose").capabilities(
+        load_manifest(COMPOSE_DIR / "citus" / "pgchaos.toml").capabilities())
     on_swarm = engines.engine("swarm-nodes").capabilities(
         load_manifest(COMPOSE_DIR / "citus" / "swarm" / "pgchaos.toml").capabilities())
     for path in CITUS_SCENARIOS:

@@ -234,6 +234,25 @@ def test_list_with_a_manifest_says_what_applies_and_why_not(capsys: pytest.Captu
     assert "skipped here: the stack (shop) lacks: loop-volumes" in capsys.readouterr().out
 
 
+def test_list_judges_a_profile_on_an_engine(capsys: pytest.CaptureFixture[str]) -> None:
+    """`list --engine`: what the engine serves (host faults on several hosts, no partition on
+    Swarm); `--profile` picks that profile's manifest for the engine."""
+    assert cli.main(["list", "--json", "--profile", "citus", "--engine", "swarm-nodes"]) == 0
+    on = json.loads(capsys.readouterr().out)["on_stack"]
+    assert on["node_crash_worker"]["stack"] == "citus-swarm" and on["node_crash_worker"]["lacks"] == []
+    assert on["citus_worker_link"]["lacks"] == []  # the Swarm stack's Toxiproxy links
+    assert on["leader_partition"]["lacks"] == ["partition"]
+    assert on["citus_scale_out"]["lacks"] == ["spare-services"]  # compose's spare profile; Swarm scales
+    assert cli.main(["list", "--json", "--engine", "compose"]) == 0
+    on = json.loads(capsys.readouterr().out)["on_stack"]
+    assert on["leader_partition"]["lacks"] == [] and on["node_crash_leader"]["lacks"] == ["swarm-nodes",
+                                                                                          "node-control"]
+    assert cli.main(["list", "--engine", "swarm-nodes", "--profile", "citus", "--attach"]) == 0
+    assert "node_crash_worker" in (out := capsys.readouterr().out) and "lacks: node-control" in out
+    assert cli.main(["list", "--engine", "swarm", "--attach"]) == 2
+    assert "--attach works with --engine" in capsys.readouterr().err
+
+
 def test_load_users_follow_capabilities() -> None:
     from harness.load.locust_runner import user_classes_for
 

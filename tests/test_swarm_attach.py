@@ -70,7 +70,7 @@ def test_the_swarm_table_is_read(tmp_path: Path) -> None:
     (lambda t: t.replace('managers = ["tcp://host-a:2376", "ssh://ops@host-b"]', "managers = []"),
      "swarm.managers: needs at least one manager"),
     (lambda t: t.replace('managers = ["tcp://host-a:2376", "ssh://ops@host-b"]\n', ""),
-     "swarm.managers: missing"),
+     "swarm.managers: needs at least one manager, e.g. [\"tcp://host-a:2376\"] (or DOCKER_HOST set to one)"),
     (lambda t: t.replace('host-c = "unix:///run/c/docker.sock"', 'host-c = "host-c:2376"'),
      "swarm.nodes.host-c: 'host-c:2376' is not a Docker endpoint"),
     (lambda t: t.replace('"p2:8008" = 28008\n', ""), 'swarm.ports: missing "p2:8008"; add "p2:8008" ='),
@@ -80,10 +80,24 @@ def test_the_swarm_table_is_read(tmp_path: Path) -> None:
     (lambda t: t.replace('stack = "shop"', 'stack = "shop"\nmanager = "tcp://x:1"'),
      "unknown key 'swarm.manager'; valid here: managers, nodes, ports, stack"),
 ])
-def test_a_bad_swarm_table_is_one_line_naming_the_key(tmp_path: Path, change, needle: str) -> None:
+def test_a_bad_swarm_table_is_one_line_naming_the_key(tmp_path: Path, change, needle: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
     with pytest.raises(ManifestError) as err:
         load_manifest(write(tmp_path, change(MINIMAL)))
     assert needle in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+def test_managers_default_to_docker_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real multi-host user's DOCKER_HOST (the manager the docker CLI talks to) stands for
+    `managers` when the table leaves it out; a bad one is named in one line."""
+    text = MINIMAL.replace('managers = ["tcp://host-a:2376", "ssh://ops@host-b"]\n', "")
+    monkeypatch.setenv("DOCKER_HOST", "ssh://ops@manager-1")
+    assert load_manifest(write(tmp_path, text)).swarm.managers == ("ssh://ops@manager-1",)
+    assert load_manifest(write(tmp_path, MINIMAL)).swarm.managers[0] == "tcp://host-a:2376"  # the table wins
+    monkeypatch.setenv("DOCKER_HOST", "manager-1:2376")
+    with pytest.raises(ManifestError, match="swarm.managers: not given, and DOCKER_HOST='manager-1:2376' is not"):
+        load_manifest(write(tmp_path, text))
 
 
 def test_an_attached_swarm_offers_drain_but_not_host_crash(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ read in attach mode (`--engine swarm-nodes --attach [STACK]`):
 
     [swarm]
     stack = "postgres-mesh"                      # the deployed stack (`--attach STACK` wins)
-    managers = ["tcp://host-a:2376", "ssh://ops@host-b"]   # tried in order
+    managers = ["tcp://host-a:2376", "ssh://ops@host-b"]   # tried in order; default: $DOCKER_HOST
     [swarm.nodes]                                # each node's own engine, by hostname
     host-a = "tcp://host-a:2376"
     host-c = "ssh://ops@host-c"
@@ -548,9 +548,14 @@ def _swarm_target(sw: _Reader, manifest: Manifest) -> SwarmTarget:
     stack = sw.get("stack", str, None)
     if stack is not None and not _STACK_NAME.match(stack):
         raise sw.fail("stack", f"{stack!r} is not a stack name (letters, digits, - and _)")
-    managers = sw.get("managers", list, required=True)
+    managers = sw.get("managers", list, None)
+    if managers is None and os.environ.get("DOCKER_HOST"):  # the manager the docker CLI already uses
+        managers = [os.environ["DOCKER_HOST"]]
+        if not _ENDPOINT.match(managers[0]):
+            raise sw.fail("managers", f"not given, and DOCKER_HOST={managers[0]!r} is not {ENDPOINT_FIX}")
     if not managers:
-        raise sw.fail("managers", f'needs at least one manager, e.g. ["tcp://host-a:2376"]; each {ENDPOINT_FIX}')
+        raise sw.fail("managers", f'needs at least one manager, e.g. ["tcp://host-a:2376"] (or DOCKER_HOST set '
+                                  f"to one); each {ENDPOINT_FIX}")
     for i, url in enumerate(managers):
         if not isinstance(url, str) or not _ENDPOINT.match(url):
             raise sw.fail(f"managers[{i}]", f"{url!r} is not {ENDPOINT_FIX}")

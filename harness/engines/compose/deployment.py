@@ -63,6 +63,15 @@ class ComposeDeployment(ContainerVerbs):
                                      env_file=[str(f) for f in self.env_files] or None, wait=True)
 
     @classmethod
+    def capabilities(cls, caps: dict[str, int]) -> dict[str, int]:
+        """The manifest's, plus cutting a member off the stack network ("partition":
+        `docker network disconnect`, which a Swarm task cannot be given) and, with a spare
+        group, starting its services on demand ("spare-services": its compose profile; on
+        Swarm the spare is a task of a scaled service, see the citus_swarm scenarios)."""
+        extra = {"partition": 1, **({"spare-services": 1} if caps.get("spare-groups") else {})}
+        return {**caps, **extra}
+
+    @classmethod
     def create(cls, ctx: EngineContext) -> ComposeDeployment:
         """Provision: project `pgchaos-RUN`, the user's files plus our ownership override, the
         stack's own env files under pgchaos's. Attach: the named project (or the one found)."""
