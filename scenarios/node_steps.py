@@ -35,8 +35,9 @@ def leader_off_infra_node(stack: Any, timeout_s: float = 90.0) -> dict[str, Any]
     if node.slot != INFRA_SLOT:
         return {"switchover_first": False, "leader": leader, "node": node.name}
     runner = next(m for m in group.members if m != leader)
-    rc, out = stack.exec(runner, ["patronictl", "-c", group.patroni_config, "switchover", "--leader", leader,
-                                  "--force"], user="postgres", timeout=60)
+    citus = ["--group", str(group.citus_group)] if group.citus_group is not None else []  # Patroni's Citus mode
+    rc, out = stack.exec(runner, ["patronictl", "-c", group.patroni_config, "switchover", *citus,
+                                  "--leader", leader, "--force"], user="postgres", timeout=60)
     if rc != 0 or "Successfully" not in out:
         raise PgchaosError(f"switchover off the infra node failed: {' '.join(out.strip().splitlines()[-2:])}")
     deadline = time.monotonic() + timeout_s

@@ -188,6 +188,8 @@ def _patronictl(verb: str) -> Inject:
         group = nem.stack.manifest.group_of(target) or nem.stack.manifest.coordinator
         leader = nem.resolve_node(f"primary@{group.name}")
         cmd = ["patronictl", "-c", group.patroni_config, verb]
+        if group.citus_group is not None:  # Patroni's Citus mode: "the --group must be specified"
+            cmd += ["--group", str(group.citus_group)]
         if verb == "switchover":
             cmd += ["--leader", leader]
         if target not in ("primary", "leader", leader):

@@ -20,7 +20,9 @@ postgres="$address:5432"
 # With PGCHAOS_TOXIPROXY (host:port of its API), the member's PostgreSQL address is its
 # own Toxiproxy link `pg-<name>` (listening on 15200+N for coordinator-N, 15300+N for
 # worker-N), created here or pointed at this task's address when an earlier task of the
-# slot made it. Only the upstream changes: a link cut or slowed by a fault stays so.
+# slot made it. The link keeps the enabled state it had (a link a fault has cut stays
+# cut), and the change is read back: Toxiproxy restarts a link's listener to change its
+# upstream, and a restart that fails (its port not yet free) leaves it disabled.
 if [ -n "${PGCHAOS_TOXIPROXY:-}" ]; then
   slot=${PATRONI_NAME##*-}
   case "$PATRONI_NAME" in
@@ -28,20 +30,48 @@ if [ -n "${PGCHAOS_TOXIPROXY:-}" ]; then
     worker-*) port=$((15300 + slot)) ;;
     *) echo "swarm-member: no link port for $PATRONI_NAME" >&2; exit 1 ;;
   esac
-  api="http://$PGCHAOS_TOXIPROXY/proxies"
-  link="pg-$PATRONI_NAME"
-  code=""
-  for _ in $(seq 1 60); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 -X POST "$api" \
-      -d "{\"name\": \"$link\", \"listen\": \"0.0.0.0:$port\", \"upstream\": \"$postgres\", \"enabled\": true}") || true
-    if [ "$code" = 409 ]; then
-      code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 -X POST "$api/$link" \
-        -d "{\"upstream\": \"$postgres\"}") || true
-    fi
-    case "$code" in 200|201) break ;; esac
-    sleep 1
-  done
-  case "$code" in 200|201) ;; *) echo "swarm-member: Toxiproxy at $PGCHAOS_TOXIPROXY did not take link $link (HTTP $code) after 60 tries" >&2; exit 1 ;; esac
+  python3 - "$PGCHAOS_TOXIPROXY" "pg-$PATRONI_NAME" "$port" "$postgres" <<'PY'
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+
+api, link, port, upstream = sys.argv[1:]
+base = f"http://{api}/proxies"
+
+
+def call(method, url, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as answer:
+            return answer.status, json.loads(answer.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, None
+
+
+want, last = None, "no answer"
+for _ in range(60):  # bounded: about a minute
+    try:
+        code, proxy = call("GET", f"{base}/{link}")
+        if code == 404:
+            want = True if want is None else want
+            code, _ = call("POST", base, {"name": link, "listen": f"0.0.0.0:{port}", "upstream": upstream,
+                                          "enabled": want})
+        elif code == 200:
+            want = proxy["enabled"] if want is None else want
+            if proxy["upstream"] == upstream and proxy["enabled"] == want:
+                print(f"swarm-member: link {link} -> {upstream} ({'enabled' if want else 'disabled'})")
+                sys.exit(0)
+            code, _ = call("PATCH", f"{base}/{link}", {"upstream": upstream, "enabled": want})
+        last = f"HTTP {code}"
+    except OSError as err:
+        last = str(err)
+    time.sleep(0.5)
+print(f"swarm-member: Toxiproxy at {api} did not take link {link} -> {upstream} ({last})", file=sys.stderr)
+sys.exit(1)
+PY
   postgres="${PGCHAOS_TOXIPROXY%%:*}:$port"
 fi
 echo "swarm-member: $PATRONI_NAME (Citus group $PATRONI_CITUS_GROUP) advertises $postgres (REST $address:8008)"
