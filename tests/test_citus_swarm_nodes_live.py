@@ -4,9 +4,10 @@ names it, the steady state (placement by task slot included), then the guide's
 `docker service` commands as written, each a scenario under load — `update --force`
 of the coordinator and of PgBouncer, the rolling `update --image` of the workers, and
 `scale postgres-mesh_worker=5` with `citus_add_node` / `rebalance_table_shards()` and
-the drain back to 4 (Patroni paused for the group first) — and teardown, after which
-nothing of ours remains. Skipped without a Citus package (PGCHAOS_CITUS_DEB) or image
-(PGCHAOS_CITUS_IMAGE)."""
+the drain back to 4 (Patroni paused for the group first) — then the stack's own
+Toxiproxy link of a worker cut (the alert sees it), a worker's host and the coordinator
+leader's host crashed, and teardown, after which nothing of ours remains. Skipped
+without a Citus package (PGCHAOS_CITUS_DEB) or image (PGCHAOS_CITUS_IMAGE)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ from harness.stack import volumes
 from harness.stack.images import citus_source
 from harness.stack.spec import shifted_ports
 
-# bounded: the subprocess within 2100 s (four scenarios on 2 cores), cleanup after
-pytestmark = [pytest.mark.docker, pytest.mark.own_stack, pytest.mark.timeout(2400)]
+# bounded: the subprocess within 3300 s (seven scenarios on 2 cores), cleanup after
+pytestmark = [pytest.mark.docker, pytest.mark.own_stack, pytest.mark.timeout(3600)]
 
 REPO = Path(__file__).resolve().parents[1]
 STACK = f"pgchaos-citus-swarm-{os.getpid()}"
@@ -36,10 +37,15 @@ STATE_DIR = "/var/lib/pgchaos-citus-swarm-ci"
 # clear of the defaults, of the swarm tests' (12xxx, 16xxx), of tests/offset_stack.py's
 # (+20000) and of the kernel's ephemeral range
 PORTS = shifted_ports(13000)
-SCENARIOS = ["scenarios/test_citus_swarm_coordinator_force_update.py",
-             "scenarios/test_citus_swarm_pgbouncer_force_update.py",
-             "scenarios/test_citus_swarm_scale_out.py",
-             "scenarios/test_citus_swarm_worker_rolling_update.py"]
+GUIDE_COMMANDS = ["scenarios/test_citus_swarm_coordinator_force_update.py",
+                  "scenarios/test_citus_swarm_pgbouncer_force_update.py",
+                  "scenarios/test_citus_swarm_scale_out.py",
+                  "scenarios/test_citus_swarm_worker_rolling_update.py"]
+# the stack's own links and its hosts failing
+LINKS_AND_HOSTS = ["scenarios/test_citus_worker_link.py",
+                   "scenarios/test_node_crash_worker.py",
+                   "scenarios/test_node_crash_leader.py"]
+SCENARIOS = GUIDE_COMMANDS + LINKS_AND_HOSTS
 
 
 def ours_left(client) -> dict[str, list[str]]:
@@ -67,7 +73,7 @@ def test_citus_on_swarm_nodes_runs_the_guides_service_commands_and_leaves_nothin
            "--pgchaos-reports-dir", str(reports)]
     t0 = time.monotonic()
     try:
-        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=2100)
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=3300)
         out = proc.stdout + proc.stderr
         print(out[-3000:])
         print(f"Citus on swarm-nodes: {time.monotonic() - t0:.0f} s")
@@ -84,6 +90,8 @@ def test_citus_on_swarm_nodes_runs_the_guides_service_commands_and_leaves_nothin
             print(f"{name}: {v['verdict']} RTO {v['rto_s']} lost {v['rpo'].get('lost')}")
             assert v["rpo"]["lost"] == 0, (name, v["reasons"])
             assert v["fault_effect"]["valid"] is True, (name, v["fault_effect"])
+            if f"scenarios/{name}.py" not in GUIDE_COMMANDS:
+                continue
             steps = {s["step"]: s for s in v["figures"]["steps"]}
             commands = [s for s in steps.values() if s.get("command", "").startswith("docker service")]
             assert commands and all(s["ok"] for s in commands), (name, commands)  # each ran and converged
@@ -91,6 +99,15 @@ def test_citus_on_swarm_nodes_runs_the_guides_service_commands_and_leaves_nothin
         assert scale["placements_after"].get("5"), scale  # the new worker took shards
         assert scale["scale_down_removed_slots"] == [5], scale
         assert not scale["placements_final"].get("5"), scale
+        # a worker's host crashed: its workers ran again on the other hosts, their groups' writes came back
+        host = verdicts["test_node_crash_worker"]["figures"]
+        assert host["swarm_detect_s"] is not None
+        assert set(host["worker_reached_after_s"]) == set(host["workers_on_node"]), host
+        assert host["node"] not in host["workers_now_on"].values(), host
+        assert all(host["write_rto_by_group_s"][str(g)] is not None for g in host["hit_groups"]), host
+        # the links are the cluster's: cutting a worker's link cut what Citus uses, and the alert saw it
+        link = verdicts["test_citus_worker_link"]
+        assert link["detection"]["expectations"][0]["alerts"]["WorkerUnreachable"]["fired"], link["detection"]
     finally:
         left = ours_left(client)
         if left:  # clean up this test's nodes only (never `gc --all`), then fail
