@@ -50,11 +50,11 @@ def _read(dsn: str, key: int, table: str = "events") -> str | None:
 def reached_from_every_backend(stack: Any, worker: str, timeout_s: float = 240.0) -> int:
     """Bounded: until a burst of reads on `worker`'s shards, one per server connection of the
     pooler's pool, all succeed through the pooler at once. A worker whose host came back
-    runs on a new address, which the other hosts reach only once the swarm's overlay
-    network has learnt it (measured: 1-3 min after its task runs again; every read on its
-    shards hits the statement timeout meanwhile); and a coordinator backend whose fdw
-    connection still points at the old address fails once on the statement timeout. The
-    burst makes every pooled backend meet both before the wait ends. The bursts it took."""
+    runs on a new address, and a link that still dials the old one waits on it (up to
+    Toxiproxy's SYN retries; 1-3 min before the Swarm stacks cut them to about 7 s); a
+    coordinator backend whose connection still points at the old task fails once on the
+    statement timeout. The burst makes every pooled backend meet both before the wait
+    ends. The bursts it took."""
     pool = POOL_SIZE
     dsn = stack.dsn()
     group = stack.manifest.group_of(worker)

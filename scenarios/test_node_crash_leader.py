@@ -9,9 +9,8 @@ host held (one-member worker groups are spread over the nodes) is down with it:
 what fails on its shards until the node is back is judged by the worker-failure
 row (the guide's single worker failure, 5 min), not the coordinator's. The node is
 back when every pooled coordinator backend reaches its worker again: the task
-returns on a new address, which the other hosts reach only once the overlay network
-has learnt it (1-3 min here), and a backend whose fdw connection still points at the
-old one fails once on its statement timeout (figure worker_reached_after_s)."""
+returns on a new address, and a backend whose connection still points at the old
+one fails once on its statement timeout (figure worker_reached_after_s)."""
 
 import pytest
 from node_steps import host_return, leader_off_infra_node, record_node_figures, workers_on
