@@ -118,3 +118,21 @@ def record_node_figures(run: ScenarioRun, fault: Any) -> None:
     run.figures["swarm_detect_s"] = effect.get("after_s") if effect.get("seen") else None
     if effect.get("seen"):
         run.phase("swarm-detected", at=fault.time + float(effect["after_s"]), node=fault.params.get("node"))
+
+
+def leader_host_lost(scenario_run: Callable[..., Any], stack: Any, fault: str, label: str,
+                     new_leader_timeout_s: float) -> ScenarioRun:
+    """The coordinator leader's host lost by `fault` (node-crash, node-stop) under load: the
+    leader first moved off the infra node, a new leader awaited, recovery, Swarm's detection,
+    then the host's return as a runbook step (`label`). The finished run (its verdict)."""
+    placed = leader_off_infra_node(stack)
+    workers = workers_on(stack, placed["node"])
+    with scenario_run() as run:
+        run.figures.update(placed, workers_on_node=workers)
+        hit = run.nemesis.inject(fault, "primary")
+        new_leader = run.wait_for_new_leader(hit.target, timeout_s=new_leader_timeout_s)
+        run.figures["old_leader"], run.figures["new_leader"] = hit.target, new_leader
+        run.wait_for_recovery()
+        record_node_figures(run, hit)
+        host_return(run, hit, workers, label)
+    return run

@@ -13,7 +13,7 @@ returns on a new address, and a backend whose connection still points at the old
 one fails once on its statement timeout (figure worker_reached_after_s)."""
 
 import pytest
-from node_steps import host_return, leader_off_infra_node, record_node_figures, workers_on
+from node_steps import leader_host_lost
 
 from conftest import assert_verdict
 
@@ -26,15 +26,7 @@ pytestmark = [
 
 
 def test_node_crash_leader(scenario_run, pgchaos_stack):
-    placed = leader_off_infra_node(pgchaos_stack)
-    workers = workers_on(pgchaos_stack, placed["node"])
-    with scenario_run() as run:
-        run.figures.update(placed, workers_on_node=workers)
-        fault = run.nemesis.inject("node-crash", "primary")
-        new_leader = run.wait_for_new_leader(fault.target, timeout_s=90)
-        run.figures["old_leader"], run.figures["new_leader"] = fault.target, new_leader
-        run.wait_for_recovery()
-        record_node_figures(run, fault)
-        # the node rejoins and its tasks run again there (the member, and any worker it held)
-        host_return(run, fault, workers, "the crashed node rejoins: its tasks running again")
+    # the node rejoins and its tasks run again there (the member, and any worker it held)
+    run = leader_host_lost(scenario_run, pgchaos_stack, "node-crash",
+                           "the crashed node rejoins: its tasks running again", new_leader_timeout_s=90)
     assert_verdict(run.verdict)

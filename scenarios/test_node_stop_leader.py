@@ -8,7 +8,7 @@ back: its return is a runbook step judged by worker-failure, ended when every po
 coordinator backend reaches that worker again (as in test_node_crash_leader)."""
 
 import pytest
-from node_steps import host_return, leader_off_infra_node, record_node_figures, workers_on
+from node_steps import leader_host_lost
 
 from conftest import assert_verdict
 
@@ -21,14 +21,6 @@ pytestmark = [
 
 
 def test_node_stop_leader(scenario_run, pgchaos_stack):
-    placed = leader_off_infra_node(pgchaos_stack)
-    workers = workers_on(pgchaos_stack, placed["node"])
-    with scenario_run() as run:
-        run.figures.update(placed, workers_on_node=workers)
-        fault = run.nemesis.inject("node-stop", "primary")
-        new_leader = run.wait_for_new_leader(fault.target, timeout_s=60)
-        run.figures["old_leader"], run.figures["new_leader"] = fault.target, new_leader
-        run.wait_for_recovery()
-        record_node_figures(run, fault)
-        host_return(run, fault, workers, "the stopped node is started again: its tasks running again")
+    run = leader_host_lost(scenario_run, pgchaos_stack, "node-stop",
+                           "the stopped node is started again: its tasks running again", new_leader_timeout_s=60)
     assert_verdict(run.verdict)
